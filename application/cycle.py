@@ -1,0 +1,456 @@
+"""One decision cycle of one trader, and the order plumbing it shares with protective exits.
+
+Order of effects (ARCHITECTURE.md §8):
+
+1. market snapshot (missing or stale → ``CycleSkipped``, nothing else);
+2. ``DecisionRequested`` with the exact snapshot and prompt digest is saved *before* the
+   model is asked, so every question has a record even if the process dies;
+3. the answer is read and risk-checked in the domain; ``LLMResponded``/``LLMFailed``,
+   ``RiskRejected`` and ``OrderPlaced`` (with a deterministic cloid) are saved together —
+   if that save fails, no order is sent;
+4. orders go to the exchange (retries reuse the cloid and look the order up first);
+   fills and rejections are saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from application.ports import (
+    AccountView,
+    Alerts,
+    Clock,
+    DecisionModel,
+    DecisionReply,
+    DecisionRequest,
+    Exchange,
+    ExchangeError,
+    MarketData,
+    MarketDataError,
+    MarketSnapshot,
+    ModelError,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    PositionView,
+    PromptLimits,
+    PromptRenderer,
+    StaleData,
+)
+from application.settings import EngineSettings, TraderSettings
+from application.trading import TradingApp
+from domain.decision import DecisionParseError, parse_decision
+from domain.ledger import liquidation_price
+from domain.risk import AssetRules, PlannedOrder, plan_orders
+from domain.trader import PromptRecord, Trader, make_cloid
+from domain.values import LLMFailureReason, SkipReason
+
+log = logging.getLogger("nof0.engine")
+
+_SNAPSHOT_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+
+class PromptError(Exception):
+    """The prompt could not be rendered from the snapshot (a template bug)."""
+
+
+@dataclass
+class CycleOutcome:
+    trader: str
+    cycle_id: str | None
+    status: str  # "skipped" | "failed" | "decided" | "paused"
+    detail: str = ""
+    orders: list[str] = field(default_factory=list)
+    fills: int = 0
+
+
+def canonical_snapshot(snapshot: MarketSnapshot) -> tuple[str, str]:
+    """The snapshot as stored in ``DecisionRequested`` and its sha256."""
+    text = _SNAPSHOT_ENCODER.encode(snapshot).decode()
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def account_view(
+    trader: Trader,
+    marks: dict[str, Decimal],
+    assets: dict[str, AssetRules],
+    *,
+    as_of: datetime,
+    sharpe: float = 0.0,
+) -> AccountView:
+    account = trader.account(marks)
+    max_lev = {coin: rules.max_leverage for coin, rules in assets.items()}
+    views = []
+    for coin, position in sorted(trader.positions.items()):
+        mark = marks.get(coin, position.entry_price)
+        plan = position.context.exit_plan
+        views.append(
+            PositionView(
+                coin=coin,
+                quantity=position.qty,
+                entry_price=position.entry_price,
+                current_price=mark,
+                liquidation_price=liquidation_price(position, account, marks, max_lev),
+                unrealized_pnl=position.unrealized(mark),
+                leverage=position.context.leverage,
+                profit_target=plan.profit_target if plan else None,
+                stop_loss=plan.stop_loss if plan else None,
+                invalidation_condition=plan.invalidation_condition if plan else "",
+                confidence=position.context.confidence,
+                risk_usd=position.context.risk_usd,
+                justification=position.context.justification,
+                notional_usd=position.notional(mark),
+            )
+        )
+    inception = trader.created_on
+    minutes = max(0, int((as_of - inception).total_seconds() // 60))
+    return AccountView(
+        equity=account.equity,
+        available_cash=account.available,
+        return_pct=account.return_pct,
+        sharpe_ratio=sharpe,
+        positions=tuple(views),
+        minutes_elapsed=minutes,
+        invocations=trader.cycle_no,
+    )
+
+
+def prompt_limits(settings: TraderSettings) -> PromptLimits:
+    limits = settings.limits
+    return PromptLimits(
+        max_positions=limits.max_positions,
+        major_coin_leverage=limits.major_coin_leverage,
+        altcoin_leverage=limits.altcoin_leverage,
+        min_confidence_pct=limits.min_confidence_pct,
+        min_risk_reward=limits.min_risk_reward,
+        max_position_size_usd=limits.max_position_size_usd,
+    )
+
+
+class OrderDesk:
+    """Sends recorded orders to the venue and records what happened.
+
+    An order is only sent after its ``OrderPlaced`` is saved. A retry after an ambiguous
+    outcome first asks the venue about the cloid, so the same leg is never sent twice
+    to a venue that already has it.
+    """
+
+    def __init__(
+        self,
+        app: TradingApp,
+        exchange: Exchange,
+        clock: Clock,
+        engine: EngineSettings,
+        alerts: Alerts,
+    ) -> None:
+        self.app = app
+        self.exchange = exchange
+        self.clock = clock
+        self.engine = engine
+        self.alerts = alerts
+
+    async def submit(self, trader: Trader, cloids: list[str]) -> int:
+        """Send pending orders; record outcomes; return the number of fills."""
+        fills = 0
+        for cloid in cloids:
+            pending = trader.pending.get(cloid)
+            if pending is None:
+                continue
+            request = OrderRequest(
+                account=trader.config_id,
+                cloid=cloid,
+                coin=pending.coin,
+                side=pending.side,
+                size=pending.size - pending.filled,
+                limit_price=pending.limit_price,
+                reduce_only=pending.reduce_only,
+                leverage=pending.leverage,
+            )
+            result = await self._send_once(request)
+            if result is None:
+                self.alerts.alert(
+                    trader.config_id,
+                    "order_outcome_unknown",
+                    f"order {cloid} ({pending.coin}) has no known outcome; it stays pending "
+                    "and is reconciled on the next start",
+                )
+                log.warning("trader=%s order %s outcome unknown", trader.config_id, cloid)
+                continue
+            fills += self.record(trader, result)
+        self.app.save_trader(trader)
+        return fills
+
+    def record(self, trader: Trader, result: OrderResult) -> int:
+        at = self.clock.now()
+        pending = trader.pending.get(result.cloid)
+        if pending is None:
+            return 0
+        if result.status is OrderStatus.FILLED and result.filled_size > 0:
+            trader.record_fill(
+                result.cloid,
+                price=result.avg_price,
+                size=result.filled_size,
+                fee=result.fee,
+                liquidity=result.liquidity,
+                at=at,
+                final=True,
+            )
+            log.info(
+                "trader=%s filled %s %s %s @ %s fee %s",
+                trader.config_id,
+                pending.side.value,
+                result.filled_size,
+                pending.coin,
+                result.avg_price,
+                result.fee,
+            )
+            return 1
+        reason = result.error or result.status.value
+        trader.record_order_rejected(result.cloid, reason=reason, detail=result.detail, at=at)
+        log.warning(
+            "trader=%s order %s %s rejected: %s %s",
+            trader.config_id,
+            pending.coin,
+            result.cloid,
+            reason,
+            result.detail,
+        )
+        return 0
+
+    async def _send_once(self, request: OrderRequest) -> OrderResult | None:
+        """Place the order; after an ambiguous failure, look it up before any resubmission."""
+        attempts = max(1, self.engine.order_retries)
+        for attempt in range(attempts):
+            if attempt > 0:
+                await asyncio.sleep(self.engine.order_backoff_s * (2 ** (attempt - 1)))
+                try:
+                    known = await self.exchange.order_status(request.account, request.cloid)
+                except ExchangeError as exc:
+                    log.warning("order lookup %s failed: %s", request.cloid, exc)
+                    continue
+                if known.status is not OrderStatus.UNKNOWN:
+                    return known
+            try:
+                return await self.exchange.place_order(request)
+            except ExchangeError as exc:
+                log.warning(
+                    "order %s attempt %d/%d failed: %s", request.cloid, attempt + 1, attempts, exc
+                )
+        return None
+
+
+class DecisionCycle:
+    def __init__(
+        self,
+        *,
+        app: TradingApp,
+        settings: TraderSettings,
+        engine: EngineSettings,
+        market: MarketData,
+        exchange: Exchange,
+        model: DecisionModel,
+        renderer: PromptRenderer,
+        clock: Clock,
+        alerts: Alerts,
+        sharpe: dict[str, float] | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.engine = engine
+        self.market = market
+        self.exchange = exchange
+        self.model = model
+        self.renderer = renderer
+        self.clock = clock
+        self.alerts = alerts
+        self.desk = OrderDesk(app, exchange, clock, engine, alerts)
+        self.sharpe = sharpe if sharpe is not None else {}
+
+    def _skip(self, trader: Trader, reason: SkipReason, detail: str, as_of: datetime) -> CycleOutcome:
+        trader.skip_cycle(reason=reason, detail=detail, as_of=as_of)
+        self.app.save_trader(trader)
+        log.info("trader=%s cycle skipped: %s (%s)", trader.config_id, reason.value, detail)
+        return CycleOutcome(trader.config_id, None, "skipped", f"{reason.value}: {detail}")
+
+    async def run(self, as_of: datetime) -> CycleOutcome:
+        cfg = self.settings
+        trader = self.app.get_trader(cfg.config_id)
+        if trader.paused:
+            return CycleOutcome(cfg.config_id, None, "paused", trader.pause_reason)
+        try:
+            snapshot = await self.market.snapshot(cfg.coins, as_of)
+            self._check_fresh(snapshot, as_of)
+        except StaleData as exc:
+            return self._skip(trader, SkipReason.STALE_DATA, str(exc), as_of)
+        except MarketDataError as exc:
+            return self._skip(trader, SkipReason.MISSING_DATA, str(exc), as_of)
+        try:
+            assets = dict(await self.exchange.assets())
+        except ExchangeError as exc:
+            return self._skip(trader, SkipReason.EXCHANGE_UNAVAILABLE, str(exc), as_of)
+        marks = snapshot.marks()
+        account = account_view(
+            trader, marks, assets, as_of=as_of, sharpe=self.sharpe.get(cfg.config_id, 0.0)
+        )
+        try:
+            prompt = self.renderer.render(
+                system_template=cfg.system_template,
+                user_template=cfg.user_template,
+                snapshot=snapshot,
+                account=account,
+                limits=prompt_limits(cfg),
+                as_of=as_of,
+            )
+        except PromptError as exc:
+            return self._skip(trader, SkipReason.PROMPT_ERROR, str(exc), as_of)
+        snapshot_text, snapshot_digest = canonical_snapshot(snapshot)
+        cycle_id = trader.request_decision(
+            as_of=as_of,
+            model=cfg.model,
+            snapshot=snapshot_text,
+            snapshot_digest=snapshot_digest,
+            marks=marks,
+            prompt=PromptRecord(
+                template=prompt.template,
+                version=prompt.version,
+                digest=prompt.digest,
+                schema_version=prompt.schema_version,
+                user_prompt=prompt.user,
+            ),
+        )
+        self.app.save_trader(trader)
+
+        request = DecisionRequest(
+            trader=cfg.config_id,
+            cycle_id=cycle_id,
+            as_of=as_of,
+            coins=cfg.coins,
+            snapshot=snapshot,
+            account=account,
+            prompt=prompt,
+            model=cfg.model,
+        )
+        reply = await self._ask(trader, request)
+        if reply is None:
+            self.app.save_trader(trader)
+            return CycleOutcome(cfg.config_id, cycle_id, "failed", "model failed")
+        at = self.clock.now()
+        try:
+            parsed = parse_decision(reply.text, cfg.coins)
+        except DecisionParseError as exc:
+            trader.record_failure(
+                cycle_id=cycle_id,
+                model=reply.model,
+                reason=exc.reason.value,
+                detail=exc.detail,
+                raw_text=reply.text,
+                latency_ms=reply.latency_ms,
+                at=at,
+                policy=self.engine.pause_policy,
+            )
+            self._after_failure(trader, exc.reason.value, exc.detail)
+            self.app.save_trader(trader)
+            return CycleOutcome(cfg.config_id, cycle_id, "failed", exc.reason.value)
+        trader.record_response(
+            cycle_id=cycle_id,
+            model=reply.model,
+            raw_text=reply.text,
+            parsed=parsed,
+            tokens_in=reply.tokens_in,
+            tokens_out=reply.tokens_out,
+            cost_usd=reply.cost_usd,
+            latency_ms=reply.latency_ms,
+            at=at,
+        )
+        plan = plan_orders(
+            parsed.items,
+            account=trader.account(marks),
+            marks=marks,
+            limits=cfg.limits,
+            assets=assets,
+            slippage_bps=cfg.slippage_bps,
+            taker_fee_rate=self.exchange.fee_taker,
+        )
+        for rejection in plan.rejections:
+            trader.reject(cycle_id, rejection, at)
+            log.info(
+                "trader=%s %s %s refused: %s",
+                cfg.config_id,
+                rejection.coin,
+                rejection.signal,
+                rejection.detail,
+            )
+        cloids = self._place(trader, cycle_id, plan.orders, at)
+        # Saved before anything is sent: a failure here stops the cycle with no order out.
+        self.app.save_trader(trader)
+        fills = await self.desk.submit(trader, cloids) if cloids else 0
+        signals = ", ".join(f"{i.coin}:{i.signal.value}" for i in parsed.items)
+        log.info(
+            "trader=%s %s decided [%s] orders=%d fills=%d",
+            cfg.config_id,
+            cycle_id,
+            signals,
+            len(cloids),
+            fills,
+        )
+        return CycleOutcome(cfg.config_id, cycle_id, "decided", signals, cloids, fills)
+
+    def _place(
+        self, trader: Trader, cycle_id: str, orders: tuple[PlannedOrder, ...], at: datetime
+    ) -> list[str]:
+        cloids = []
+        for leg, order in enumerate(orders):
+            cloid = make_cloid(trader.id, cycle_id, f"{leg}:{order.coin}:{order.intent.value}")
+            trader.place(cycle_id=cycle_id, cloid=cloid, order=order, at=at)
+            cloids.append(cloid)
+        return cloids
+
+    def _check_fresh(self, snapshot: MarketSnapshot, as_of: datetime) -> None:
+        bound = self.market.max_staleness_s
+        for coin in self.settings.coins:
+            snap = snapshot.coins.get(coin)
+            if snap is None:
+                raise MarketDataError(f"no data for {coin}")
+            age = (as_of - snap.data_time).total_seconds()
+            if age > bound:
+                raise StaleData(f"{coin} data is {age:.1f}s old (bound {bound:g}s)")
+
+    async def _ask(self, trader: Trader, request: DecisionRequest) -> DecisionReply | None:
+        cfg = self.settings
+        started = asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(
+                self.model.decide(request), timeout=cfg.decision_timeout_s
+            )
+        except TimeoutError:
+            reason, detail = LLMFailureReason.TIMEOUT.value, (
+                f"no answer within {cfg.decision_timeout_s:g}s"
+            )
+        except ModelError as exc:
+            reason, detail = exc.reason, exc.detail
+        latency = int((asyncio.get_running_loop().time() - started) * 1000)
+        trader.record_failure(
+            cycle_id=request.cycle_id,
+            model=cfg.model,
+            reason=reason,
+            detail=detail,
+            raw_text="",
+            latency_ms=latency,
+            at=self.clock.now(),
+            policy=self.engine.pause_policy,
+        )
+        self._after_failure(trader, reason, detail)
+        return None
+
+    def _after_failure(self, trader: Trader, reason: str, detail: str) -> None:
+        log.warning("trader=%s model failure %s: %s", trader.config_id, reason, detail)
+        if trader.paused:
+            self.alerts.alert(trader.config_id, "paused", trader.pause_reason)
+            log.error("trader=%s paused: %s", trader.config_id, trader.pause_reason)

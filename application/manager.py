@@ -1,0 +1,267 @@
+"""The arena manager: a tick loop that marks prices, guards exits and runs due cycles.
+
+Traders are independent: each cycle runs as its own task under the trader's lock, and an
+exception in one trader's cycle is logged and alerted without touching the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from application.cycle import CycleOutcome, DecisionCycle, OrderDesk
+from application.ports import (
+    Alerts,
+    Clock,
+    DecisionModel,
+    Exchange,
+    ExchangeError,
+    MarkedToMarket,
+    MarketData,
+    MarketDataError,
+    PromptRenderer,
+)
+from application.protection import enforce_exit_plans
+from application.reconcile import reconcile_trader
+from application.settings import EngineSettings, TraderSettings
+from application.trading import TradingApp
+from domain.trader import Trader
+
+log = logging.getLogger("nof0.engine")
+
+
+@runtime_checkable
+class ResumableClock(Protocol):
+    """A replay clock that can continue from where the recorded history stops."""
+
+    def resume_at(self, at: datetime) -> None: ...
+
+
+@dataclass
+class TraderRuntime:
+    settings: TraderSettings
+    market: MarketData
+    exchange: Exchange
+    model: DecisionModel
+
+
+@dataclass
+class _TraderState:
+    runtime: TraderRuntime
+    cycle: DecisionCycle
+    desk: OrderDesk
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_cycle_at: datetime | None = None
+    has_positions: bool = False
+    paused: bool = False
+    failures_in_row: int = 0
+
+
+class Arena:
+    def __init__(
+        self,
+        *,
+        app: TradingApp,
+        runtimes: Sequence[TraderRuntime],
+        renderer: PromptRenderer,
+        clock: Clock,
+        engine: EngineSettings,
+        alerts: Alerts,
+    ) -> None:
+        self.app = app
+        self.clock = clock
+        self.engine = engine
+        self.alerts = alerts
+        self.sharpe: dict[str, float] = {}
+        self._states: dict[str, _TraderState] = {}
+        for rt in runtimes:
+            desk = OrderDesk(app, rt.exchange, clock, engine, alerts)
+            cycle = DecisionCycle(
+                app=app,
+                settings=rt.settings,
+                engine=engine,
+                market=rt.market,
+                exchange=rt.exchange,
+                model=rt.model,
+                renderer=renderer,
+                clock=clock,
+                alerts=alerts,
+                sharpe=self.sharpe,
+            )
+            self._states[rt.settings.config_id] = _TraderState(rt, cycle, desk)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.cycles_run = 0
+
+    @property
+    def trader_ids(self) -> list[str]:
+        return list(self._states)
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    async def start(self) -> list[str]:
+        """Register new traders, resume the replay clock, reconcile with the venues."""
+        findings: list[str] = []
+        latest: datetime | None = None
+        known: dict[str, Trader] = {}
+        for config_id in self._states:
+            trader = self.app.find_trader(config_id)
+            if trader is not None:
+                known[config_id] = trader
+                if trader.last_cycle_at and (latest is None or trader.last_cycle_at > latest):
+                    latest = trader.last_cycle_at
+        if latest is not None and isinstance(self.clock, ResumableClock):
+            self.clock.resume_at(latest)
+            log.info("resuming the replay clock at %s", latest.isoformat())
+        now = self.clock.now()
+        for config_id, state in self._states.items():
+            cfg = state.runtime.settings
+            trader = known.get(config_id)
+            if trader is None:
+                trader = Trader.register(
+                    config_id=cfg.config_id,
+                    name=cfg.name,
+                    model=cfg.model,
+                    allocation=cfg.allocation,
+                    coins=list(cfg.coins),
+                    at=now,
+                )
+                self.app.save_trader(trader)
+                log.info(
+                    "registered trader %s (%s, model %s, allocation %s)",
+                    cfg.config_id,
+                    cfg.name,
+                    cfg.model,
+                    cfg.allocation,
+                )
+            else:
+                trader.allocate(cfg.allocation, now)
+                self.app.save_trader(trader)
+            try:
+                await state.runtime.exchange.ensure_account(config_id, cfg.allocation)
+                found = await reconcile_trader(
+                    self.app, state.desk, state.runtime.exchange, self.alerts, config_id, now
+                )
+            except ExchangeError as exc:
+                found = [f"venue unavailable at start-up: {exc}"]
+            for line in found:
+                log.info("trader=%s reconcile: %s", config_id, line)
+            findings.extend(f"{config_id}: {line}" for line in found)
+            self._refresh(state)
+        return findings
+
+    def _refresh(self, state: _TraderState) -> None:
+        trader = self.app.get_trader(state.runtime.settings.config_id)
+        state.last_cycle_at = trader.last_cycle_at
+        state.has_positions = bool(trader.positions)
+        state.paused = trader.paused
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("arena running with %d traders", len(self._states))
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("tick failed; the loop continues")
+            sleeper = asyncio.ensure_future(self.clock.sleep(self.engine.tick_seconds))
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for pending in (sleeper, stopper):
+                pending.cancel()
+        await self.drain()
+        log.info("arena stopped after %d cycles", self.cycles_run)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
+
+    async def tick(self) -> None:
+        now = self.clock.now()
+        marks_by_market = await self._mark(now)
+        for config_id, state in self._states.items():
+            if state.lock.locked():
+                continue
+            rt = state.runtime
+            marks = marks_by_market.get(id(rt.market), {})
+            if state.has_positions and marks:
+                self._spawn(config_id, self._guard(state, marks, now))
+            elif self._due(state, now):
+                self._spawn(config_id, self._cycle(state, now))
+
+    def _due(self, state: _TraderState, now: datetime) -> bool:
+        cfg = state.runtime.settings
+        if not cfg.auto_start or state.paused:
+            return False
+        if state.last_cycle_at is None:
+            return True
+        return now - state.last_cycle_at >= timedelta(seconds=cfg.decision_interval_s)
+
+    async def _mark(self, now: datetime) -> dict[int, dict[str, Decimal]]:
+        """Fetch mids once per market provider and mark simulators to market."""
+        markets: dict[int, tuple[MarketData, set[str], list[Exchange]]] = {}
+        for state in self._states.values():
+            rt = state.runtime
+            entry = markets.setdefault(id(rt.market), (rt.market, set(), []))
+            entry[1].update(rt.settings.coins)
+            if rt.exchange not in entry[2]:
+                entry[2].append(rt.exchange)
+        result: dict[int, dict[str, Decimal]] = {}
+        for key, (market, coins, exchanges) in markets.items():
+            try:
+                mids = await market.mids(sorted(coins), now)
+            except MarketDataError as exc:
+                log.debug("no mids at %s: %s", now.isoformat(), exc)
+                continue
+            result[key] = mids
+            for exchange in exchanges:
+                if isinstance(exchange, MarkedToMarket):
+                    exchange.mark(mids, now)
+        return result
+
+    def _spawn(self, config_id: str, work: asyncio.Future[None] | object) -> None:
+        task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guard(self, state: _TraderState, marks: dict[str, Decimal], now: datetime) -> None:
+        """Exit checks first; a due cycle follows under the same lock."""
+        async with state.lock:
+            cfg = state.runtime.settings
+            try:
+                await enforce_exit_plans(self.app, state.desk, cfg, marks, now)
+            except Exception as exc:
+                self._failed(state, "exit check", exc)
+            self._refresh(state)
+            if self._due(state, now):
+                await self._run_cycle(state, now)
+
+    async def _cycle(self, state: _TraderState, now: datetime) -> None:
+        async with state.lock:
+            await self._run_cycle(state, now)
+
+    async def _run_cycle(self, state: _TraderState, now: datetime) -> None:
+        config_id = state.runtime.settings.config_id
+        try:
+            outcome: CycleOutcome = await state.cycle.run(now)
+            self.cycles_run += 1
+            state.failures_in_row = 0
+            if outcome.status == "paused":
+                log.debug("trader=%s is paused", config_id)
+        except Exception as exc:
+            self._failed(state, "cycle", exc)
+            # Do not hammer a broken trader every tick: wait for its next interval.
+            state.last_cycle_at = now
+            return
+        self._refresh(state)
+
+    def _failed(self, state: _TraderState, what: str, exc: Exception) -> None:
+        config_id = state.runtime.settings.config_id
+        state.failures_in_row += 1
+        log.error("trader=%s %s failed: %r", config_id, what, exc, exc_info=exc)
+        self.alerts.alert(config_id, f"{what}_error", repr(exc))

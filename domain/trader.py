@@ -1,0 +1,726 @@
+"""The Trader aggregate: one virtual sub-account and everything that happened to it.
+
+Every command takes the time it happens at (``at`` / ``as_of``) and stamps its events with
+it, so the same inputs always give the same events: the domain reads no clock.
+Commands validate first and then trigger events; each event's ``apply`` is a pure state
+change that also runs when the aggregate is rebuilt from the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain.decision import ItemRejection, ParsedDecision
+from domain.ledger import (
+    AccountSnapshot,
+    EntryContext,
+    ExitPlan,
+    Position,
+    apply_fill,
+    value_account,
+)
+from domain.risk import PlannedOrder, Rejection, RiskRule
+from domain.values import ZERO, CloseReason, Liquidity, OrderIntent, OrderSide, SkipReason
+
+RECENT_WINDOW = 20
+
+
+def trader_id(config_id: str) -> UUID:
+    """Aggregate id of a configured trader: stable across restarts and machines."""
+    return uuid5(NAMESPACE_URL, f"nof0/trader/{config_id}")
+
+
+def make_cloid(trader: UUID, cycle_id: str, leg: str) -> str:
+    """Hyperliquid-style client order id (16 bytes hex), deterministic per order leg,
+    so that a retry of the same leg can never become a second order."""
+    digest = hashlib.sha256(f"{trader}|{cycle_id}|{leg}".encode()).hexdigest()
+    return "0x" + digest[:32]
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    cloid: str
+    cycle_id: str
+    coin: str
+    side: OrderSide
+    size: Decimal
+    intent: OrderIntent
+    reduce_only: bool
+    leverage: int
+    limit_price: Decimal
+    reason: CloseReason | None
+    context: EntryContext
+    placed_at: datetime
+    filled: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class PausePolicy:
+    """Pause when more than ``max_failure_pct`` of the last ``window`` cycles failed
+    (once at least ``min_cycles`` have run)."""
+
+    window: int = RECENT_WINDOW
+    min_cycles: int = 10
+    max_failure_pct: Decimal = Decimal(10)
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    template: str
+    version: str
+    digest: str
+    schema_version: str
+    user_prompt: str
+
+
+class TraderError(Exception):
+    """A command that the trader's state does not allow."""
+
+
+class Trader(Aggregate):
+    TOPIC = "nof0/Trader"
+
+    config_id: str
+    name: str
+    model: str
+    allocation: Decimal
+    coins: list[str]
+    cycle_no: int
+    last_cycle_at: datetime | None
+    open_cycle: str | None
+    positions: dict[str, Position]
+    pending: dict[str, PendingOrder]
+    realized_pnl: Decimal
+    fees_paid: Decimal
+    funding: Decimal
+    num_trades: int
+    num_wins: int
+    num_losses: int
+    paused: bool
+    pause_reason: str
+    recent_outcomes: list[int]
+
+    class Event(Aggregate.Event):
+        TOPIC = "nof0/Trader.Event"
+
+    class Created(Aggregate.Created):
+        TOPIC = "nof0/Trader.Created"
+
+    class Registered(Aggregate.Created):
+        TOPIC = "nof0/Trader.Registered"
+        config_id: str
+        name: str
+        model: str
+        allocation: Decimal
+        coins: list[str]
+
+        def apply(self, aggregate: Any) -> None:
+            trader: Trader = aggregate
+            trader.config_id = self.config_id
+            trader.name = self.name
+            trader.model = self.model
+            trader.allocation = self.allocation
+            trader.coins = list(self.coins)
+            trader.cycle_no = 0
+            trader.last_cycle_at = None
+            trader.open_cycle = None
+            trader.positions = {}
+            trader.pending = {}
+            trader.realized_pnl = ZERO
+            trader.fees_paid = ZERO
+            trader.funding = ZERO
+            trader.num_trades = 0
+            trader.num_wins = 0
+            trader.num_losses = 0
+            trader.paused = False
+            trader.pause_reason = ""
+            trader.recent_outcomes = []
+
+    class CapitalAllocated(Aggregate.Event):
+        TOPIC = "nof0/Trader.CapitalAllocated"
+        allocation: Decimal
+        previous: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.allocation = self.allocation
+
+    class DecisionRequested(Aggregate.Event):
+        TOPIC = "nof0/Trader.DecisionRequested"
+        cycle_id: str
+        cycle_no: int
+        as_of: datetime
+        model: str
+        snapshot: str  # canonical JSON of the market snapshot the prompt was rendered from
+        snapshot_digest: str
+        marks: dict[str, Decimal]
+        prompt_template: str
+        prompt_version: str
+        prompt_digest: str
+        schema_version: str
+        user_prompt: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.cycle_no = self.cycle_no
+            aggregate.last_cycle_at = self.as_of
+            aggregate.open_cycle = self.cycle_id
+
+    class LLMResponded(Aggregate.Event):
+        TOPIC = "nof0/Trader.LLMResponded"
+        cycle_id: str
+        model: str
+        raw_text: str
+        decisions: list[dict[str, Any]]
+        cot_trace: str
+        tokens_in: int
+        tokens_out: int
+        cost_usd: Decimal
+        latency_ms: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.open_cycle = None
+            _remember_outcome(aggregate, ok=True)
+
+    class LLMFailed(Aggregate.Event):
+        TOPIC = "nof0/Trader.LLMFailed"
+        cycle_id: str
+        model: str
+        reason: str
+        detail: str
+        raw_text: str
+        latency_ms: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.open_cycle = None
+            _remember_outcome(aggregate, ok=False)
+
+    class RiskRejected(Aggregate.Event):
+        TOPIC = "nof0/Trader.RiskRejected"
+        cycle_id: str
+        coin: str
+        signal: str
+        rule: str
+        detail: str
+        values: dict[str, str]
+
+    class OrderPlaced(Aggregate.Event):
+        TOPIC = "nof0/Trader.OrderPlaced"
+        cycle_id: str
+        cloid: str
+        coin: str
+        side: str
+        size: Decimal
+        intent: str
+        reduce_only: bool
+        leverage: int
+        limit_price: Decimal
+        reason: str | None
+        exit_plan: dict[str, Any] | None
+        confidence: Decimal | None
+        risk_usd: Decimal | None
+        justification: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.pending[self.cloid] = PendingOrder(
+                cloid=self.cloid,
+                cycle_id=self.cycle_id,
+                coin=self.coin,
+                side=OrderSide(self.side),
+                size=self.size,
+                intent=OrderIntent(self.intent),
+                reduce_only=self.reduce_only,
+                leverage=self.leverage,
+                limit_price=self.limit_price,
+                reason=CloseReason(self.reason) if self.reason else None,
+                context=EntryContext(
+                    leverage=self.leverage,
+                    exit_plan=ExitPlan.from_record(self.exit_plan),
+                    confidence=self.confidence,
+                    risk_usd=self.risk_usd,
+                    justification=self.justification,
+                ),
+                placed_at=self.timestamp,
+            )
+
+    class OrderFilled(Aggregate.Event):
+        TOPIC = "nof0/Trader.OrderFilled"
+        cloid: str
+        coin: str
+        side: str
+        size: Decimal
+        price: Decimal
+        fee: Decimal
+        liquidity: str
+        final: bool
+
+        def apply(self, aggregate: Any) -> None:
+            trader: Trader = aggregate
+            pending = trader.pending.get(self.cloid)
+            context = pending.context if pending else EntryContext(leverage=1)
+            effect = apply_fill(
+                trader.positions.get(self.coin),
+                coin=self.coin,
+                side=OrderSide(self.side),
+                size=self.size,
+                price=self.price,
+                fee=self.fee,
+                at=self.timestamp,
+                cloid=self.cloid,
+                context=context,
+            )
+            if effect.position is None:
+                trader.positions.pop(self.coin, None)
+            else:
+                trader.positions[self.coin] = effect.position
+            trader.realized_pnl += effect.realized_gross
+            trader.fees_paid += self.fee
+            if pending is not None:
+                filled = pending.filled + self.size
+                if self.final or filled >= pending.size:
+                    del trader.pending[self.cloid]
+                else:
+                    trader.pending[self.cloid] = replace(pending, filled=filled)
+
+    class OrderRejected(Aggregate.Event):
+        TOPIC = "nof0/Trader.OrderRejected"
+        cloid: str
+        coin: str
+        reason: str
+        detail: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.pending.pop(self.cloid, None)
+
+    class OrderCanceled(Aggregate.Event):
+        TOPIC = "nof0/Trader.OrderCanceled"
+        cloid: str
+        coin: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.pending.pop(self.cloid, None)
+
+    class PositionClosed(Aggregate.Event):
+        """A position went back to zero. Carries the whole trade, net of fees and funding."""
+
+        TOPIC = "nof0/Trader.PositionClosed"
+        coin: str
+        reason: str
+        side: str
+        size: Decimal
+        entry_price: Decimal
+        exit_price: Decimal
+        opened_at: datetime
+        closed_at: datetime
+        leverage: int
+        gross_pnl: Decimal
+        entry_fees: Decimal
+        exit_fees: Decimal
+        funding: Decimal
+        net_pnl: Decimal
+        entry_cloid: str
+        exit_cloid: str
+        confidence: Decimal | None
+        exit_plan: dict[str, Any] | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.num_trades += 1
+            if self.net_pnl > 0:
+                aggregate.num_wins += 1
+            else:
+                aggregate.num_losses += 1
+
+    class FundingSettled(Aggregate.Event):
+        TOPIC = "nof0/Trader.FundingSettled"
+        coin: str
+        amount: Decimal  # received (+) or paid (−)
+        rate: Decimal
+        price: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            trader: Trader = aggregate
+            trader.funding += self.amount
+            position = trader.positions.get(self.coin)
+            if position is not None:
+                trader.positions[self.coin] = replace(
+                    position, funding=position.funding + self.amount
+                )
+
+    class CycleSkipped(Aggregate.Event):
+        TOPIC = "nof0/Trader.CycleSkipped"
+        cycle_no: int
+        as_of: datetime
+        reason: str
+        detail: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.last_cycle_at = self.as_of
+
+    class Paused(Aggregate.Event):
+        TOPIC = "nof0/Trader.Paused"
+        reason: str
+        detail: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.paused = True
+            aggregate.pause_reason = f"{self.reason}: {self.detail}" if self.detail else self.reason
+
+    class Resumed(Aggregate.Event):
+        TOPIC = "nof0/Trader.Resumed"
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.paused = False
+            aggregate.pause_reason = ""
+            aggregate.recent_outcomes = []
+
+    class ModelSwitched(Aggregate.Event):
+        TOPIC = "nof0/Trader.ModelSwitched"
+        from_model: str
+        to_model: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.model = self.to_model
+
+    def __init__(self) -> None:
+        """State is set by :class:`Registered`."""
+
+    # -- creation -------------------------------------------------------------------------
+
+    @staticmethod
+    def create_id(config_id: str) -> UUID:
+        return trader_id(config_id)
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        config_id: str,
+        name: str,
+        model: str,
+        allocation: Decimal,
+        coins: list[str],
+        at: datetime,
+    ) -> Trader:
+        if allocation < 0:
+            raise TraderError(f"allocation must not be negative, got {allocation}")
+        return cls._create(
+            cls.Registered,
+            id=trader_id(config_id),
+            config_id=config_id,
+            name=name,
+            model=model,
+            allocation=allocation,
+            coins=list(coins),
+            timestamp=at,
+        )
+
+    # -- queries --------------------------------------------------------------------------
+
+    def account(self, marks: dict[str, Decimal]) -> AccountSnapshot:
+        return value_account(
+            allocation=self.allocation,
+            realized_pnl=self.realized_pnl,
+            fees_paid=self.fees_paid,
+            funding=self.funding,
+            positions=self.positions,
+            marks=marks,
+        )
+
+    def cycle_id(self, cycle_no: int) -> str:
+        return f"{self.config_id}#{cycle_no}"
+
+    def exit_cloid(self, position: Position, reason: CloseReason) -> str:
+        """Protective closes of one position share one id per reason: retried, never doubled."""
+        return make_cloid(self.id, f"exit:{position.entry_cloid}", reason.value)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def allocate(self, allocation: Decimal, at: datetime) -> None:
+        if allocation != self.allocation:
+            self.trigger_event(
+                self.CapitalAllocated, allocation=allocation, previous=self.allocation, timestamp=at
+            )
+
+    def request_decision(
+        self,
+        *,
+        as_of: datetime,
+        model: str,
+        snapshot: str,
+        snapshot_digest: str,
+        marks: dict[str, Decimal],
+        prompt: PromptRecord,
+    ) -> str:
+        if self.paused:
+            raise TraderError(f"trader {self.config_id} is paused ({self.pause_reason})")
+        cycle_no = self.cycle_no + 1
+        cycle_id = self.cycle_id(cycle_no)
+        self.trigger_event(
+            self.DecisionRequested,
+            cycle_id=cycle_id,
+            cycle_no=cycle_no,
+            as_of=as_of,
+            model=model,
+            snapshot=snapshot,
+            snapshot_digest=snapshot_digest,
+            marks=dict(marks),
+            prompt_template=prompt.template,
+            prompt_version=prompt.version,
+            prompt_digest=prompt.digest,
+            schema_version=prompt.schema_version,
+            user_prompt=prompt.user_prompt,
+            timestamp=as_of,
+        )
+        return cycle_id
+
+    def record_response(
+        self,
+        *,
+        cycle_id: str,
+        model: str,
+        raw_text: str,
+        parsed: ParsedDecision,
+        tokens_in: int,
+        tokens_out: int,
+        cost_usd: Decimal,
+        latency_ms: int,
+        at: datetime,
+    ) -> None:
+        self.trigger_event(
+            self.LLMResponded,
+            cycle_id=cycle_id,
+            model=model,
+            raw_text=raw_text,
+            decisions=[item.to_record() for item in parsed.items],
+            cot_trace=parsed.cot_trace,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost_usd,
+            latency_ms=latency_ms,
+            timestamp=at,
+        )
+        for rejection in parsed.rejections:
+            self._reject_item(cycle_id, rejection, at)
+
+    def _reject_item(self, cycle_id: str, rejection: ItemRejection, at: datetime) -> None:
+        self.trigger_event(
+            self.RiskRejected,
+            cycle_id=cycle_id,
+            coin=rejection.coin,
+            signal="",
+            rule=RiskRule.DECISION_SCHEMA.value,
+            detail=f"{rejection.error.value}: {rejection.detail}",
+            values={"field": rejection.field, "error": rejection.error.value},
+            timestamp=at,
+        )
+
+    def record_failure(
+        self,
+        *,
+        cycle_id: str,
+        model: str,
+        reason: str,
+        detail: str,
+        raw_text: str,
+        latency_ms: int,
+        at: datetime,
+        policy: PausePolicy,
+    ) -> None:
+        self.trigger_event(
+            self.LLMFailed,
+            cycle_id=cycle_id,
+            model=model,
+            reason=reason,
+            detail=detail,
+            raw_text=raw_text,
+            latency_ms=latency_ms,
+            timestamp=at,
+        )
+        recent = self.recent_outcomes[-policy.window :]
+        failures = sum(recent)
+        if (
+            not self.paused
+            and len(recent) >= policy.min_cycles
+            and Decimal(failures) * 100 > policy.max_failure_pct * len(recent)
+        ):
+            self.pause(
+                "failure_rate",
+                f"{failures} of the last {len(recent)} cycles failed "
+                f"(limit {policy.max_failure_pct}%)",
+                at,
+            )
+
+    def reject(self, cycle_id: str, rejection: Rejection, at: datetime) -> None:
+        self.trigger_event(
+            self.RiskRejected,
+            cycle_id=cycle_id,
+            coin=rejection.coin,
+            signal=rejection.signal,
+            rule=rejection.rule,
+            detail=rejection.detail,
+            values=dict(rejection.values),
+            timestamp=at,
+        )
+
+    def place(self, *, cycle_id: str, cloid: str, order: PlannedOrder, at: datetime) -> str:
+        if cloid in self.pending:
+            raise TraderError(f"order {cloid} is already pending")
+        plan = order.context.exit_plan
+        self.trigger_event(
+            self.OrderPlaced,
+            cycle_id=cycle_id,
+            cloid=cloid,
+            coin=order.coin,
+            side=order.side.value,
+            size=order.size,
+            intent=order.intent.value,
+            reduce_only=order.reduce_only,
+            leverage=order.leverage,
+            limit_price=order.limit_price,
+            reason=order.reason.value if order.reason else None,
+            exit_plan=plan.to_record() if plan else None,
+            confidence=order.context.confidence,
+            risk_usd=order.context.risk_usd,
+            justification=order.context.justification,
+            timestamp=at,
+        )
+        return cloid
+
+    def record_fill(
+        self,
+        cloid: str,
+        *,
+        price: Decimal,
+        size: Decimal,
+        fee: Decimal,
+        liquidity: Liquidity,
+        at: datetime,
+        final: bool = True,
+        coin: str | None = None,
+        side: OrderSide | None = None,
+        reason: CloseReason | None = None,
+    ) -> None:
+        """Record a fill of one of our orders (or, with ``coin`` and ``side``, one the venue
+        reports that we did not place)."""
+        pending = self.pending.get(cloid)
+        if pending is None and (coin is None or side is None):
+            raise TraderError(f"no pending order {cloid}")
+        fill_coin = pending.coin if pending else coin
+        fill_side = pending.side if pending else side
+        assert fill_coin is not None and fill_side is not None
+        before = self.positions.get(fill_coin)
+        self.trigger_event(
+            self.OrderFilled,
+            cloid=cloid,
+            coin=fill_coin,
+            side=fill_side.value,
+            size=size,
+            price=price,
+            fee=fee,
+            liquidity=liquidity.value,
+            final=final,
+            timestamp=at,
+        )
+        if before is None:
+            return
+        after = self.positions.get(fill_coin)
+        if after is not None and after.entry_cloid == before.entry_cloid:
+            return
+        # The position went through zero: emit the closed trade.
+        effect = apply_fill(
+            before,
+            coin=fill_coin,
+            side=fill_side,
+            size=size,
+            price=price,
+            fee=fee,
+            at=at,
+            cloid=cloid,
+            context=pending.context if pending else before.context,
+        )
+        trade = effect.closed
+        assert trade is not None
+        close_reason = reason or (pending.reason if pending else None) or CloseReason.EXTERNAL
+        plan = trade.context.exit_plan
+        self.trigger_event(
+            self.PositionClosed,
+            coin=trade.coin,
+            reason=close_reason.value,
+            side=trade.side.value,
+            size=trade.size,
+            entry_price=trade.entry_price,
+            exit_price=trade.exit_price,
+            opened_at=trade.opened_at,
+            closed_at=trade.closed_at,
+            leverage=trade.leverage,
+            gross_pnl=trade.gross_pnl,
+            entry_fees=trade.entry_fees,
+            exit_fees=trade.exit_fees,
+            funding=trade.funding,
+            net_pnl=trade.net_pnl,
+            entry_cloid=trade.entry_cloid,
+            exit_cloid=trade.exit_cloid,
+            confidence=trade.context.confidence,
+            exit_plan=plan.to_record() if plan else None,
+            timestamp=at,
+        )
+
+    def record_order_rejected(self, cloid: str, *, reason: str, detail: str, at: datetime) -> None:
+        pending = self.pending.get(cloid)
+        if pending is None:
+            raise TraderError(f"no pending order {cloid}")
+        self.trigger_event(
+            self.OrderRejected,
+            cloid=cloid,
+            coin=pending.coin,
+            reason=reason,
+            detail=detail,
+            timestamp=at,
+        )
+
+    def settle_funding(
+        self, *, coin: str, amount: Decimal, rate: Decimal, price: Decimal, at: datetime
+    ) -> None:
+        self.trigger_event(
+            self.FundingSettled, coin=coin, amount=amount, rate=rate, price=price, timestamp=at
+        )
+
+    def skip_cycle(self, *, reason: SkipReason, detail: str, as_of: datetime) -> None:
+        self.trigger_event(
+            self.CycleSkipped,
+            cycle_no=self.cycle_no,
+            as_of=as_of,
+            reason=reason.value,
+            detail=detail,
+            timestamp=as_of,
+        )
+
+    def pause(self, reason: str, detail: str, at: datetime) -> None:
+        if not self.paused:
+            self.trigger_event(self.Paused, reason=reason, detail=detail, timestamp=at)
+
+    def resume(self, reason: str, at: datetime) -> None:
+        if self.paused:
+            self.trigger_event(self.Resumed, reason=reason, timestamp=at)
+
+    def switch_model(self, to_model: str, reason: str, at: datetime) -> None:
+        if to_model != self.model:
+            self.trigger_event(
+                self.ModelSwitched,
+                from_model=self.model,
+                to_model=to_model,
+                reason=reason,
+                timestamp=at,
+            )
+
+
+def _remember_outcome(trader: Trader, *, ok: bool) -> None:
+    trader.recent_outcomes = [*trader.recent_outcomes[-(RECENT_WINDOW - 1) :], 0 if ok else 1]

@@ -1,0 +1,562 @@
+"""The composition root: configuration in, a wired engine, views and readers out.
+
+This is the only module ``interfaces`` may import from ``infrastructure``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import redis
+
+from application.manager import Arena, TraderRuntime
+from application.ports import Clock, DecisionModel, Exchange, LogAlerts, MarketData
+from application.settings import EngineSettings, TraderSettings
+from application.trading import TradingApp
+from domain.risk import RiskLimits
+from domain.trader import PausePolicy
+from infrastructure.clock import ReplayClock, SystemClock
+from infrastructure.config.loader import ConfigError, LoadedConfig, Problem, load_config
+from infrastructure.config.models import (
+    CacheNode,
+    ReplayMarketConfig,
+    SimExchangeConfig,
+    TraderConfig,
+)
+from infrastructure.eventstore import (
+    EventStoreError,
+    ensure_schema,
+    open_trading_app,
+    postgres_env,
+    sqlite_env,
+)
+from infrastructure.market.replay import ReplayMarket
+from infrastructure.market.synthetic import SyntheticTape
+from infrastructure.models.baseline import PREFIX as BASELINE_PREFIX
+from infrastructure.models.baseline import BaselineModel
+from infrastructure.projection_worker import ProjectionWorker, Target, json_target, redis_target
+from infrastructure.prompts.renderer import JinjaPromptRenderer
+from infrastructure.simulator.paper import HYPERLIQUID_ASSETS, PaperExchange
+from infrastructure.views.jsonfile import JsonViewStore, Namespaces
+from infrastructure.views.readers import ViewReaders, views_root
+from infrastructure.views.redis_store import RedisKeys, RedisNamespaces, RedisViewStore
+from projections.analytics import AnalyticsProjector
+from projections.conversations import ConversationsProjector
+from projections.engine import CatchUp, Projector
+from projections.market import MarketProjector
+from projections.portfolio import PortfolioProjector
+from projections.trades import TradesProjector
+
+__all__ = [
+    "ConfigError",
+    "Engine",
+    "LoadedConfig",
+    "NotAvailable",
+    "Problem",
+    "build_engine",
+    "build_readers",
+    "check_config",
+    "load_config",
+    "pause_trader",
+    "projection_status",
+    "rebuild_projections",
+    "resume_trader",
+]
+
+log = logging.getLogger("nof0")
+
+
+class NotAvailable(Exception):
+    """The configuration asks for an adapter this version does not provide."""
+
+
+# -- configuration --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    ok: bool
+    problems: list[Problem]
+    summary: list[str]
+
+
+def check_config(path: Path | str, data_dir: Path | str | None = None) -> CheckReport:
+    try:
+        config = load_config(path, data_dir=data_dir)
+    except ConfigError as exc:
+        return CheckReport(False, exc.problems, [])
+    return CheckReport(True, [], describe(config))
+
+
+def describe(config: LoadedConfig) -> list[str]:
+    lines = [
+        f"config: {config.path}",
+        f"data directory: {config.data_dir}",
+        "event store: "
+        + ("PostgreSQL" if config.main.Postgres.DataSource else f"SQLite ({event_db(config)})"),
+        "views: JSON files" + (" + Redis" if redis_node(config) else ""),
+        f"prompt schema: {config.executor.prompt_schema_version}",
+    ]
+    for trader in config.manager.traders:
+        settings = trader_settings(config, trader)
+        lines.append(
+            f"trader {trader.id}: model {trader.model}, {settings.allocation} USD, "
+            f"every {timedelta(seconds=settings.decision_interval_s)}, "
+            f"{trader.exchange_provider}/{trader.market_provider}, coins {','.join(trader.coins)}"
+        )
+    return lines
+
+
+def event_db(config: LoadedConfig) -> Path:
+    return config.data_dir / "events.sqlite3"
+
+
+def redis_node(config: LoadedConfig) -> CacheNode | None:
+    for node in config.main.Cache:
+        if node.Host:
+            return node
+    return None
+
+
+def redis_url(node: CacheNode) -> str:
+    scheme = "rediss" if node.Tls else "redis"
+    return f"{scheme}://{node.Host}/0"
+
+
+def trader_settings(config: LoadedConfig, trader: TraderConfig) -> TraderSettings:
+    ex = config.executor
+    rp = trader.risk_params
+
+    def pick(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
+    limits = RiskLimits(
+        max_positions=pick(rp.max_positions, ex.max_positions),
+        max_position_size_usd=Decimal(str(pick(rp.max_position_size_usd, ex.max_position_size_usd))),
+        max_margin_usage_pct=Decimal(str(pick(rp.max_margin_usage_pct, ex.max_margin_usage_pct))),
+        major_coin_leverage=pick(rp.major_coin_leverage, ex.major_coin_leverage),
+        altcoin_leverage=pick(rp.altcoin_leverage, ex.altcoin_leverage),
+        min_risk_reward=Decimal(str(pick(rp.min_risk_reward_ratio, ex.min_risk_reward))),
+        min_confidence_pct=Decimal(str(pick(rp.min_confidence, ex.min_confidence))),
+    )
+    total = Decimal(str(config.manager.manager.total_equity_usd))
+    allocation = (total * Decimal(str(trader.allocation_pct)) / 100).quantize(Decimal("0.01"))
+    return TraderSettings(
+        config_id=trader.id,
+        name=trader.name or trader.id,
+        model=trader.model,
+        allocation=allocation,
+        coins=tuple(trader.coins),
+        decision_interval_s=trader.decision_interval or ex.decision_interval,
+        decision_timeout_s=ex.decision_timeout,
+        limits=limits,
+        slippage_bps=Decimal(str(trader.market_ioc_slippage_bps)),
+        system_template=str(config.resolve("Manager", trader.prompt_template)),
+        user_template=str(config.resolve("Manager", trader.executor_prompt_template)),
+        exchange=trader.exchange_provider,
+        market=trader.market_provider,
+        auto_start=trader.auto_start,
+        stop_loss_enabled=rp.stop_loss_enabled,
+        take_profit_enabled=rp.take_profit_enabled,
+    )
+
+
+# -- the event store -------------------------------------------------------------------------
+
+
+def open_app(config: LoadedConfig) -> TradingApp:
+    pg = config.main.Postgres
+    if pg.DataSource:
+        schema = pg.Schema or config.main.Name
+        ensure_schema(pg.DataSource, schema)
+        env = postgres_env(pg.DataSource, schema=schema, pool_size=min(pg.MaxOpen, 20))
+    else:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        env = sqlite_env(event_db(config))
+    try:
+        return open_trading_app(env)
+    except OSError as exc:
+        raise EventStoreError(f"cannot open the event store: {exc}") from exc
+
+
+# -- views ------------------------------------------------------------------------------------
+
+
+def projectors(config: LoadedConfig) -> list[Projector[Any]]:
+    max_leverage = {coin: rules.max_leverage for coin, rules in HYPERLIQUID_ASSETS.items()}
+    return [
+        MarketProjector(),
+        PortfolioProjector(max_leverage),
+        TradesProjector(),
+        AnalyticsProjector(),
+        ConversationsProjector(per_trader=config.main.Projections.ConversationsPerTrader),
+    ]
+
+
+def namespaces(config: LoadedConfig) -> Namespaces:
+    return Namespaces(views_root(config.data_dir))
+
+
+def redis_client(config: LoadedConfig) -> redis.Redis | None:
+    node = redis_node(config)
+    if node is None:
+        return None
+    return redis.Redis.from_url(
+        redis_url(node), password=node.Pass or None, socket_timeout=2, socket_connect_timeout=2
+    )
+
+
+def redis_keys(config: LoadedConfig) -> RedisKeys:
+    return RedisKeys(f"nof0:{config.main.Name}")
+
+
+def build_readers(config: LoadedConfig) -> ViewReaders:
+    node = redis_node(config)
+    return ViewReaders(
+        namespaces(config),
+        redis_url=redis_url(node) if node else None,
+        redis_password=node.Pass if node else None,
+        keys=redis_keys(config),
+    )
+
+
+def _targets(config: LoadedConfig) -> list[Target]:
+    ns = namespaces(config)
+    targets = [json_target(ns)]
+    client = redis_client(config)
+    if client is not None:
+        keys = redis_keys(config)
+        targets.append(
+            redis_target(
+                lambda name: RedisViewStore(client, keys, name),
+                RedisNamespaces(client, keys),
+                follow=ns.current,
+            )
+        )
+    return targets
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    namespace: str
+    previous: str | None
+    events: int
+    head: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def rebuild_projections(
+    config: LoadedConfig, *, app: TradingApp | None = None, batch_size: int = 1000
+) -> RebuildReport:
+    """Replay every event into a new namespace, then flip readers to it."""
+    app = app or open_app(config)
+    ns = namespaces(config)
+    with ns.rebuild_lock():
+        head = app.max_position()
+        fresh = ns.create()
+        started = time.perf_counter()
+        catchup = CatchUp(
+            app, JsonViewStore(ns.directory(fresh)), projectors(config), batch_size=batch_size
+        )
+        events = catchup.run_until(head, commit_each_batch=False)
+        elapsed = time.perf_counter() - started
+        client = redis_client(config)
+        if client is not None:
+            keys = redis_keys(config)
+            store = RedisViewStore(client, keys, fresh)
+            for projector in catchup.projectors:
+                state = catchup.state(projector.view_name)
+                store.write(projector.output(state, projector.meta(state).position))
+        previous = ns.current()
+        ns.flip(fresh)
+        if client is not None:
+            redis_ns = RedisNamespaces(client, redis_keys(config))
+            redis_ns.flip(fresh)
+            if previous:
+                redis_ns.remove(previous)
+        for old in ns.all():
+            if old != fresh:
+                ns.remove(old)
+    return RebuildReport(fresh, previous, events, head, elapsed)
+
+
+@dataclass(frozen=True)
+class ViewPosition:
+    store: str
+    view: str
+    file: str
+    position: int | None
+    head: int
+
+    @property
+    def lag(self) -> int | None:
+        return None if self.position is None else max(0, self.head - self.position)
+
+
+def projection_status(config: LoadedConfig, *, app: TradingApp | None = None) -> list[ViewPosition]:
+    app = app or open_app(config)
+    head = app.max_position()
+    rows = []
+    ns = namespaces(config)
+    current = ns.current()
+    stores: list[tuple[str, Any]] = []
+    if current is not None:
+        stores.append((f"json:{current}", JsonViewStore(ns.directory(current))))
+    client = redis_client(config)
+    if client is not None:
+        try:
+            redis_current = RedisNamespaces(client, redis_keys(config)).current()
+        except redis.RedisError as exc:
+            redis_current = None
+            log.warning("redis unavailable: %s", exc)
+        if redis_current:
+            stores.append(
+                (f"redis:{redis_current}", RedisViewStore(client, redis_keys(config), redis_current))
+            )
+    for label, store in stores:
+        for projector in projectors(config):
+            raw = store.read(projector.primary)
+            position = None
+            if raw:
+                meta = msgspec.json.decode(raw, type=_Stamp)
+                position = meta.view.position
+            rows.append(ViewPosition(label, projector.view_name, projector.primary, position, head))
+    return rows
+
+
+class _StampView(msgspec.Struct):
+    position: int = 0
+
+
+class _Stamp(msgspec.Struct):
+    view: _StampView = msgspec.field(name="_view", default_factory=_StampView)
+
+
+# -- the engine -----------------------------------------------------------------------------
+
+
+@dataclass
+class Engine:
+    config: LoadedConfig
+    app: TradingApp
+    arena: Arena
+    worker: ProjectionWorker
+    alerts: LogAlerts
+    clock: Clock
+    findings: list[str] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self.findings = await self.arena.start()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The arena and the projection worker until ``stop``; the views are flushed last."""
+        arena_stop = asyncio.Event()
+
+        async def arena() -> None:
+            await self.arena.run(arena_stop)
+
+        task = asyncio.create_task(arena())
+        worker_stop = asyncio.Event()
+        worker = asyncio.create_task(self.worker.run(worker_stop))
+        await stop.wait()
+        arena_stop.set()
+        await task
+        worker_stop.set()
+        await worker
+
+
+def _market(config: LoadedConfig, name: str) -> tuple[MarketData, Clock]:
+    provider = config.market.providers[name]
+    if isinstance(provider, ReplayMarketConfig):
+        tape_start = provider.start - timedelta(days=provider.history_days)
+        minutes = (provider.history_days + provider.days) * 1440
+        tape = SyntheticTape(
+            tuple(provider.coins),
+            tape_start,
+            minutes,
+            provider.seed,
+            anchor_minute=provider.history_days * 1440,
+        )
+        market = ReplayMarket(tape, max_staleness_s=provider.max_staleness)
+        return market, ReplayClock(provider.start, provider.speed)
+    raise NotAvailable(
+        f"market provider {name!r} is of type {provider.type!r}, which this version cannot run "
+        "yet (the offline arena uses type: replay)"
+    )
+
+
+def _exchange(config: LoadedConfig, name: str) -> Exchange:
+    provider = config.exchange.providers[name]
+    if isinstance(provider, SimExchangeConfig):
+        return PaperExchange(
+            name,
+            state_path=config.data_dir / "sim" / f"{name}.json",
+            slippage_bps=Decimal(str(provider.slippage_bps)),
+            fee_taker=Decimal(str(provider.fee_taker_bps)) / Decimal(10_000),
+        )
+    raise NotAvailable(
+        f"exchange provider {name!r} is of type {provider.type!r}, which this version cannot "
+        "run yet (use type: sim)"
+    )
+
+
+def _model(settings: TraderSettings) -> DecisionModel:
+    if settings.model.startswith(BASELINE_PREFIX):
+        return BaselineModel(
+            settings.model, max_position_size_usd=settings.limits.max_position_size_usd
+        )
+    raise NotAvailable(
+        f"trader {settings.config_id!r} uses model {settings.model!r}; this version runs the "
+        "baseline:* models only"
+    )
+
+
+def build_engine(config: LoadedConfig, *, app: TradingApp | None = None) -> Engine:
+    app = app or open_app(config)
+    markets: dict[str, MarketData] = {}
+    clocks: dict[str, Clock] = {}
+    exchanges: dict[str, Exchange] = {}
+    runtimes: list[TraderRuntime] = []
+    for trader in config.manager.traders:
+        settings = trader_settings(config, trader)
+        if trader.market_provider not in markets:
+            markets[trader.market_provider], clocks[trader.market_provider] = _market(
+                config, trader.market_provider
+            )
+        if trader.exchange_provider not in exchanges:
+            exchanges[trader.exchange_provider] = _exchange(config, trader.exchange_provider)
+        runtimes.append(
+            TraderRuntime(
+                settings=settings,
+                market=markets[trader.market_provider],
+                exchange=exchanges[trader.exchange_provider],
+                model=_model(settings),
+            )
+        )
+    replay_clocks = [c for c in clocks.values() if isinstance(c, ReplayClock)]
+    if len(replay_clocks) > 1:
+        raise NotAvailable("traders use more than one replay market provider; use one")
+    clock: Clock = replay_clocks[0] if replay_clocks else SystemClock()
+    ex = config.executor
+    renderer = JinjaPromptRenderer(
+        root=config.files["Manager"].parent.parent,
+        schema_version=ex.prompt_schema_version,
+        strict=ex.prompt_validation.strict_mode,
+        require_header=ex.prompt_validation.require_version_header,
+    )
+    for settings in (r.settings for r in runtimes):
+        # Refuse to start on a template mismatch rather than at the first cycle.
+        renderer.load(Path(settings.system_template))
+        renderer.load(Path(settings.user_template))
+    mgr = config.manager.manager
+    retry = config.exchange.providers[config.exchange.default].retry
+    engine_settings = EngineSettings(
+        schema_version=ex.prompt_schema_version,
+        tick_seconds=mgr.tick_interval,
+        pause_policy=PausePolicy(
+            window=mgr.pause_failure_window,
+            min_cycles=max(2, mgr.pause_failure_window // 2),
+            max_failure_pct=Decimal(str(mgr.pause_failure_pct)),
+        ),
+        order_retries=retry.max_attempts,
+        order_backoff_s=retry.backoff,
+    )
+    alerts = LogAlerts()
+    arena = Arena(
+        app=app,
+        runtimes=runtimes,
+        renderer=renderer,
+        clock=clock,
+        engine=engine_settings,
+        alerts=alerts,
+    )
+    worker = ProjectionWorker(
+        source=app,
+        projectors=lambda: projectors(config),
+        targets=_targets(config),
+        batch_size=config.main.Projections.BatchSize,
+        poll_s=config.main.Projections.PollInterval,
+    )
+    return Engine(config, app, arena, worker, alerts, clock)
+
+
+@contextmanager
+def engine_lock(config: LoadedConfig) -> Iterator[None]:
+    """One engine per data directory (the SQLite store has one writer)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    path = config.data_dir / "engine.lock"
+    handle: IO[str] = open(path, "w")  # noqa: SIM115 - held for the engine's lifetime
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"another nof0 engine is running on {config.data_dir} "
+                "(use --data-dir for a second arena)"
+            ) from None
+        yield
+    finally:
+        handle.close()
+
+
+# -- trader control -----------------------------------------------------------------------
+
+
+def pause_trader(config: LoadedConfig, trader: str, reason: str) -> bool:
+    return _control(config, trader, pause=True, reason=reason)
+
+
+def resume_trader(config: LoadedConfig, trader: str, reason: str) -> bool:
+    return _control(config, trader, pause=False, reason=reason)
+
+
+def _control(config: LoadedConfig, config_id: str, *, pause: bool, reason: str) -> bool:
+    app = open_app(config)
+    trader = app.find_trader(config_id)
+    if trader is None:
+        raise LookupError(f"no trader {config_id!r} in the event store")
+    clock = SystemClock()
+    at = max(clock.now(), trader.modified_on)
+    before = trader.paused
+    if pause:
+        trader.pause("operator", reason, at)
+    else:
+        trader.resume(reason or "operator", at)
+    app.save_trader(trader)
+    return before != trader.paused
+
+
+def trader_rows(config: LoadedConfig) -> Sequence[dict[str, Any]]:
+    app = open_app(config)
+    rows = []
+    for trader_config in config.manager.traders:
+        trader = app.find_trader(trader_config.id)
+        if trader is None:
+            rows.append({"id": trader_config.id, "registered": False})
+            continue
+        rows.append({
+            "id": trader.config_id,
+            "registered": True,
+            "model": trader.model,
+            "cycles": trader.cycle_no,
+            "positions": sorted(trader.positions),
+            "trades": trader.num_trades,
+            "paused": trader.paused,
+            "pause_reason": trader.pause_reason,
+        })
+    return rows

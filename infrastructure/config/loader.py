@@ -1,0 +1,316 @@
+"""Load and validate the configuration, reporting *every* problem with file, line and field.
+
+``etc/nof0.yaml`` references the other five files; paths inside a file are relative to
+that file's directory. ``${VAR}`` and ``${VAR:-default}`` are filled from the
+environment; an unset variable gives an empty value (which, for example, keeps the
+embedded SQLite event store when ``Postgres.DataSource`` is ``${Postgres__DataSource}``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from infrastructure.config.models import (
+    ExchangeConfig,
+    ExecutorConfig,
+    LLMConfig,
+    MainConfig,
+    ManagerConfig,
+    MarketConfig,
+)
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET = re.compile(r"(key|pass|secret|private|token)", re.IGNORECASE)
+SECTIONS = ("LLM", "Executor", "Manager", "Exchange", "Market")
+
+M = TypeVar("M", bound=BaseModel)
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    field: str
+    message: str
+    expected: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{where}: {self.field or '(file)'}: {self.message}"
+        return f"{text} (expected {self.expected})" if self.expected else text
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} configuration problem(s):\n{lines}")
+
+
+@dataclass
+class _Document:
+    path: Path
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+    unset_vars: dict[Path_, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    path: Path
+    main: MainConfig
+    llm: LLMConfig
+    executor: ExecutorConfig
+    manager: ManagerConfig
+    exchange: ExchangeConfig
+    market: MarketConfig
+    files: Mapping[str, Path]
+    data_dir: Path
+
+    def resolve(self, section: str, relative: str) -> Path:
+        """A path written in ``section``'s file, resolved against that file's directory."""
+        path = Path(os.path.expanduser(relative))
+        if path.is_absolute():
+            return path
+        return (self.files[section].parent / path).resolve()
+
+
+def display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def format_field(loc: Path_) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+# -- YAML with line numbers and ${VAR} --------------------------------------------------
+
+
+def _substitute(value: str, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(the value with variables filled, the name of an unset variable it was made of)."""
+    whole = _VAR.fullmatch(value.strip())
+    if whole:
+        name, default = whole.group(1), whole.group(2)
+        filled = env.get(name, "")
+        if filled == "":
+            if default is not None:
+                return default, None
+            return None, name
+        return filled, None
+
+    def fill(match: re.Match[str]) -> str:
+        return env.get(match.group(1), "") or (match.group(2) or "")
+
+    return _VAR.sub(fill, value), None
+
+
+_SCALARS = yaml.constructor.SafeConstructor()
+
+
+def _build(node: yaml.Node, loc: Path_, doc: _Document, env: Mapping[str, str]) -> Any:
+    doc.lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            result[key] = _build(value_node, (*loc, key), doc, env)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*loc, i), doc, env) for i, item in enumerate(node.value)]
+    assert isinstance(node, yaml.ScalarNode)
+    if node.tag == "tag:yaml.org,2002:str" or "${" in node.value:
+        if "${" not in node.value:
+            return node.value
+        filled, unset = _substitute(node.value, env)
+        if unset:
+            doc.unset_vars[loc] = unset
+        if filled is None:
+            return None
+        # A filled variable is read as YAML, so Tls: ${X} with X=true gives a bool.
+        try:
+            return yaml.safe_load(filled) if filled.strip() else ""
+        except yaml.YAMLError:
+            return filled
+    return _SCALARS.construct_object(node, deep=True)
+
+
+def read_yaml(path: Path, env: Mapping[str, str]) -> tuple[_Document | None, list[Problem]]:
+    name = display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [Problem(name, "", "file not found", "an existing YAML file")]
+    except OSError as exc:
+        return None, [Problem(name, "", f"cannot read the file: {exc.strerror}")]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        return None, [Problem(name, "", f"invalid YAML: {problem}", "valid YAML", line)]
+    doc = _Document(path=path, data=None)
+    if node is None:
+        return None, [Problem(name, "", "the file is empty", "a YAML mapping")]
+    doc.data = _build(node, (), doc, env)
+    if not isinstance(doc.data, dict):
+        return None, [Problem(name, "", "the top level is not a mapping", "key: value pairs", 1)]
+    return doc, []
+
+
+def _line(doc: _Document, loc: Path_) -> int | None:
+    while loc:
+        if loc in doc.lines:
+            return doc.lines[loc]
+        loc = loc[:-1]
+    return doc.lines.get(())
+
+
+def _data_loc(doc: _Document, loc: tuple[Any, ...]) -> Path_:
+    """Drop pydantic's union tags from an error location, keeping the keys that exist."""
+    node: Any = doc.data
+    result: list[str | int] = []
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            result.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            result.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and node.get("type") == part:
+            continue
+        else:
+            result.append(part)
+            node = None
+    return tuple(result)
+
+
+def validate(doc: _Document, model: type[M]) -> tuple[M | None, list[Problem]]:
+    name = display(doc.path)
+    try:
+        return model.model_validate(doc.data), []
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = _data_loc(doc, tuple(error["loc"]))
+            field_name = format_field(loc)
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = "unknown field (a typo?)"
+            elif error["type"] == "missing":
+                message = "missing required field"
+                unset = doc.unset_vars.get(loc)
+                if unset:
+                    message += f": ${{{unset}}} is not set"
+            elif "input" in error and not _SECRET.search(field_name):
+                shown = repr(error["input"])
+                if len(shown) < 80:
+                    message += f", got {shown}"
+            problems.append(Problem(name, field_name, message, line=_line(doc, loc)))
+        return None, problems
+
+
+# -- the whole configuration ------------------------------------------------------------
+
+
+def load_config(
+    path: Path | str,
+    *,
+    env: Mapping[str, str] | None = None,
+    data_dir: Path | str | None = None,
+    governance: bool = True,
+) -> LoadedConfig:
+    """Load everything or raise :class:`ConfigError` listing every problem found."""
+    from infrastructure.config.check import governance_problems
+
+    env = os.environ if env is None else env
+    main_path = Path(path).expanduser().resolve()
+    problems: list[Problem] = []
+    main_doc, found = read_yaml(main_path, env)
+    problems += found
+    if main_doc is None:
+        raise ConfigError(problems)
+    main, found = validate(main_doc, MainConfig)
+    problems += found
+    if main is None:
+        raise ConfigError(problems)
+
+    models: dict[str, type[BaseModel]] = {
+        "LLM": LLMConfig,
+        "Executor": ExecutorConfig,
+        "Manager": ManagerConfig,
+        "Exchange": ExchangeConfig,
+        "Market": MarketConfig,
+    }
+    files: dict[str, Path] = {"Main": main_path}
+    loaded: dict[str, BaseModel] = {}
+    docs: dict[str, _Document] = {"Main": main_doc}
+    for section, model in models.items():
+        ref = getattr(main, section).File
+        section_path = (main_path.parent / os.path.expanduser(ref)).resolve()
+        files[section] = section_path
+        doc, found = read_yaml(section_path, env)
+        if found:
+            problems += [
+                Problem(p.file, p.field, p.message, p.expected, p.line)
+                if doc is not None or p.message != "file not found"
+                else Problem(
+                    display(main_path),
+                    f"{section}.File",
+                    f"{ref!r} does not exist ({display(section_path)})",
+                    "a path relative to this file",
+                    _line(main_doc, (section, "File")),
+                )
+                for p in found
+            ]
+            continue
+        assert doc is not None
+        docs[section] = doc
+        value, found = validate(doc, model)
+        problems += found
+        if value is not None:
+            loaded[section] = value
+    if len(loaded) < len(models):
+        raise ConfigError(problems)
+
+    if data_dir is not None:
+        resolved_data = Path(data_dir).expanduser().resolve()
+    else:
+        data_path = Path(os.path.expanduser(main.DataPath))
+        resolved_data = (
+            data_path if data_path.is_absolute() else (main_path.parent / data_path).resolve()
+        )
+    config = LoadedConfig(
+        path=main_path,
+        main=main,
+        llm=loaded["LLM"],  # type: ignore[arg-type]
+        executor=loaded["Executor"],  # type: ignore[arg-type]
+        manager=loaded["Manager"],  # type: ignore[arg-type]
+        exchange=loaded["Exchange"],  # type: ignore[arg-type]
+        market=loaded["Market"],  # type: ignore[arg-type]
+        files=files,
+        data_dir=resolved_data,
+    )
+    if governance:
+        problems += governance_problems(config, docs, env)
+    if problems:
+        raise ConfigError(problems)
+    return config

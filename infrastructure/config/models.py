@@ -1,0 +1,340 @@
+"""Pydantic models of the configuration files (field names as in the seed design)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from infrastructure.config.durations import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+TRADER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEFAULT_COINS = ["BTC", "ETH", "SOL", "BNB", "DOGE", "XRP"]
+
+
+class Section(BaseModel):
+    """Unknown keys are errors (a typo must not silently fall back to a default); keys
+    whose value is null (e.g. an unset ``${VAR}``) take the field's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+
+# -- nof0.yaml --------------------------------------------------------------------------
+
+
+class PostgresConfig(Section):
+    DataSource: str = ""
+    MaxOpen: int = Field(25, ge=1)
+    MaxIdle: int = Field(10, ge=0)
+    MaxLifetime: Duration = 300.0
+    Schema: str = Field("", pattern=r"^([a-z_][a-z0-9_]{0,62})?$")
+
+
+class CacheNode(Section):
+    Host: str = ""
+    Type: Literal["node"] = "node"
+    Pass: str = ""
+    Tls: bool = False
+
+
+class TTLConfig(Section):
+    Short: int = Field(10, ge=1)
+    Medium: int = Field(60, ge=1)
+    Long: int = Field(300, ge=1)
+
+
+class SlowThresholdConfig(Section):
+    SQL: int = 10000
+    Redis: int = 5000
+
+
+class LoggingConfig(Section):
+    Level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    SlowThreshold: SlowThresholdConfig = SlowThresholdConfig()
+    VerboseSQL: bool = False
+    VerboseLLM: bool = False
+
+
+class ProjectionsConfig(Section):
+    BatchSize: int = Field(500, ge=1, le=10_000)
+    PollInterval: Duration = 0.5
+    ConversationsPerTrader: int = Field(30, ge=1, le=1000)
+
+
+class FileRef(Section):
+    File: str
+
+
+class MainConfig(Section):
+    Name: str = Field("nof0", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    Env: Literal["test", "dev", "prod"] = "dev"
+    Host: str = "127.0.0.1"
+    Port: int = Field(8888, ge=1, le=65535)
+    DataPath: str = "../data"
+    Postgres: PostgresConfig = PostgresConfig()
+    Cache: list[CacheNode] = []
+    TTL: TTLConfig = TTLConfig()
+    Logging: LoggingConfig = LoggingConfig()
+    Projections: ProjectionsConfig = ProjectionsConfig()
+    LLM: FileRef
+    Executor: FileRef
+    Manager: FileRef
+    Exchange: FileRef
+    Market: FileRef
+
+
+# -- llm.yaml ---------------------------------------------------------------------------
+
+KEYLESS_PROVIDERS = frozenset({"ollama", "vllm", "baseline"})
+
+
+class BudgetConfig(Section):
+    daily_token_limit: int = Field(1_000_000, ge=1)
+    cost_per_million_tokens: dict[str, float] = {}
+    alert_threshold_pct: float = Field(80, gt=0, le=100)
+
+
+class ModelConfig(Section):
+    provider: Literal[
+        "openai", "anthropic", "deepseek", "openrouter", "zenmux", "ollama", "vllm"
+    ]
+    model_name: str = Field(min_length=1)
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_completion_tokens: int = Field(4096, ge=1)
+    priority: int = Field(1, ge=1)
+    cost_tier: Literal["high", "medium", "low"] = "medium"
+    base_url: str = ""
+    api_key: str = ""
+    structured_output: bool = False
+
+
+class PromptCacheConfig(Section):
+    enabled: bool = True
+    ttl: int = Field(3600, ge=0)
+    max_entries: int = Field(10_000, ge=0)
+
+
+class LLMConfig(Section):
+    base_url: str = ""
+    api_key: str = ""
+    default_model: str = ""
+    timeout: Duration = 60.0
+    max_retries: int = Field(3, ge=0, le=10)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    budget: BudgetConfig = BudgetConfig()
+    models: dict[str, ModelConfig] = {}
+    cache: PromptCacheConfig = PromptCacheConfig()
+
+
+# -- executor.yaml ----------------------------------------------------------------------
+
+
+class PromptValidation(Section):
+    strict_mode: bool = True
+    require_version_header: bool = True
+
+
+class OutputValidation(Section):
+    enabled: bool = True
+    schema_path: str = ""
+    fail_on_invalid: bool = True
+
+
+class ExecutorConfig(Section):
+    prompt_schema_version: str = Field(min_length=1)
+    prompt_validation: PromptValidation = PromptValidation()
+    major_coin_leverage: int = Field(20, ge=1, le=50)
+    altcoin_leverage: int = Field(10, ge=1, le=50)
+    min_confidence: float = Field(75, ge=0, le=100)
+    min_risk_reward: float = Field(3.0, gt=0)
+    max_positions: int = Field(4, ge=1)
+    max_position_size_usd: float = Field(1000, gt=0)
+    max_margin_usage_pct: float = Field(60, gt=0, le=100)
+    decision_interval: Duration = 180.0
+    decision_timeout: Duration = 60.0
+    max_concurrent_decisions: int = Field(1, ge=1)
+    output_validation: OutputValidation = OutputValidation()
+
+
+# -- manager.yaml -----------------------------------------------------------------------
+
+
+class RiskParams(Section):
+    max_positions: int | None = Field(None, ge=1)
+    max_position_size_usd: float | None = Field(None, gt=0)
+    max_margin_usage_pct: float | None = Field(None, gt=0, le=100)
+    major_coin_leverage: int | None = Field(None, ge=1, le=50)
+    altcoin_leverage: int | None = Field(None, ge=1, le=50)
+    min_risk_reward_ratio: float | None = Field(None, gt=0)
+    min_confidence: float | None = Field(None, ge=0, le=100)
+    stop_loss_enabled: bool = True
+    take_profit_enabled: bool = True
+
+
+class TraderConfig(Section):
+    id: str
+    name: str = ""
+    exchange_provider: str
+    market_provider: str
+    order_style: Literal["market_ioc", "limit_ioc"] = "market_ioc"
+    market_ioc_slippage_bps: float = Field(50, ge=0, le=1000)
+    prompt_template: str
+    executor_prompt_template: str
+    model: str = Field(min_length=1)
+    decision_interval: Duration | None = None
+    allocation_pct: float = Field(gt=0, le=100)
+    auto_start: bool = True
+    coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS), min_length=1)
+    risk_params: RiskParams = RiskParams()
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_safe(cls, value: str) -> str:
+        if not TRADER_ID.match(value):
+            raise ValueError(
+                "must start with a letter or digit and use only letters, digits, '.', '_' "
+                "or '-' (at most 64 characters)"
+            )
+        return value
+
+    @field_validator("coins")
+    @classmethod
+    def _coins_upper(cls, value: list[str]) -> list[str]:
+        coins = [c.strip().upper() for c in value]
+        if len(set(coins)) != len(coins):
+            raise ValueError("lists a coin twice")
+        return coins
+
+
+class ManagerSection(Section):
+    total_equity_usd: float = Field(gt=0)
+    reserve_equity_pct: float = Field(10, ge=0, lt=100)
+    allocation_strategy: Literal["fixed", "performance_based"] = "fixed"
+    rebalance_interval: Duration = 3600.0
+    state_storage_backend: Literal["events"] = "events"
+    state_storage_path: str = ""
+    tick_interval: Duration = 1.0
+    pause_failure_pct: float = Field(10, gt=0, le=100)
+    pause_failure_window: int = Field(20, ge=2, le=1000)
+
+
+class MonitoringConfig(Section):
+    update_interval: Duration = 15.0
+    alert_webhook: str = ""
+    metrics_exporter: Literal["prometheus", "none"] = "prometheus"
+
+
+class ManagerConfig(Section):
+    manager: ManagerSection
+    traders: list[TraderConfig] = Field(min_length=1)
+    monitoring: MonitoringConfig = MonitoringConfig()
+
+    @field_validator("traders")
+    @classmethod
+    def _unique_ids(cls, traders: list[TraderConfig]) -> list[TraderConfig]:
+        seen: set[str] = set()
+        for trader in traders:
+            if trader.id in seen:
+                raise ValueError(f"trader id {trader.id!r} is used twice")
+            seen.add(trader.id)
+        return traders
+
+
+# -- exchange.yaml and market.yaml ------------------------------------------------------
+
+
+class RetryConfig(Section):
+    max_attempts: int = Field(ge=1, le=20)
+    backoff: Duration = 0.2
+    max_backoff: Duration = 5.0
+
+
+class HealthcheckConfig(Section):
+    interval: Duration = 30.0
+    timeout: Duration = 5.0
+
+
+class ProviderBase(Section):
+    timeout: Duration
+    retry: RetryConfig
+    capabilities: list[str] = Field(min_length=1)
+    healthcheck: HealthcheckConfig = HealthcheckConfig()
+
+
+class SimExchangeConfig(ProviderBase):
+    type: Literal["sim"]
+    fee_taker_bps: float = Field(4.5, ge=0, le=100)
+    fee_maker_bps: float = Field(1.5, ge=-10, le=100)
+    slippage_bps: float = Field(2, ge=0, le=500)
+
+
+class HyperliquidExchangeConfig(ProviderBase):
+    type: Literal["hyperliquid"]
+    private_key: str = ""
+    main_address: str = ""
+    vault_address: str = ""
+    testnet: bool = True
+
+
+ExchangeProviderConfig = Annotated[
+    SimExchangeConfig | HyperliquidExchangeConfig, Field(discriminator="type")
+]
+
+
+class ExchangeConfig(Section):
+    default: str
+    providers: dict[str, ExchangeProviderConfig] = Field(min_length=1)
+
+
+class ReplayMarketConfig(ProviderBase):
+    type: Literal["replay"]
+    source: Literal["synthetic"] = "synthetic"
+    seed: int = 7
+    start: datetime
+    speed: float = Field(60, gt=0, le=100_000)
+    history_days: int = Field(12, ge=11, le=365)
+    days: int = Field(60, ge=1, le=3650)
+    coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS), min_length=1)
+    max_staleness: Duration = 90.0
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must include a timezone, e.g. 2025-10-17T00:00:00Z")
+        return value
+
+
+class HyperliquidMarketConfig(ProviderBase):
+    type: Literal["hyperliquid"]
+    testnet: bool = False
+    http_timeout: Duration = 10.0
+    max_retries: int = Field(3, ge=0, le=10)
+    max_staleness: Duration = 3.0
+
+
+MarketProviderConfig = Annotated[
+    ReplayMarketConfig | HyperliquidMarketConfig, Field(discriminator="type")
+]
+
+
+class MarketConfig(Section):
+    default: str
+    providers: dict[str, MarketProviderConfig] = Field(min_length=1)

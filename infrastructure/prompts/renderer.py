@@ -1,0 +1,195 @@
+"""Render the system and user prompts from versioned Jinja2 templates.
+
+Every template starts with a ``Version:`` header (inside a Jinja comment, so it is not
+sent to the model). In strict mode a header that differs from ``prompt_schema_version``
+refuses to load, naming the file. Undefined variables are errors (StrictUndefined).
+The digest is the sha256 of the rendered messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from application.cycle import PromptError
+from application.ports import AccountView, MarketSnapshot, PromptLimits, RenderedPrompt
+
+_HEADER = re.compile(r"Version:\s*([^\s#}*]+)")
+HEADER_LINES = 5
+
+
+class PromptVersionError(Exception):
+    """A template's Version header is missing or differs from the schema version."""
+
+
+def read_version_header(path: Path) -> str | None:
+    """The ``Version:`` value in the first lines of a template, if any."""
+    with path.open(encoding="utf-8") as handle:
+        for _ in range(HEADER_LINES):
+            line = handle.readline()
+            if not line:
+                break
+            match = _HEADER.search(line)
+            if match:
+                return match.group(1)
+    return None
+
+
+def _num(value: Any, digits: int = 6) -> str:
+    """Compact number formatting for prompts (no float noise, no scientific notation)."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) < 1e-3:
+            return f"{value:.3e}"
+        text = f"{value:.{digits}g}"
+        if "e" in text:
+            text = f"{value:.2f}"
+        return text
+    return str(value)
+
+
+def _series(values: list[float], digits: int = 6) -> str:
+    return "[" + ", ".join(_num(v, digits) for v in values) + "]"
+
+
+def _py(value: Any) -> str:
+    """A Python-literal rendering (nof1 shows positions as dict literals)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_py(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, Decimal):
+        return _num(value, 8)
+    if isinstance(value, float):
+        return _num(value, 8)
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class _Template:
+    id: str
+    version: str
+    template: jinja2.Template
+
+
+class JinjaPromptRenderer:
+    def __init__(
+        self,
+        *,
+        root: Path,
+        schema_version: str,
+        strict: bool = True,
+        require_header: bool = True,
+    ) -> None:
+        self.root = root
+        self.schema_version = schema_version
+        self.strict = strict
+        self.require_header = require_header
+        self._env = jinja2.Environment(
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # noqa: S701 - prompts are plain text, not HTML
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters["num"] = _num
+        self._env.filters["series"] = _series
+        self._env.filters["py"] = _py
+        self._cache: dict[Path, _Template] = {}
+
+    def load(self, path: Path) -> _Template:
+        """Load (once) and version-check a template."""
+        path = path.resolve()
+        cached = self._cache.get(path)
+        if cached is not None:
+            return cached
+        if not path.is_file():
+            raise PromptVersionError(f"prompt template {path} does not exist")
+        version = read_version_header(path)
+        if version is None and self.require_header:
+            raise PromptVersionError(f"prompt template {path} has no 'Version:' header")
+        if self.strict and version is not None and version != self.schema_version:
+            raise PromptVersionError(
+                f"prompt template {path} declares Version {version}, but "
+                f"prompt_schema_version is {self.schema_version}"
+            )
+        try:
+            template = self._env.from_string(path.read_text(encoding="utf-8"))
+        except jinja2.TemplateSyntaxError as exc:
+            raise PromptVersionError(f"prompt template {path}:{exc.lineno}: {exc.message}") from exc
+        try:
+            template_id = str(path.relative_to(self.root.resolve()))
+        except ValueError:
+            template_id = str(path)
+        loaded = _Template(id=template_id, version=version or "", template=template)
+        self._cache[path] = loaded
+        return loaded
+
+    def render(
+        self,
+        *,
+        system_template: str,
+        user_template: str,
+        snapshot: MarketSnapshot,
+        account: AccountView,
+        limits: PromptLimits,
+        as_of: datetime,
+    ) -> RenderedPrompt:
+        try:
+            system = self.load(Path(system_template))
+            user = self.load(Path(user_template))
+        except PromptVersionError as exc:
+            raise PromptError(str(exc)) from exc
+        context = {
+            "now": as_of.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "coins": [snapshot.coins[c] for c in snapshot.coins],
+            "account": account,
+            "positions": [_position_dict(p) for p in account.positions],
+            "limits": limits,
+        }
+        try:
+            system_text = system.template.render(**context).strip() + "\n"
+            user_text = user.template.render(**context).strip() + "\n"
+        except jinja2.TemplateError as exc:
+            raise PromptError(f"rendering failed: {exc}") from exc
+        digest = hashlib.sha256(f"{system_text}\x00{user_text}".encode()).hexdigest()
+        return RenderedPrompt(
+            template=f"{system.id}+{user.id}",
+            version=user.version or system.version,
+            schema_version=self.schema_version,
+            system=system_text,
+            user=user_text,
+            digest=digest,
+        )
+
+
+def _position_dict(position: Any) -> dict[str, Any]:
+    """One open position in nof1's key order, with the exit plan and entry reason."""
+    return {
+        "symbol": position.coin,
+        "quantity": position.quantity,
+        "entry_price": position.entry_price,
+        "current_price": position.current_price,
+        "liquidation_price": position.liquidation_price,
+        "unrealized_pnl": round(position.unrealized_pnl, 2),
+        "leverage": position.leverage,
+        "exit_plan": {
+            "profit_target": position.profit_target,
+            "stop_loss": position.stop_loss,
+            "invalidation_condition": position.invalidation_condition,
+        },
+        "confidence": position.confidence,
+        "risk_usd": position.risk_usd,
+        "entry_reason": position.justification,
+        "notional_usd": round(position.notional_usd, 2),
+    }

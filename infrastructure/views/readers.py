@@ -1,0 +1,107 @@
+"""Read the view documents for the API: Redis first, the JSON files when Redis is absent or
+down. Only the known file names can be read, and only inside the data directory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from infrastructure.views.jsonfile import Namespaces
+from infrastructure.views.redis_store import RedisKeys
+from projections.documents import FILES
+
+log = logging.getLogger("nof0.api")
+
+MODEL_FILE = re.compile(r"^analytics-([A-Za-z0-9][A-Za-z0-9._-]{0,63})\.json$")
+
+
+def is_view_file(filename: str) -> bool:
+    if filename in FILES:
+        return True
+    match = MODEL_FILE.match(filename)
+    return bool(match) and ".." not in filename
+
+
+class ViewReaders:
+    def __init__(
+        self,
+        namespaces: Namespaces,
+        *,
+        redis_url: str | None = None,
+        redis_password: str | None = None,
+        keys: RedisKeys | None = None,
+        retry_after_s: float = 5.0,
+        timeout_s: float = 0.5,
+    ) -> None:
+        self.namespaces = namespaces
+        self.keys = keys
+        self.retry_after_s = retry_after_s
+        self._redis = (
+            aioredis.Redis.from_url(
+                redis_url,
+                password=redis_password or None,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+            )
+            if redis_url
+            else None
+        )
+        self._redis_down_until = 0.0
+        self.last_source = ""
+
+    @property
+    def redis_configured(self) -> bool:
+        return self._redis is not None
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def read(self, filename: str) -> bytes | None:
+        if not is_view_file(filename):
+            raise ValueError(f"{filename!r} is not a view")
+        if self._redis is not None and self.keys is not None and time.monotonic() >= self._redis_down_until:
+            try:
+                namespace = await self._redis.get(self.keys.pointer)
+                if isinstance(namespace, bytes):
+                    value = await self._redis.get(self.keys.document(namespace.decode(), filename))
+                    if isinstance(value, bytes):
+                        self.last_source = "redis"
+                        return value
+            except (RedisError, OSError) as exc:
+                self._redis_down_until = time.monotonic() + self.retry_after_s
+                log.warning("redis is unavailable (%s); serving the JSON files", exc)
+        self.last_source = "json"
+        return await asyncio.to_thread(self._read_file, filename)
+
+    def _read_file(self, filename: str) -> bytes | None:
+        namespace = self.namespaces.current()
+        if namespace is None:
+            return None
+        directory = self.namespaces.directory(namespace).resolve()
+        path = (directory / filename).resolve()
+        if path.parent != directory:
+            raise ValueError(f"{filename!r} is outside the views directory")
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    async def redis_status(self) -> str:
+        if self._redis is None:
+            return "not configured"
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            return f"down ({type(exc).__name__})"
+        return "up"
+
+
+def views_root(data_dir: Path) -> Path:
+    return data_dir / "views"

@@ -1,0 +1,190 @@
+"""The ``nof0`` command line.
+
+Every command takes ``--config PATH`` (default ``etc/nof0.yaml``) and ``--data-dir DIR``
+(default: the configuration's DataPath), so several arenas can live side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from infrastructure import bootstrap
+
+DEFAULT_CONFIG = "etc/nof0.yaml"
+EXIT_CONFIG = 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("NOF0_CONFIG", DEFAULT_CONFIG),
+        help=f"main configuration file (default: {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="data directory (default: DataPath from the config)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nof0", description="An event-sourced arena of AI traders on crypto perpetuals."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the engine, the views and the query API")
+    _common(run)
+    run.add_argument("--port", type=int, default=None, help="API port (default: Port)")
+    run.add_argument("--host", default=None, help="API host (default: Host)")
+
+    check = commands.add_parser("check", help="validate the configuration and report problems")
+    _common(check)
+
+    projections = commands.add_parser("projections", help="rebuild or inspect the views")
+    projections_commands = projections.add_subparsers(dest="action", required=True)
+    rebuild = projections_commands.add_parser(
+        "rebuild", help="replay all events into a new namespace, then switch to it"
+    )
+    _common(rebuild)
+    status = projections_commands.add_parser("status", help="position and lag of every view")
+    _common(status)
+
+    traders = commands.add_parser("traders", help="list, pause or resume traders")
+    trader_commands = traders.add_subparsers(dest="action", required=True)
+    listing = trader_commands.add_parser("list", help="traders and their state")
+    _common(listing)
+    for action in ("pause", "resume"):
+        sub = trader_commands.add_parser(action, help=f"{action} a trader")
+        sub.add_argument("trader", help="the trader's config id")
+        sub.add_argument("--reason", default="operator request")
+        _common(sub)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> bootstrap.LoadedConfig | None:
+    try:
+        return bootstrap.load_config(args.config, data_dir=args.data_dir)
+    except bootstrap.ConfigError as exc:
+        print(f"configuration {args.config} has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("run 'nof0 check' after fixing them", file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    report = bootstrap.check_config(args.config, data_dir=args.data_dir)
+    if not report.ok:
+        print(f"{args.config}: {len(report.problems)} problem(s)")
+        for problem in report.problems:
+            print(f"  - {problem}")
+        return 1
+    print(f"{args.config}: OK")
+    for line in report.summary:
+        print(f"  {line}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from interfaces.runner import run_arena
+
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    _logging(config.main.Logging.Level)
+    host = args.host or config.main.Host
+    port = args.port or config.main.Port
+    try:
+        return asyncio.run(run_arena(config, host=host, port=port))
+    except (bootstrap.NotAvailable, RuntimeError, OSError) as exc:
+        logging.getLogger("nof0").error("cannot run: %s", exc)
+        return 1
+
+
+def cmd_projections(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    if args.action == "rebuild":
+        try:
+            report = bootstrap.rebuild_projections(config)
+        except RuntimeError as exc:
+            print(f"rebuild refused: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"rebuilt {report.events} events (up to position {report.head}) into namespace "
+            f"{report.namespace} in {report.seconds:.2f}s ({report.rate:,.0f} events/s); "
+            f"readers switched from {report.previous or '(none)'}"
+        )
+        return 0
+    rows = bootstrap.projection_status(config)
+    if not rows:
+        print("no views written yet (start the engine with 'nof0 run')")
+        return 0
+    print(f"{'store':<12} {'view':<18} {'file':<28} {'position':>9} {'head':>9} {'lag':>7}")
+    for row in rows:
+        position = "-" if row.position is None else str(row.position)
+        lag = "-" if row.lag is None else str(row.lag)
+        print(
+            f"{row.store:<12} {row.view:<18} {row.file:<28} {position:>9} {row.head:>9} {lag:>7}"
+        )
+    return 0
+
+
+def cmd_traders(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    if args.action == "list":
+        for row in bootstrap.trader_rows(config):
+            if not row["registered"]:
+                print(f"{row['id']}: not registered yet")
+                continue
+            state = f"paused ({row['pause_reason']})" if row["paused"] else "active"
+            print(
+                f"{row['id']}: {state}, model {row['model']}, {row['cycles']} cycles, "
+                f"{row['trades']} trades, positions {', '.join(row['positions']) or 'none'}"
+            )
+        return 0
+    try:
+        if args.action == "pause":
+            changed = bootstrap.pause_trader(config, args.trader, args.reason)
+        else:
+            changed = bootstrap.resume_trader(config, args.trader, args.reason)
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    verb = "paused" if args.action == "pause" else "resumed"
+    print(f"{args.trader}: {verb}" if changed else f"{args.trader}: already {verb}")
+    return 0
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {
+        "run": cmd_run,
+        "check": cmd_check,
+        "projections": cmd_projections,
+        "traders": cmd_traders,
+    }
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["Path", "main"]

@@ -1,0 +1,60 @@
+"""Sessions: tests (default, no servers), integration (PostgreSQL + Redis), property
+(Hypothesis CI profile), lint (ruff + import-linter), typecheck (mypy --strict), bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+CONSTRAINTS = ("-c", "etc/constraints.txt")
+
+
+def install(session: nox.Session, extras: str) -> None:
+    session.install(*CONSTRAINTS, "-e", f".[{extras}]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The default suite: passes without any server (PostgreSQL/Redis tests are excluded)."""
+    install(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Tests against the real PostgreSQL (127.0.0.1:5432/test) and Redis (127.0.0.1:6379)."""
+    install(session, "test")
+    session.run("pytest", "-m", "postgres or redis", *session.posargs)
+
+
+@nox.session
+def property(session: nox.Session) -> None:
+    """Hypothesis properties with the CI profile (more examples, no deadline)."""
+    install(session, "test")
+    session.run(
+        "pytest", "tests/property", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"}
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    install(session, "typecheck")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed figures: projection rebuild (SQLite, PostgreSQL), engine overhead per cycle."""
+    install(session, "test")
+    session.run("python", "-m", "tests.bench", *session.posargs)

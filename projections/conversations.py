@@ -1,0 +1,161 @@
+"""The conversations view: each trader's latest model invocations in nof1's item shape.
+
+An item joins a cycle's ``DecisionRequested`` (the user prompt it was asked) with its
+``LLMResponded`` (decisions, raw answer, reasoning, tokens, cost) or ``LLMFailed``
+(a typed error and no decisions). Newest first; at most ``per_trader`` per trader.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+from domain.trader import Trader
+from projections.common import conversation_doc_id, num, originator, seconds
+from projections.documents import Conversation, ConversationError, DecisionDoc
+from projections.engine import Projector, ViewMeta
+
+SUMMARY_CHARS = 280
+
+
+class PendingQuestion(msgspec.Struct):
+    trader: str
+    cycle_no: int
+    as_of: float
+    user_prompt: str
+    prompt_version: str
+    prompt_digest: str
+
+
+class ConversationsMeta(ViewMeta):
+    names: dict[str, str] = {}
+    pending: dict[str, PendingQuestion] = {}
+
+
+class ConversationsState(msgspec.Struct):
+    conversations: list[Conversation] = []
+    view: ConversationsMeta = msgspec.field(
+        name="_view", default_factory=lambda: ConversationsMeta("")
+    )
+
+
+def summarize(cot: str, decisions: dict[str, DecisionDoc]) -> str:
+    text = " ".join(cot.split())
+    if not text:
+        acted = [d for d in decisions.values() if d.signal != "hold"]
+        chosen = acted or list(decisions.values())
+        parts = [f"{d.coin} {d.signal}" + (f": {d.justification}" if d.justification else "")
+                 for d in chosen[:3]]
+        text = "; ".join(parts)
+    if len(text) <= SUMMARY_CHARS:
+        return text
+    cut = text[:SUMMARY_CHARS]
+    stop = cut.rfind(". ")
+    return cut[: stop + 1] if stop > SUMMARY_CHARS // 2 else cut.rstrip() + "…"
+
+
+class ConversationsProjector(Projector[ConversationsState]):
+    name = "conversations"
+    version = 1
+    primary = "conversations.json"
+    state_type: ClassVar[type[Any]] = ConversationsState
+
+    def __init__(self, per_trader: int = 30) -> None:
+        self.per_trader = per_trader
+
+    def initial(self) -> ConversationsState:
+        return ConversationsState(view=ConversationsMeta(self.view_name))
+
+    def meta(self, state: ConversationsState) -> ViewMeta:
+        return state.view
+
+    def apply(self, state: ConversationsState, event: Any) -> bool:
+        kind = type(event)
+        if kind is Trader.Registered:
+            state.view.names[originator(event)] = event.config_id
+            return False
+        trader = state.view.names.get(originator(event))
+        if trader is None:
+            return False
+        if kind is Trader.DecisionRequested:
+            state.view.pending[event.cycle_id] = PendingQuestion(
+                trader=trader,
+                cycle_no=event.cycle_no,
+                as_of=seconds(event.as_of),
+                user_prompt=event.user_prompt,
+                prompt_version=event.prompt_version,
+                prompt_digest=event.prompt_digest,
+            )
+            return False
+        if kind is Trader.LLMResponded:
+            question = state.view.pending.pop(event.cycle_id, None)
+            if question is None:
+                return False
+            decisions = {d["coin"]: _decision(d) for d in event.decisions}
+            self._add(state, question, event, decisions, None)
+            return True
+        if kind is Trader.LLMFailed:
+            question = state.view.pending.pop(event.cycle_id, None)
+            if question is None:
+                return False
+            error = ConversationError(reason=event.reason, detail=event.detail)
+            self._add(state, question, event, {}, error)
+            return True
+        return False
+
+    def _add(
+        self,
+        state: ConversationsState,
+        question: PendingQuestion,
+        event: Any,
+        decisions: dict[str, DecisionDoc],
+        error: ConversationError | None,
+    ) -> None:
+        cot = getattr(event, "cot_trace", "")
+        item = Conversation(
+            id=conversation_doc_id(question.trader, event.timestamp),
+            model_id=question.trader,
+            timestamp=seconds(event.timestamp),
+            cycle_id=question.cycle_no,
+            user_prompt=question.user_prompt,
+            cot_trace=cot,
+            cot_trace_summary=summarize(cot, decisions)
+            if error is None
+            else f"no decision: {error.reason}",
+            llm_response=decisions,
+            model=event.model,
+            raw_response=event.raw_text,
+            error=error,
+            tokens_in=getattr(event, "tokens_in", 0),
+            tokens_out=getattr(event, "tokens_out", 0),
+            cost_usd=num(getattr(event, "cost_usd", None)),
+            latency_ms=event.latency_ms,
+            prompt_version=question.prompt_version,
+            prompt_digest=question.prompt_digest,
+        )
+        items = state.conversations
+        items.insert(0, item)
+        mine = [i for i, c in enumerate(items) if c.model_id == question.trader]
+        if len(mine) > self.per_trader:
+            del items[mine[-1]]
+
+
+def _decision(record: dict[str, Any]) -> DecisionDoc:
+    def opt(key: str) -> float | None:
+        value = record.get(key)
+        return None if value is None else float(value)
+
+    leverage = record.get("leverage")
+    return DecisionDoc(
+        coin=str(record["coin"]),
+        signal=str(record["signal"]),
+        quantity=opt("quantity"),
+        leverage=None if leverage is None else int(leverage),
+        profit_target=opt("profit_target"),
+        stop_loss=opt("stop_loss"),
+        invalidation_condition=str(record.get("invalidation_condition") or ""),
+        confidence=opt("confidence"),
+        risk_usd=opt("risk_usd"),
+        justification=str(record.get("justification") or ""),
+    )
