@@ -34,9 +34,7 @@ def integration(session: nox.Session) -> None:
 def property(session: nox.Session) -> None:
     """Hypothesis properties with the CI profile (more examples, no deadline)."""
     install(session, "test")
-    session.run(
-        "pytest", "tests/property", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"}
-    )
+    session.run("pytest", "tests/property", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
 
 
 @nox.session

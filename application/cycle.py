@@ -273,7 +273,9 @@ class DecisionCycle:
         self.desk = OrderDesk(app, exchange, clock, engine, alerts)
         self.sharpe = sharpe if sharpe is not None else {}
 
-    def _skip(self, trader: Trader, reason: SkipReason, detail: str, as_of: datetime) -> CycleOutcome:
+    def _skip(
+        self, trader: Trader, reason: SkipReason, detail: str, as_of: datetime
+    ) -> CycleOutcome:
         trader.skip_cycle(reason=reason, detail=detail, as_of=as_of)
         self.app.save_trader(trader)
         log.info("trader=%s cycle skipped: %s (%s)", trader.config_id, reason.value, detail)
@@ -430,8 +432,9 @@ class DecisionCycle:
                 self.model.decide(request), timeout=cfg.decision_timeout_s
             )
         except TimeoutError:
-            reason, detail = LLMFailureReason.TIMEOUT.value, (
-                f"no answer within {cfg.decision_timeout_s:g}s"
+            reason, detail = (
+                LLMFailureReason.TIMEOUT.value,
+                (f"no answer within {cfg.decision_timeout_s:g}s"),
             )
         except ModelError as exc:
             reason, detail = exc.reason, exc.detail

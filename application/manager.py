@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from application.cycle import CycleOutcome, DecisionCycle, OrderDesk
 from application.ports import (
@@ -224,8 +224,8 @@ class Arena:
                     exchange.mark(mids, now)
         return result
 
-    def _spawn(self, config_id: str, work: asyncio.Future[None] | object) -> None:
-        task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+    def _spawn(self, config_id: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=f"trader:{config_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -235,7 +235,7 @@ class Arena:
             cfg = state.runtime.settings
             try:
                 await enforce_exit_plans(self.app, state.desk, cfg, marks, now)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one trader's bug must not stop the others
                 self._failed(state, "exit check", exc)
             self._refresh(state)
             if self._due(state, now):
@@ -253,7 +253,7 @@ class Arena:
             state.failures_in_row = 0
             if outcome.status == "paused":
                 log.debug("trader=%s is paused", config_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - logged and alerted; the others go on
             self._failed(state, "cycle", exc)
             # Do not hammer a broken trader every tick: wait for its next interval.
             state.last_cycle_at = now

@@ -291,9 +291,7 @@ def parse_decision(raw: str, coins: Collection[str]) -> ParsedDecision:
             items.append(item_or_error)
     if not items:
         detail = "; ".join(f"{r.coin}: {r.error.value} ({r.detail})" for r in rejections)
-        raise DecisionParseError(
-            LLMFailureReason.ALL_ITEMS_INVALID, detail or "no items", cot
-        )
+        raise DecisionParseError(LLMFailureReason.ALL_ITEMS_INVALID, detail or "no items", cot)
     return ParsedDecision(items=tuple(items), rejections=tuple(rejections), cot_trace=cot)
 
 
@@ -303,7 +301,7 @@ def _reject(coin: str, error: ItemError, name: str, detail: str) -> ItemRejectio
 
 def _number(
     coin: str, body: Mapping[str, Any], name: str, *, required: bool
-) -> Decimal | None | ItemRejection:
+) -> Decimal | ItemRejection | None:
     if name not in body or body[name] is None:
         if required:
             return _reject(coin, ItemError.MISSING_FIELD, name, f"'{name}' is required")
@@ -384,8 +382,11 @@ def _validate_item(coin: str, body: Any, universe: set[str]) -> DecisionItem | I
         checks = [
             ("quantity", numbers["quantity"] is not None and numbers["quantity"] > 0, "> 0"),
             ("leverage", leverage >= 1, ">= 1"),
-            ("profit_target", numbers["profit_target"] is not None
-             and numbers["profit_target"] > 0, "> 0"),
+            (
+                "profit_target",
+                numbers["profit_target"] is not None and numbers["profit_target"] > 0,
+                "> 0",
+            ),
             ("stop_loss", numbers["stop_loss"] is not None and numbers["stop_loss"] > 0, "> 0"),
             ("risk_usd", numbers["risk_usd"] is not None and numbers["risk_usd"] >= 0, ">= 0"),
         ]
@@ -399,7 +400,10 @@ def _validate_item(coin: str, body: Any, universe: set[str]) -> DecisionItem | I
     for name, ok, expected in checks:
         if not ok:
             return _reject(
-                coin, ItemError.OUT_OF_RANGE, name, f"must be {expected}, got {body.get(name)!r:.30}"
+                coin,
+                ItemError.OUT_OF_RANGE,
+                name,
+                f"must be {expected}, got {body.get(name)!r:.30}",
             )
     return DecisionItem(
         coin=coin,

@@ -223,7 +223,10 @@ class AccountSnapshot:
     @property
     def equity(self) -> Decimal:
         return (
-            self.allocation + self.realized_pnl - self.fees_paid + self.funding
+            self.allocation
+            + self.realized_pnl
+            - self.fees_paid
+            + self.funding
             + self.unrealized_pnl
         )
 

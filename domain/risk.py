@@ -185,9 +185,10 @@ def plan_orders(
         if isinstance(verdict, Rejection):
             rejections.append(verdict)
             continue
-        size, mark, asset = verdict
+        size, mark, _ = verdict
         side = OrderSide.BUY if item.signal is Signal.BUY_TO_ENTER else OrderSide.SELL
-        assert item.leverage is not None and item.profit_target is not None
+        assert item.leverage is not None
+        assert item.profit_target is not None
         assert item.stop_loss is not None
         context = EntryContext(
             leverage=item.leverage,
@@ -224,8 +225,10 @@ def _check_entry(
     taker_fee_rate: Decimal,
 ) -> Rejection | tuple[Decimal, Decimal, AssetRules]:
     # The parser guarantees these for entries.
-    assert item.quantity is not None and item.leverage is not None
-    assert item.profit_target is not None and item.stop_loss is not None
+    assert item.quantity is not None
+    assert item.leverage is not None
+    assert item.profit_target is not None
+    assert item.stop_loss is not None
     assert item.confidence is not None
     coin = item.coin
     asset = assets.get(coin)
@@ -319,8 +322,7 @@ def _check_entry(
         return _reject(
             item,
             RiskRule.MAX_POSITION_SIZE,
-            f"position value {notional:.2f} is above the maximum "
-            f"{limits.max_position_size_usd}",
+            f"position value {notional:.2f} is above the maximum {limits.max_position_size_usd}",
             notional=f"{notional:.2f}",
             max_position_size_usd=limits.max_position_size_usd,
         )

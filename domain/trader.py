@@ -615,7 +615,8 @@ class Trader(Aggregate):
             raise TraderError(f"no pending order {cloid}")
         fill_coin = pending.coin if pending else coin
         fill_side = pending.side if pending else side
-        assert fill_coin is not None and fill_side is not None
+        assert fill_coin is not None
+        assert fill_side is not None
         before = self.positions.get(fill_coin)
         self.trigger_event(
             self.OrderFilled,

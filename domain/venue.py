@@ -29,10 +29,7 @@ def is_valid_price(price: Decimal, sz_decimals: int) -> bool:
         return False
     if price == price.to_integral_value():
         return True
-    return (
-        _sig_figs(price) <= MAX_SIG_FIGS
-        and _decimals(price) <= PERP_MAX_DECIMALS - sz_decimals
-    )
+    return _sig_figs(price) <= MAX_SIG_FIGS and _decimals(price) <= PERP_MAX_DECIMALS - sz_decimals
 
 
 def round_price(price: Decimal, sz_decimals: int, *, up: bool | None = None) -> Decimal:
@@ -50,8 +47,10 @@ def round_price(price: Decimal, sz_decimals: int, *, up: bool | None = None) -> 
     else:
         # Five or more integer digits: any integer is valid.
         rounded = price.quantize(Decimal(1), rounding=rounding)
-    return rounded.normalize() if rounded != rounded.to_integral_value() else rounded.quantize(
-        Decimal(1)
+    return (
+        rounded.normalize()
+        if rounded != rounded.to_integral_value()
+        else rounded.quantize(Decimal(1))
     )
 
 

@@ -143,7 +143,9 @@ def trader_settings(config: LoadedConfig, trader: TraderConfig) -> TraderSetting
 
     limits = RiskLimits(
         max_positions=pick(rp.max_positions, ex.max_positions),
-        max_position_size_usd=Decimal(str(pick(rp.max_position_size_usd, ex.max_position_size_usd))),
+        max_position_size_usd=Decimal(
+            str(pick(rp.max_position_size_usd, ex.max_position_size_usd))
+        ),
         max_margin_usage_pct=Decimal(str(pick(rp.max_margin_usage_pct, ex.max_margin_usage_pct))),
         major_coin_leverage=pick(rp.major_coin_leverage, ex.major_coin_leverage),
         altcoin_leverage=pick(rp.altcoin_leverage, ex.altcoin_leverage),
@@ -326,7 +328,10 @@ def projection_status(config: LoadedConfig, *, app: TradingApp | None = None) ->
             log.warning("redis unavailable: %s", exc)
         if redis_current:
             stores.append(
-                (f"redis:{redis_current}", RedisViewStore(client, redis_keys(config), redis_current))
+                (
+                    f"redis:{redis_current}",
+                    RedisViewStore(client, redis_keys(config), redis_current),
+                )
             )
     for label, store in stores:
         for projector in projectors(config):
@@ -426,7 +431,10 @@ def _model(settings: TraderSettings) -> DecisionModel:
     )
 
 
-def build_engine(config: LoadedConfig, *, app: TradingApp | None = None) -> Engine:
+def build_engine(
+    config: LoadedConfig, *, app: TradingApp | None = None, clock: Clock | None = None
+) -> Engine:
+    """Wire the engine; ``clock`` replaces the configured one (tests and benchmarks)."""
     app = app or open_app(config)
     markets: dict[str, MarketData] = {}
     clocks: dict[str, Clock] = {}
@@ -451,7 +459,8 @@ def build_engine(config: LoadedConfig, *, app: TradingApp | None = None) -> Engi
     replay_clocks = [c for c in clocks.values() if isinstance(c, ReplayClock)]
     if len(replay_clocks) > 1:
         raise NotAvailable("traders use more than one replay market provider; use one")
-    clock: Clock = replay_clocks[0] if replay_clocks else SystemClock()
+    if clock is None:
+        clock = replay_clocks[0] if replay_clocks else SystemClock()
     ex = config.executor
     renderer = JinjaPromptRenderer(
         root=config.files["Manager"].parent.parent,
@@ -549,14 +558,16 @@ def trader_rows(config: LoadedConfig) -> Sequence[dict[str, Any]]:
         if trader is None:
             rows.append({"id": trader_config.id, "registered": False})
             continue
-        rows.append({
-            "id": trader.config_id,
-            "registered": True,
-            "model": trader.model,
-            "cycles": trader.cycle_no,
-            "positions": sorted(trader.positions),
-            "trades": trader.num_trades,
-            "paused": trader.paused,
-            "pause_reason": trader.pause_reason,
-        })
+        rows.append(
+            {
+                "id": trader.config_id,
+                "registered": True,
+                "model": trader.model,
+                "cycles": trader.cycle_no,
+                "positions": sorted(trader.positions),
+                "trades": trader.num_trades,
+                "paused": trader.paused,
+                "pause_reason": trader.pause_reason,
+            }
+        )
     return rows

@@ -22,12 +22,14 @@ def _prefixed(values: dict[str, str]) -> dict[str, str]:
 
 
 def sqlite_env(path: Path) -> dict[str, str]:
-    return _prefixed({
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(path),
-        "SQLITE_LOCK_TIMEOUT": "10",
-        "AGGREGATE_CACHE_MAXSIZE": "200",
-    })
+    return _prefixed(
+        {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(path),
+            "SQLITE_LOCK_TIMEOUT": "10",
+            "AGGREGATE_CACHE_MAXSIZE": "200",
+        }
+    )
 
 
 def postgres_env(data_source: str, *, schema: str, pool_size: int) -> dict[str, str]:
@@ -37,19 +39,21 @@ def postgres_env(data_source: str, *, schema: str, pool_size: int) -> dict[str, 
     dbname = url.path.lstrip("/")
     if not dbname:
         raise EventStoreError("Postgres.DataSource names no database")
-    return _prefixed({
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_HOST": url.hostname,
-        "POSTGRES_PORT": str(url.port or 5432),
-        "POSTGRES_DBNAME": unquote(dbname),
-        "POSTGRES_USER": unquote(url.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(url.password or ""),
-        "POSTGRES_SCHEMA": schema,
-        "POSTGRES_POOL_SIZE": str(pool_size),
-        "POSTGRES_CONNECT_TIMEOUT": "10",
-        "POSTGRES_LOCK_TIMEOUT": "5",
-        "AGGREGATE_CACHE_MAXSIZE": "200",
-    })
+    return _prefixed(
+        {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_HOST": url.hostname,
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_DBNAME": unquote(dbname),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_SCHEMA": schema,
+            "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_LOCK_TIMEOUT": "5",
+            "AGGREGATE_CACHE_MAXSIZE": "200",
+        }
+    )
 
 
 def ensure_schema(data_source: str, schema: str) -> None:

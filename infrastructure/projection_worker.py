@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -42,8 +43,11 @@ def json_target(namespaces: Namespaces) -> Target:
     )
 
 
-def redis_target(store_factory: Callable[[str], RedisViewStore], namespaces: RedisNamespaces,
-                 follow: Callable[[], str | None]) -> Target:
+def redis_target(
+    store_factory: Callable[[str], RedisViewStore],
+    namespaces: RedisNamespaces,
+    follow: Callable[[], str | None],
+) -> Target:
     def current() -> str | None:
         wanted = follow()
         if wanted is not None and namespaces.current() != wanted:
@@ -107,7 +111,5 @@ class ProjectionWorker:
                     target.catchup = None
             if final:
                 return
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
-            except TimeoutError:
-                pass

@@ -130,9 +130,7 @@ def cmd_projections(args: argparse.Namespace) -> int:
     for row in rows:
         position = "-" if row.position is None else str(row.position)
         lag = "-" if row.lag is None else str(row.lag)
-        print(
-            f"{row.store:<12} {row.view:<18} {row.file:<28} {position:>9} {row.head:>9} {lag:>7}"
-        )
+        print(f"{row.store:<12} {row.view:<18} {row.file:<28} {position:>9} {row.head:>9} {lag:>7}")
     return 0
 
 

@@ -38,7 +38,9 @@ async def run_arena(config: bootstrap.LoadedConfig, *, host: str, port: int) -> 
         for finding in engine.findings:
             log.info("start-up: %s", finding)
 
-        app = create_app(lambda: bootstrap.build_readers(config), title=f"nof0 ({config.main.Name})")
+        app = create_app(
+            lambda: bootstrap.build_readers(config), title=f"nof0 ({config.main.Name})"
+        )
         server = _Server(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
         )

@@ -9,6 +9,7 @@ Primary file ``analytics.json``; one ``analytics-{model_id}.json`` per trader as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import msgspec
@@ -132,7 +133,7 @@ class AnalyticsProjector(Projector[AnalyticsState]):
     state_type: ClassVar[type[Any]] = AnalyticsState
 
     def __init__(self) -> None:
-        self._handlers = {
+        self._handlers: dict[type[Any], Callable[[AnalyticsState, Any, Any], bool]] = {
             Trader.Registered: self._registered,
             Trader.CapitalAllocated: self._allocated,
             Trader.DecisionRequested: self._requested,

@@ -17,7 +17,7 @@ def seconds(at: datetime) -> float:
 
 
 def millis(at: datetime) -> int:
-    return int(round(at.timestamp() * 1000))
+    return round(at.timestamp() * 1000)
 
 
 def human_time(at: datetime) -> str:

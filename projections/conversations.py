@@ -45,8 +45,10 @@ def summarize(cot: str, decisions: dict[str, DecisionDoc]) -> str:
     if not text:
         acted = [d for d in decisions.values() if d.signal != "hold"]
         chosen = acted or list(decisions.values())
-        parts = [f"{d.coin} {d.signal}" + (f": {d.justification}" if d.justification else "")
-                 for d in chosen[:3]]
+        parts = [
+            f"{d.coin} {d.signal}" + (f": {d.justification}" if d.justification else "")
+            for d in chosen[:3]
+        ]
         text = "; ".join(parts)
     if len(text) <= SUMMARY_CHARS:
         return text
@@ -142,16 +144,15 @@ class ConversationsProjector(Projector[ConversationsState]):
 
 
 def _decision(record: dict[str, Any]) -> DecisionDoc:
-    def opt(key: str) -> float | None:
+    def opt(key: str) -> float:
         value = record.get(key)
-        return None if value is None else float(value)
+        return 0.0 if value is None else float(value)
 
-    leverage = record.get("leverage")
     return DecisionDoc(
         coin=str(record["coin"]),
         signal=str(record["signal"]),
         quantity=opt("quantity"),
-        leverage=None if leverage is None else int(leverage),
+        leverage=int(record.get("leverage") or 0),
         profit_target=opt("profit_target"),
         stop_loss=opt("stop_loss"),
         invalidation_condition=str(record.get("invalidation_condition") or ""),

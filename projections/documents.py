@@ -191,15 +191,18 @@ class AnalyticsDocument(msgspec.Struct):
 
 
 class DecisionDoc(msgspec.Struct):
+    """One coin's decision as nof1 shows it; a number the model did not state is 0
+    (the raw answer is kept in ``raw_response``)."""
+
     coin: str
     signal: str
-    quantity: float | None
-    leverage: int | None
-    profit_target: float | None
-    stop_loss: float | None
+    quantity: float
+    leverage: int
+    profit_target: float
+    stop_loss: float
     invalidation_condition: str
-    confidence: float | None
-    risk_usd: float | None
+    confidence: float
+    risk_usd: float
     justification: str
 
 

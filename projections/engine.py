@@ -86,8 +86,7 @@ class Projector(ABC, Generic[S]):
         state: S = msgspec.json.decode(raw, type=self.state_type)
         if self.meta(state).name != self.view_name:
             raise ValueError(
-                f"{self.primary} holds view {self.meta(state).name!r}, "
-                f"expected {self.view_name!r}"
+                f"{self.primary} holds view {self.meta(state).name!r}, expected {self.view_name!r}"
             )
         return state
 
@@ -218,7 +217,8 @@ class CatchUp:
     def status(self) -> list[ViewStatus]:
         head = self.source.max_position()
         return [
-            ViewStatus(p.view_name, self._committed[p.view_name], head,
-                       self.errors.get(p.view_name, ""))
+            ViewStatus(
+                p.view_name, self._committed[p.view_name], head, self.errors.get(p.view_name, "")
+            )
             for p in self.projectors
         ]

@@ -12,7 +12,7 @@ equity always equals the trader's own: allocation + realised − fees ± funding
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -109,7 +109,7 @@ class PortfolioProjector(Projector[PortfolioState]):
 
     def __init__(self, max_leverage: Mapping[str, int]) -> None:
         self.max_leverage = dict(max_leverage)
-        self._handlers = {
+        self._handlers: dict[type[Any], Callable[[PortfolioState, Any], bool]] = {
             Trader.Registered: self._registered,
             Trader.CapitalAllocated: self._allocated,
             Trader.DecisionRequested: self._requested,
@@ -360,7 +360,9 @@ class PortfolioProjector(Projector[PortfolioState]):
         for book in state.view.books.values():
             row = self._latest(state, book)
             equity = row.dollar_equity if row else num(book.allocation)
-            positions.append(TraderPositions(model_id=book.id, positions=row.positions if row else {}))
+            positions.append(
+                TraderPositions(model_id=book.id, positions=row.positions if row else {})
+            )
             leaders.append(
                 LeaderboardEntry(
                     id=book.id,

@@ -62,6 +62,7 @@ class _Document:
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
     unset_vars: dict[Path_, str] = field(default_factory=dict)
+    from_env: dict[Path_, str] = field(default_factory=dict)  # values filled from variables
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,10 @@ def format_field(loc: Path_) -> str:
 # -- YAML with line numbers and ${VAR} --------------------------------------------------
 
 
+def _names(value: str) -> str:
+    return ", ".join(f"${{{m.group(1)}}}" for m in _VAR.finditer(value))
+
+
 def _substitute(value: str, env: Mapping[str, str]) -> tuple[str | None, str | None]:
     """(the value with variables filled, the name of an unset variable it was made of)."""
     whole = _VAR.fullmatch(value.strip())
@@ -132,6 +137,8 @@ def _build(node: yaml.Node, loc: Path_, doc: _Document, env: Mapping[str, str]) 
         for key_node, value_node in node.value:
             key = str(key_node.value)
             result[key] = _build(value_node, (*loc, key), doc, env)
+            # Point problems at the key's line, not at the first line of a block value.
+            doc.lines[(*loc, key)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*loc, i), doc, env) for i, item in enumerate(node.value)]
@@ -144,11 +151,15 @@ def _build(node: yaml.Node, loc: Path_, doc: _Document, env: Mapping[str, str]) 
             doc.unset_vars[loc] = unset
         if filled is None:
             return None
-        # A filled variable is read as YAML, so Tls: ${X} with X=true gives a bool.
+        doc.from_env[loc] = _names(node.value)
+        if node.style in ("'", '"'):
+            return filled  # a quoted "${X}" stays a string, whatever X holds
+        # An unquoted variable is read as a YAML scalar, so Tls: ${X} with X=true is a bool.
         try:
-            return yaml.safe_load(filled) if filled.strip() else ""
+            value = yaml.safe_load(filled) if filled.strip() else ""
         except yaml.YAMLError:
             return filled
+        return value if isinstance(value, (str, int, float, bool)) else filled
     return _SCALARS.construct_object(node, deep=True)
 
 
@@ -189,10 +200,9 @@ def _data_loc(doc: _Document, loc: tuple[Any, ...]) -> Path_:
     node: Any = doc.data
     result: list[str | int] = []
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            result.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
             node = node[part]
             result.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and node.get("type") == part:
@@ -201,6 +211,17 @@ def _data_loc(doc: _Document, loc: tuple[Any, ...]) -> Path_:
             result.append(part)
             node = None
     return tuple(result)
+
+
+def _may_echo(doc: _Document, loc: Path_, field_name: str, value: Any) -> bool:
+    """Only short scalars that are not secrets and did not come from the environment."""
+    if _SECRET.search(field_name) or not isinstance(value, (str, int, float, bool)):
+        return False
+    if any(
+        loc[: len(env_loc)] == env_loc or env_loc[: len(loc)] == loc for env_loc in doc.from_env
+    ):
+        return False
+    return len(repr(value)) < 60
 
 
 def validate(doc: _Document, model: type[M]) -> tuple[M | None, list[Problem]]:
@@ -220,10 +241,10 @@ def validate(doc: _Document, model: type[M]) -> tuple[M | None, list[Problem]]:
                 unset = doc.unset_vars.get(loc)
                 if unset:
                     message += f": ${{{unset}}} is not set"
-            elif "input" in error and not _SECRET.search(field_name):
-                shown = repr(error["input"])
-                if len(shown) < 80:
-                    message += f", got {shown}"
+            elif loc in doc.from_env:
+                message += f" (the value of {doc.from_env[loc]})"
+            elif _may_echo(doc, loc, field_name, error.get("input")) and "got " not in message:
+                message += f", got {error['input']!r}"
             problems.append(Problem(name, field_name, message, line=_line(doc, loc)))
         return None, problems
 
@@ -238,7 +259,11 @@ def load_config(
     data_dir: Path | str | None = None,
     governance: bool = True,
 ) -> LoadedConfig:
-    """Load everything or raise :class:`ConfigError` listing every problem found."""
+    """Load everything or raise :class:`ConfigError` listing every problem found.
+
+    A file with schema errors does not stop the others from being read, nor the
+    cross-file rules from running on what was written.
+    """
     from infrastructure.config.check import governance_problems
 
     env = os.environ if env is None else env
@@ -250,8 +275,6 @@ def load_config(
         raise ConfigError(problems)
     main, found = validate(main_doc, MainConfig)
     problems += found
-    if main is None:
-        raise ConfigError(problems)
 
     models: dict[str, type[BaseModel]] = {
         "LLM": LLMConfig,
@@ -264,41 +287,43 @@ def load_config(
     loaded: dict[str, BaseModel] = {}
     docs: dict[str, _Document] = {"Main": main_doc}
     for section, model in models.items():
-        ref = getattr(main, section).File
+        ref = (
+            main_doc.data.get(section, {}).get("File")
+            if isinstance(main_doc.data.get(section), dict)
+            else None
+        )
+        if not isinstance(ref, str) or not ref:
+            continue  # reported by the schema check of nof0.yaml
         section_path = (main_path.parent / os.path.expanduser(ref)).resolve()
         files[section] = section_path
         doc, found = read_yaml(section_path, env)
-        if found:
+        if doc is None:
             problems += [
-                Problem(p.file, p.field, p.message, p.expected, p.line)
-                if doc is not None or p.message != "file not found"
-                else Problem(
+                Problem(
                     display(main_path),
                     f"{section}.File",
                     f"{ref!r} does not exist ({display(section_path)})",
                     "a path relative to this file",
                     _line(main_doc, (section, "File")),
                 )
+                if p.message == "file not found"
+                else p
                 for p in found
             ]
             continue
-        assert doc is not None
         docs[section] = doc
         value, found = validate(doc, model)
         problems += found
         if value is not None:
             loaded[section] = value
-    if len(loaded) < len(models):
-        raise ConfigError(problems)
 
-    if data_dir is not None:
-        resolved_data = Path(data_dir).expanduser().resolve()
-    else:
-        data_path = Path(os.path.expanduser(main.DataPath))
-        resolved_data = (
-            data_path if data_path.is_absolute() else (main_path.parent / data_path).resolve()
-        )
-    config = LoadedConfig(
+    resolved_data = _data_dir(main_path, main_doc, data_dir)
+    if governance:
+        problems += governance_problems(docs, resolved_data)
+    if problems or main is None or len(loaded) < len(models):
+        raise ConfigError(problems)
+    assert resolved_data is not None
+    return LoadedConfig(
         path=main_path,
         main=main,
         llm=loaded["LLM"],  # type: ignore[arg-type]
@@ -309,8 +334,13 @@ def load_config(
         files=files,
         data_dir=resolved_data,
     )
-    if governance:
-        problems += governance_problems(config, docs, env)
-    if problems:
-        raise ConfigError(problems)
-    return config
+
+
+def _data_dir(main_path: Path, main_doc: _Document, override: Path | str | None) -> Path | None:
+    if override is not None:
+        return Path(override).expanduser().resolve()
+    raw = main_doc.data.get("DataPath", MainConfig.model_fields["DataPath"].default)
+    if not isinstance(raw, str):
+        return None
+    data_path = Path(os.path.expanduser(raw))
+    return data_path if data_path.is_absolute() else (main_path.parent / data_path).resolve()

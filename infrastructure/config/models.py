@@ -112,9 +112,7 @@ class BudgetConfig(Section):
 
 
 class ModelConfig(Section):
-    provider: Literal[
-        "openai", "anthropic", "deepseek", "openrouter", "zenmux", "ollama", "vllm"
-    ]
+    provider: Literal["openai", "anthropic", "deepseek", "openrouter", "zenmux", "ollama", "vllm"]
     model_name: str = Field(min_length=1)
     temperature: float = Field(0.7, ge=0, le=2)
     max_completion_tokens: int = Field(4096, ge=1)
@@ -207,7 +205,7 @@ class TraderConfig(Section):
     @field_validator("id")
     @classmethod
     def _id_is_safe(cls, value: str) -> str:
-        if not TRADER_ID.match(value):
+        if not TRADER_ID.fullmatch(value):
             raise ValueError(
                 "must start with a letter or digit and use only letters, digits, '.', '_' "
                 "or '-' (at most 64 characters)"

@@ -118,9 +118,7 @@ class ReplayMarket:
         return result
 
     async def snapshot(self, coins: Sequence[str], as_of: datetime) -> MarketSnapshot:
-        return MarketSnapshot(
-            as_of=as_of, coins={coin: self._coin(coin, as_of) for coin in coins}
-        )
+        return MarketSnapshot(as_of=as_of, coins={coin: self._coin(coin, as_of) for coin in coins})
 
     def _coin(self, coin: str, as_of: datetime) -> CoinSnapshot:
         p, minute, elapsed = self._minute(coin, as_of)
@@ -147,7 +145,9 @@ class ReplayMarket:
             rsi7=round(float(p.rsi7[i]), 3),
             rsi14=round(float(p.rsi14[i]), 3),
             open_interest_latest=round(float(tape.open_interest[minute]), 2),
-            open_interest_average=round(float(np.mean(tape.open_interest[oi_from : minute + 1])), 2),
+            open_interest_average=round(
+                float(np.mean(tape.open_interest[oi_from : minute + 1])), 2
+            ),
             funding_rate=float(f"{tape.funding_hourly[minute]:.6g}"),
             intraday=IntradaySeries(
                 mid_prices=_series(p.intraday.close, i),

@@ -93,14 +93,14 @@ def ema_cross(request: DecisionRequest, max_notional: Decimal) -> dict[str, Any]
         snap = request.snapshot.coins[coin]
         price = float(snap.price)
         up = price > snap.ema20 and snap.macd > 0 and snap.long_term.ema20 > snap.long_term.ema50
-        down = (
-            price < snap.ema20 and snap.macd < 0 and snap.long_term.ema20 < snap.long_term.ema50
-        )
+        down = price < snap.ema20 and snap.macd < 0 and snap.long_term.ema20 < snap.long_term.ema50
         position = positions.get(coin)
         if position is not None:
             long = position.quantity > 0
-            turned = (price < snap.ema20 and snap.macd < 0) if long else (
-                price > snap.ema20 and snap.macd > 0
+            turned = (
+                (price < snap.ema20 and snap.macd < 0)
+                if long
+                else (price > snap.ema20 and snap.macd > 0)
             )
             answer[coin] = (
                 _close(coin, "the 3-minute trend turned against the position")

@@ -24,8 +24,7 @@ MODEL_FILE = re.compile(r"^analytics-([A-Za-z0-9][A-Za-z0-9._-]{0,63})\.json$")
 def is_view_file(filename: str) -> bool:
     if filename in FILES:
         return True
-    match = MODEL_FILE.match(filename)
-    return bool(match) and ".." not in filename
+    return MODEL_FILE.fullmatch(filename) is not None and ".." not in filename
 
 
 class ViewReaders:
@@ -66,7 +65,11 @@ class ViewReaders:
     async def read(self, filename: str) -> bytes | None:
         if not is_view_file(filename):
             raise ValueError(f"{filename!r} is not a view")
-        if self._redis is not None and self.keys is not None and time.monotonic() >= self._redis_down_until:
+        if (
+            self._redis is not None
+            and self.keys is not None
+            and time.monotonic() >= self._redis_down_until
+        ):
             try:
                 namespace = await self._redis.get(self.keys.pointer)
                 if isinstance(namespace, bytes):

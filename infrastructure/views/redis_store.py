@@ -43,7 +43,7 @@ class RedisViewStore:
         for filename, data in output.files.items():
             pipe.set(self.keys.document(self.namespace, filename), data)
         for key, data in output.keys.items():
-            pipe.set(self.keys.extra(self.namespace, key), data)
+            pipe.set(self.keys.extra(self.namespace, key), data)  # noqa: S610 - not Django
         pipe.set(self.keys.position(self.namespace, output.view), output.position)
         pipe.execute()
 

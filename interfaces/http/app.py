@@ -6,6 +6,7 @@ JSON files when Redis is absent or down) with ``serverTime`` added.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -34,6 +35,7 @@ from interfaces.http.schemas import (
 from projections.reading import DocumentReader
 
 T = TypeVar("T", bound=msgspec.Struct)
+log = logging.getLogger("nof0.api")
 MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -52,14 +54,27 @@ def _reader(state: State) -> DocumentReader:
 
 async def load(state: State, filename: str, kind: type[T]) -> T:
     """A view document as ``kind`` (a response type), stamped with ``serverTime``."""
-    raw = await _reader(state).read(filename)
+    document = await _read(state, filename, kind)
+    if document is None:
+        raise ViewsNotReady(
+            detail=f"{filename} has not been written yet; the views are catching up"
+        )
+    return document
+
+
+async def _read(state: State, filename: str, kind: type[T]) -> T | None:
+    try:
+        raw = await _reader(state).read(filename)
+    except ValueError as exc:  # a view file that is not where views live (e.g. a symlink out)
+        log.error("refused to read %s: %s", filename, exc)
+        raise ViewsNotReady(detail=f"{filename} cannot be read") from exc
     if raw is None:
-        raise ViewsNotReady(detail=f"{filename} has not been written yet; the views are catching up")
+        return None
     try:
         document = msgspec.json.decode(raw, type=kind)
     except msgspec.DecodeError as exc:
         raise ViewsNotReady(detail=f"{filename} could not be read: {exc}") from exc
-    return msgspec.structs.replace(document, serverTime=server_time())  # type: ignore[type-var]
+    return msgspec.structs.replace(document, serverTime=server_time())
 
 
 class ApiController(Controller):
@@ -133,19 +148,18 @@ class ApiController(Controller):
         state: State,
         model_id: Annotated[str, PathParameter(description="A trader id from the leaderboard")],
     ) -> AnalyticsResponse:
-        if not MODEL_ID.match(model_id):
+        if not MODEL_ID.fullmatch(model_id):
             raise ValidationException(
                 detail="model id must use letters, digits, '.', '_' or '-' (at most 64)"
             )
         everyone = await load(state, "analytics.json", AnalyticsResponse)
         if model_id not in {item.model_id for item in everyone.analytics}:
             raise NotFoundException(detail=f"no trader {model_id!r}")
-        raw = await _reader(state).read(f"analytics-{model_id}.json")
-        if raw is None:
+        document = await _read(state, f"analytics-{model_id}.json", AnalyticsResponse)
+        if document is None:
             mine = [item for item in everyone.analytics if item.model_id == model_id]
             return AnalyticsResponse(analytics=mine, serverTime=server_time())
-        document = msgspec.json.decode(raw, type=AnalyticsResponse)
-        return msgspec.structs.replace(document, serverTime=server_time())
+        return document
 
     @get("/conversations", summary="Latest model invocations per trader")
     async def conversations(self, state: State) -> ConversationsResponse:
@@ -165,7 +179,7 @@ async def healthz(state: State) -> Health:
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    request.logger.error("unhandled error on %s: %r", request.url.path, exc)
+    log.error("unhandled error on %s: %r", request.url.path, exc, exc_info=exc)
     return Response({"status_code": 500, "detail": "internal error"}, status_code=500)
 
 

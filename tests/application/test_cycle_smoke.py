@@ -11,7 +11,11 @@ def test_a_cycle_opens_a_position_and_records_every_step(store_env: dict[str, st
         outcome = await h.run_cycle({"BTC": entry("BTC", quantity=0.02)})
         assert outcome.status == "decided"
         assert h.event_names() == [
-            "Registered", "DecisionRequested", "LLMResponded", "OrderPlaced", "OrderFilled",
+            "Registered",
+            "DecisionRequested",
+            "LLMResponded",
+            "OrderPlaced",
+            "OrderFilled",
         ]
         assert h.trader().positions["BTC"].qty > 0
 
