@@ -44,8 +44,8 @@ _THINK_BLOCK = re.compile(r"<(think|thinking|reasoning)>(.*?)</\1>", re.DOTALL |
 _THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
 _REFUSAL = re.compile(
-    r"\b(I\s+(can(?:no|')t|cannot|won't|will not|am unable to)|I'm\s+(unable|not able)|"
-    r"as an ai)\b",
+    r"\b(I\s+(can(?:no|'|’)t|cannot|won(?:'|’)t|will not|am unable to)|"
+    r"I(?:'|’)m\s+(unable|not able)|as an ai)\b",
     re.IGNORECASE,
 )
 
@@ -146,14 +146,41 @@ class _NonFinite:
         return self.text
 
 
-def _loads(text: str) -> Any:
-    return json.loads(text, parse_float=Decimal, parse_constant=_NonFinite)
+class _Oversized(_NonFinite):
+    """A number too long or too large to be a decision (refused per item, never computed)."""
+
+
+#: Numbers beyond this are refused: no order quantity, price or leverage is that large, and
+#: Decimal arithmetic on them would fail or take unbounded time.
+MAX_NUMBER_DIGITS = 40
+MAX_NUMBER_EXPONENT = 15
+
+
+def _parse_float(text: str) -> Decimal | _Oversized:
+    if len(text) > MAX_NUMBER_DIGITS:
+        return _Oversized(text[:20] + "…")
+    value = Decimal(text)
+    if value and value.adjusted() > MAX_NUMBER_EXPONENT:
+        return _Oversized(text)
+    return value
+
+
+def _parse_int(text: str) -> int | _Oversized:
+    if len(text.lstrip("-")) > MAX_NUMBER_EXPONENT + 1:
+        return _Oversized(text[:20] + ("…" if len(text) > 20 else ""))
+    return int(text)
+
+
+def _decoder() -> json.JSONDecoder:
+    return json.JSONDecoder(
+        parse_float=_parse_float, parse_int=_parse_int, parse_constant=_NonFinite
+    )
 
 
 def _decode_at(decoder: json.JSONDecoder, text: str, start: int) -> tuple[Any, int] | None:
     try:
         return decoder.raw_decode(text, start)
-    except (json.JSONDecodeError, RecursionError):
+    except (json.JSONDecodeError, RecursionError, ValueError):
         return None
 
 
@@ -178,45 +205,95 @@ def _looks_like_decision(value: Any) -> bool:
     return any(isinstance(v, dict) and "signal" in v for v in value.values())
 
 
-def _candidates(text: str) -> tuple[list[Any], list[str]]:
-    """Every JSON value found in the text, fenced blocks first, and leftover prose."""
-    decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=_NonFinite)
-    fenced: list[Any] = []
-    for match in _FENCE.finditer(text):
-        body = match.group(1).strip()
-        if not body:
-            continue
-        try:
-            fenced.append(_loads(body))
-        except (json.JSONDecodeError, RecursionError):
-            fenced.append(_Truncated(body))
-    if fenced:
-        prose = _FENCE.sub(" ", text)
-        return fenced, [prose]
-    found: list[Any] = []
-    prose_parts: list[str] = []
+class _Truncated:
+    """JSON that opens and never closes: the answer was cut off."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _Malformed:
+    """A balanced ``{...}`` that is not JSON (prose braces, or a corrupted object)."""
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    """The index after the bracket closing the one at ``start``; None if it never closes."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for index in range(start, len(text)):
+        char = text[index]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+    return None
+
+
+def _scan(text: str, found: list[Any], prose: list[str]) -> bool:
+    """Collect the JSON values of ``text`` in order; False once JSON is cut off."""
+    decoder = _decoder()
     index, last_end, attempts = 0, 0, 0
-    while index < len(text) and attempts < MAX_DECODE_ATTEMPTS:
+    while index < len(text):
         char = text[index]
         if char in "{[":
             attempts += 1
+            if attempts > MAX_DECODE_ATTEMPTS:
+                break
             decoded = _decode_at(decoder, text, index)
             if decoded is not None:
                 value, end = decoded
                 found.append(value)
-                prose_parts.append(text[last_end:index])
+                prose.append(text[last_end:index])
                 index = last_end = end
                 continue
-            if char == "{":
+            closing = _balanced_end(text, index)
+            if closing is None:
+                # Everything after an unclosed bracket is inside it: never act on a
+                # fragment of a cut-off answer.
                 found.append(_Truncated(text[index:]))
+                prose.append(text[last_end:index])
+                return False
+            if char == "{":
+                found.append(_Malformed())
+                prose.append(text[last_end:index])
+                index = last_end = closing
+                continue
         index += 1
-    prose_parts.append(text[last_end:])
-    return found, prose_parts
+    prose.append(text[last_end:])
+    return True
 
 
-class _Truncated:
-    def __init__(self, text: str) -> None:
-        self.text = text
+def _candidates(text: str) -> tuple[list[Any], list[str]]:
+    """Every JSON value in the text, in order (fenced blocks and unfenced text alike),
+    and the prose around them."""
+    found: list[Any] = []
+    prose: list[str] = []
+    position = 0
+    for match in _FENCE.finditer(text):
+        if not _scan(text[position : match.start()], found, prose):
+            return found, prose
+        body = match.group(1).strip()
+        if body:
+            decoded = _decode_at(_decoder(), body, 0)
+            if decoded is not None and not body[decoded[1] :].strip():
+                found.append(decoded[0])
+            elif not _scan(body, found, prose):
+                return found, prose
+        position = match.end()
+    _scan(text[position:], found, prose)
+    return found, prose
 
 
 def _as_decision_map(value: dict[str, Any]) -> dict[str, Any]:
@@ -261,7 +338,7 @@ def parse_decision(raw: str, coins: Collection[str]) -> ParsedDecision:
                 "the answer holds a JSON array; a per-coin object is expected",
                 cot,
             )
-        if any(isinstance(v, _Truncated) for v in values):
+        if any(isinstance(v, (_Truncated, _Malformed)) for v in values):
             raise DecisionParseError(
                 LLMFailureReason.INVALID_JSON, "the JSON is truncated or malformed", cot
             )
@@ -277,13 +354,26 @@ def parse_decision(raw: str, coins: Collection[str]) -> ParsedDecision:
             )
         raise DecisionParseError(LLMFailureReason.NO_JSON_FOUND, "no JSON in the answer", cot)
 
+    last = max(i for i, v in enumerate(values) if _looks_like_decision(v))
+    if any(isinstance(v, _Truncated) for v in values[last + 1 :]):
+        raise DecisionParseError(
+            LLMFailureReason.INVALID_JSON,
+            "the answer was cut off after its last complete JSON object",
+            cot,
+        )
     # The last decision object wins: models draft first and conclude last.
-    decision_map = _as_decision_map(decisions[-1])
+    decision_map = _as_decision_map(values[last])
+    # One verdict per coin: keys that differ only in case or spaces name the same coin, and
+    # (as for duplicate JSON keys) the last one wins.
+    by_coin: dict[str, Any] = {}
+    for key, body in decision_map.items():
+        coin = str(key).strip().upper()
+        by_coin.pop(coin, None)
+        by_coin[coin] = body
     universe = {c.upper() for c in coins}
     items: list[DecisionItem] = []
     rejections: list[ItemRejection] = []
-    for key, body in decision_map.items():
-        coin = str(key).strip().upper()
+    for coin, body in by_coin.items():
         item_or_error = _validate_item(coin, body, universe)
         if isinstance(item_or_error, ItemRejection):
             rejections.append(item_or_error)
@@ -307,6 +397,8 @@ def _number(
             return _reject(coin, ItemError.MISSING_FIELD, name, f"'{name}' is required")
         return None
     value = body[name]
+    if isinstance(value, _Oversized):
+        return _reject(coin, ItemError.OUT_OF_RANGE, name, f"'{name}' is absurdly large")
     if isinstance(value, _NonFinite):
         return _reject(coin, ItemError.NON_FINITE, name, f"'{name}' is {value.text}")
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):

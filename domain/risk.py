@@ -302,6 +302,16 @@ def _check_entry(
             reward_risk=f"{ratio:.4f}",
             min_reward_risk=limits.min_risk_reward,
         )
+    if item.quantity * mark > limits.max_position_size_usd * 1_000_000:
+        # Far beyond any limit (and beyond Decimal's precision once rounded to the lot).
+        return _reject(
+            item,
+            RiskRule.MAX_POSITION_SIZE,
+            f"quantity {item.quantity} is absurdly large for the maximum "
+            f"{limits.max_position_size_usd}",
+            quantity=item.quantity,
+            max_position_size_usd=limits.max_position_size_usd,
+        )
     size = floor_to_decimals(item.quantity, asset.sz_decimals)
     if size <= 0:
         return _reject(

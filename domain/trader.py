@@ -29,7 +29,8 @@ from domain.ledger import (
 from domain.risk import PlannedOrder, Rejection, RiskRule
 from domain.values import ZERO, CloseReason, Liquidity, OrderIntent, OrderSide, SkipReason
 
-RECENT_WINDOW = 20
+#: Cycle outcomes kept for the failure-rate pause (the longest window configurable).
+RECENT_WINDOW = 1000
 
 
 def trader_id(config_id: str) -> UUID:
@@ -66,7 +67,7 @@ class PausePolicy:
     """Pause when more than ``max_failure_pct`` of the last ``window`` cycles failed
     (once at least ``min_cycles`` have run)."""
 
-    window: int = RECENT_WINDOW
+    window: int = 20
     min_cycles: int = 10
     max_failure_pct: Decimal = Decimal(10)
 

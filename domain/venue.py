@@ -47,6 +47,8 @@ def round_price(price: Decimal, sz_decimals: int, *, up: bool | None = None) -> 
     else:
         # Five or more integer digits: any integer is valid.
         rounded = price.quantize(Decimal(1), rounding=rounding)
+    if rounded <= 0:
+        rounded = min(quantum, Decimal(1))  # below the smallest tick: the tick is nearest
     return (
         rounded.normalize()
         if rounded != rounded.to_integral_value()

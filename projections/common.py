@@ -25,8 +25,17 @@ def human_time(at: datetime) -> str:
 
 
 def oid(cloid: str) -> int:
-    """A numeric order id from a cloid (52 bits: safe as a JavaScript number)."""
-    return int(cloid[2:15], 16) if cloid.startswith("0x") and len(cloid) >= 15 else 0
+    """A numeric order id from a cloid (52 bits: safe as a JavaScript number).
+
+    Our cloids are hex; an order id from elsewhere (an external fill) is hashed instead.
+    """
+    body = cloid[2:15] if cloid.startswith("0x") else ""
+    try:
+        if len(body) == 13:
+            return int(body, 16)
+    except ValueError:
+        pass
+    return int(uuid5(NAMESPACE_URL, f"nof0/order/{cloid}").hex[:13], 16)
 
 
 def tid(cloid: str, leg: str) -> int:

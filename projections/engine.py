@@ -206,11 +206,11 @@ class CatchUp:
         """Catch up to ``head`` (default: the log's end now); return events processed."""
         target = self.source.max_position() if head is None else head
         total = 0
-        while min(self._positions.values(), default=0) < target:
+        while (before := min(self._positions.values(), default=0)) < target:
             read = self.step(commit=commit_each_batch)
             total += read
-            if read == 0:
-                break
+            if read == 0 or min(self._positions.values(), default=0) == before:
+                break  # the end of the log, or a source that only re-sends old events
         self.commit(caught_up=True, force=not commit_each_batch)
         return total
 

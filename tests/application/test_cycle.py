@@ -311,10 +311,17 @@ def test_drift_between_books_and_venue_pauses_the_trader() -> None:
         await h.run_cycle()
         # Someone closes the position on the venue behind the engine's back.
         await h.exchange.place_order(
-            OrderRequest("alpha", "0xmanual", "BTC", side=h.trader().positions["BTC"].side
-                         and __import__("domain.values", fromlist=["OrderSide"]).OrderSide.SELL,
-                         size=Decimal("0.02"), limit_price=Decimal(1), reduce_only=True,
-                         leverage=5)
+            OrderRequest(
+                "alpha",
+                "0xmanual",
+                "BTC",
+                side=h.trader().positions["BTC"].side
+                and __import__("domain.values", fromlist=["OrderSide"]).OrderSide.SELL,
+                size=Decimal("0.02"),
+                limit_price=Decimal(1),
+                reduce_only=True,
+                leverage=5,
+            )
         )
         findings = await reconcile_trader(
             h.app, h.desk, h.exchange, h.alerts, "alpha", h.clock.now()
@@ -370,9 +377,7 @@ def test_cycles_are_deterministic_for_the_same_inputs() -> None:
     async def once() -> list[dict[str, Any]]:
         h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
         await h.run_cycle()
-        return [
-            {k: v for k, v in vars(e).items() if k != "originator_id"} for e in h.events()
-        ]
+        return [{k: v for k, v in vars(e).items() if k != "originator_id"} for e in h.events()]
 
     assert run(once()) == run(once())
 

@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import event as note, settings
+from hypothesis import event as note
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 

@@ -493,12 +493,14 @@ def test_a_window_longer_than_twenty_cycles_still_pauses() -> None:
     assert run(trader, "F", policy, start=19) == [["LLMFailed", "Paused"]]
     trader = register("beta")
     policy = PausePolicy(window=50, min_cycles=25, max_failure_pct=D(10))
-    events = run(trader, "F" * 30, policy)
+    events = run(trader, "F" * 25, policy)
     assert events[:24] == [["LLMFailed"]] * 24
     assert events[24] == ["LLMFailed", "Paused"]
+    with pytest.raises(TraderError, match="paused"):
+        run(trader, "F", policy, start=25)
 
 
-# -- orders and fills -------------------------------------------------------------------------------
+# -- orders and fills ------------------------------------------------------------------------------
 
 
 def test_place_records_the_order_and_refuses_a_pending_duplicate() -> None:
