@@ -8,8 +8,9 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import JSONTranscoder, Recording
+from eventsourcing.persistence import JSONTranscoder, Mapper, Recording
 
+from application.mapper import TypedJSONMapper
 from application.transcodings import ALL_TRANSCODINGS
 from domain.trader import Trader, trader_id
 
@@ -22,6 +23,13 @@ class TradingApp(Application[UUID]):
     snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
         Trader: 200
     }
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return TypedJSONMapper(
+            transcoder=self.construct_transcoder(),
+            compressor=self.factory.compressor(),
+            cipher=self.factory.cipher(),
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

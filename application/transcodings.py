@@ -20,7 +20,9 @@ class ExitPlanAsDict(Transcoding):
         return obj.to_record()
 
     def decode(self, data: dict[str, Any]) -> ExitPlan:
-        return ExitPlan(**data)
+        plan = ExitPlan.from_record(data)
+        assert plan is not None
+        return plan
 
 
 class EntryContextAsDict(Transcoding):

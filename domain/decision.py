@@ -90,16 +90,16 @@ class DecisionItem:
     justification: str = ""
 
     def to_record(self) -> dict[str, Any]:
-        """The item as stored in ``LLMResponded`` (Decimals stay Decimals)."""
+        """The item as stored in ``LLMResponded``: JSON-native, Decimals as exact strings."""
         return {
             "coin": self.coin,
             "signal": self.signal.value,
-            "quantity": self.quantity,
+            "quantity": _text_of(self.quantity),
             "leverage": self.leverage,
-            "profit_target": self.profit_target,
-            "stop_loss": self.stop_loss,
-            "confidence": self.confidence,
-            "risk_usd": self.risk_usd,
+            "profit_target": _text_of(self.profit_target),
+            "stop_loss": _text_of(self.stop_loss),
+            "confidence": _text_of(self.confidence),
+            "risk_usd": _text_of(self.risk_usd),
             "invalidation_condition": self.invalidation_condition,
             "justification": self.justification,
         }
@@ -109,15 +109,23 @@ class DecisionItem:
         return cls(
             coin=str(record["coin"]),
             signal=Signal(record["signal"]),
-            quantity=record.get("quantity"),
+            quantity=_decimal_of(record.get("quantity")),
             leverage=record.get("leverage"),
-            profit_target=record.get("profit_target"),
-            stop_loss=record.get("stop_loss"),
-            confidence=record.get("confidence"),
-            risk_usd=record.get("risk_usd"),
+            profit_target=_decimal_of(record.get("profit_target")),
+            stop_loss=_decimal_of(record.get("stop_loss")),
+            confidence=_decimal_of(record.get("confidence")),
+            risk_usd=_decimal_of(record.get("risk_usd")),
             invalidation_condition=str(record.get("invalidation_condition") or ""),
             justification=str(record.get("justification") or ""),
         )
+
+
+def _text_of(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal_of(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
 
 
 @dataclass(frozen=True)

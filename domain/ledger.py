@@ -23,9 +23,10 @@ class ExitPlan:
     invalidation_condition: str
 
     def to_record(self) -> dict[str, Any]:
+        """JSON-native (Decimals as exact strings), as stored inside events."""
         return {
-            "profit_target": self.profit_target,
-            "stop_loss": self.stop_loss,
+            "profit_target": str(self.profit_target),
+            "stop_loss": str(self.stop_loss),
             "invalidation_condition": self.invalidation_condition,
         }
 
@@ -34,8 +35,8 @@ class ExitPlan:
         if not record:
             return None
         return cls(
-            profit_target=Decimal(record["profit_target"]),
-            stop_loss=Decimal(record["stop_loss"]),
+            profit_target=Decimal(str(record["profit_target"])),
+            stop_loss=Decimal(str(record["stop_loss"])),
             invalidation_condition=str(record.get("invalidation_condition", "")),
         )
 

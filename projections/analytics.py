@@ -250,8 +250,8 @@ class AnalyticsProjector(Projector[AnalyticsState]):
         size = num(event.size)
         notional = entry * size
         plan = event.exit_plan or {}
-        target = num(plan.get("profit_target"))
-        stop = num(plan.get("stop_loss"))
+        target = float(plan.get("profit_target") or 0)
+        stop = float(plan.get("stop_loss") or 0)
         equity = stats.allocation + stats.closed_net
         stats.trades.append(
             TradeStat(

@@ -96,8 +96,8 @@ def trade_document(trader: str, event: Any) -> TradeDoc:
         exit_commission_dollars=num(event.exit_fees),
         exit_closed_pnl=num(event.gross_pnl - event.exit_fees + event.funding),
         exit_plan={
-            "profit_target": num(plan["profit_target"]),
-            "stop_loss": num(plan["stop_loss"]),
+            "profit_target": float(plan["profit_target"]),
+            "stop_loss": float(plan["stop_loss"]),
             "invalidation_condition": str(plan.get("invalidation_condition", "")),
         }
         if plan

@@ -240,9 +240,17 @@ class PaperExchange:
             )
         fee = (notional * self.fee_taker).quantize(Decimal("0.000001"))
         increasing = position is None or (position.qty > 0) == buy
-        if increasing:
-            margin_needed = notional / Decimal(order.leverage)
-            available = self.account_value(order.account) - self._margin_used(acct)
+        # The size that adds exposure: all of it, or what is left after closing on a flip.
+        opening = size if increasing else max(Decimal(0), size - abs(position.qty))
+        if opening > 0:
+            margin_needed = opening * price / Decimal(order.leverage)
+            released = Decimal(0)
+            if not increasing:
+                assert position is not None
+                released = abs(position.qty) * self._state.marks.get(
+                    order.coin, position.entry_price
+                ) / Decimal(position.leverage)
+            available = self.account_value(order.account) - self._margin_used(acct) + released
             if margin_needed + fee > available:
                 return self._reject(
                     order,
@@ -284,4 +292,6 @@ class PaperExchange:
         if position.qty == 0:
             del acct.positions[coin]
         elif (position.qty > 0) != (direction > 0):
+            # Flipped: the new side opened at this price with this order's leverage.
             position.entry_price = price
+            position.leverage = lev

@@ -242,7 +242,7 @@ def test_record_round_trip_keeps_every_field() -> None:
     (item,) = parse_decision(dump({"BTC": btc_entry()}), COINS).items
     record = item.to_record()
     assert record["signal"] == "buy_to_enter"
-    assert record["quantity"] == Decimal("0.1")
+    assert record["quantity"] == "0.1"  # JSON-native inside events: exact strings
     assert DecisionItem.from_record(record) == item
     hold = DecisionItem(coin="ETH", signal=Signal.HOLD)
     assert DecisionItem.from_record(hold.to_record()) == hold

@@ -365,7 +365,7 @@ def test_a_response_records_the_decision_and_one_rejection_per_refused_item() ->
         "cost_usd": D("0.0042"),
         "latency_ms": 850,
     }
-    assert events[0].decisions[0]["quantity"] == D("0.1")
+    assert events[0].decisions[0]["quantity"] == "0.1"  # records inside events are JSON-native
     assert [payload(e) for e in events[1:]] == [
         {
             "cycle_id": "alpha#1",
@@ -524,8 +524,8 @@ def test_place_records_the_order_and_refuses_a_pending_duplicate() -> None:
         "limit_price": D(100500),
         "reason": None,
         "exit_plan": {
-            "profit_target": D(110000),
-            "stop_loss": D(95000),
+            "profit_target": "110000",
+            "stop_loss": "95000",
             "invalidation_condition": "4h close below 94000",
         },
         "confidence": D("0.7"),

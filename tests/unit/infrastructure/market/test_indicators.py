@@ -134,6 +134,25 @@ def test_macd_fast_ema_is_seeded_on_the_slow_ema_first_bar() -> None:
     np.testing.assert_allclose(line[33:], (fast - ta.ema(close, 26))[33:], rtol=1e-12)
 
 
+def test_macd_swaps_fast_and_slow_like_talib() -> None:
+    _, _, _, close = ohlc_walk(13, 300)
+    swapped = ta.macd(close, 26, 12, 9)
+    for mine, ref, name in zip(swapped, ta.macd(close, 12, 26, 9), "lsh", strict=True):
+        np.testing.assert_array_equal(mine, ref, err_msg=name)
+    theirs = talib.MACD(close, fastperiod=26, slowperiod=12, signalperiod=9)
+    for mine, ref, name in zip(swapped, theirs, "lsh", strict=True):
+        assert_matches(mine, ref, f"MACD(26, 12) {name}")
+
+
+@pytest.mark.parametrize(("fast", "slow", "signal"), [(5, 35, 5), (3, 10, 16), (8, 9, 2)])
+def test_macd_other_periods_match_talib(fast: int, slow: int, signal: int) -> None:
+    _, _, _, close = ohlc_walk(fast * slow, 400)
+    ours = ta.macd(close, fast, slow, signal)
+    theirs = talib.MACD(close, fastperiod=fast, slowperiod=slow, signalperiod=signal)
+    for mine, ref, name in zip(ours, theirs, "lsh", strict=True):
+        assert_matches(mine, ref, f"MACD({fast}, {slow}, {signal}) {name}")
+
+
 # -- edge cases -----------------------------------------------------------------------------
 
 

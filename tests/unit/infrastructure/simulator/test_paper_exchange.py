@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given
@@ -24,7 +26,10 @@ BUY, SELL = OrderSide.BUY, OrderSide.SELL
 ACCOUNT = "alpha"
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
@@ -160,7 +165,7 @@ def test_margin_boundary_counts_margin_in_use(tmp_path: Path) -> None:
     first = place(ex, order("BTC", BUY, "0.19", leverage=20))
     assert first.status is OrderStatus.FILLED
     assert first.fee == D("8.55")
-    # Available is now 1000 − 8.55 − 950 = 41.45: 0.008 BTC needs 40 + 0.36, 0.0083 needs 41.874.
+    # Available is now 1000 − 8.55 − 950 = 41.45: 0.008 BTC needs 40 + 0.36.
     assert place(ex, order("BTC", BUY, "0.008", leverage=20)).status is OrderStatus.FILLED
     assert_rejected(
         place(ex, order("BTC", BUY, "0.001", leverage=20)),
@@ -239,13 +244,21 @@ def test_fee_is_taker_rate_on_notional_quantized_to_micro_dollars(tmp_path: Path
     assert ex.account_value(ACCOUNT) == expected
 
 
-def test_fee_rounds_half_even_at_the_sixth_decimal(tmp_path: Path) -> None:
-    # DOGE at 0.1: 25 × 0.1 × 0.00045... use 125 DOGE at 0.2 = 25 USD → fee 0.01125 exactly.
-    ex = exchange(tmp_path / "sim.json", marks={"DOGE": "0.2"})
-    assert place(ex, order("DOGE", BUY, "125", leverage=3)).fee == D("0.01125")
-    # 101 XRP at 2.4111 = 243.5211 USD → 0.109584495 → 0.109584
-    ex = exchange(tmp_path / "sim2.json", marks={"XRP": "2.4111"})
-    assert place(ex, order("XRP", BUY, "101", leverage=3)).fee == D("0.109584")
+@pytest.mark.parametrize(
+    ("coin", "size", "mark", "fee"),
+    [
+        ("XRP", "101", "2.4111", "0.109584"),  # 243.5211 × 0.00045 = 0.109584495
+        ("SOL", "0.37", "33.337", "0.005551"),  # 12.33469 × 0.00045 = 0.0055506105
+        ("ETH", "0.0157", "4012.7", "0.02835"),  # 62.99939 × 0.00045 = 0.0283497255
+        ("DOGE", "125", "0.2", "0.01125"),  # exact
+    ],
+)
+def test_fee_examples(tmp_path: Path, coin: str, size: str, mark: str, fee: str) -> None:
+    ex = exchange(tmp_path / "sim.json", marks={coin: mark})
+    result = place(ex, order(coin, BUY, size, leverage=3))
+    assert result.avg_price == D(mark)
+    assert result.fee == D(fee)
+    assert ex.account_value(ACCOUNT) == D(10000) - D(fee)
 
 
 # -- reduce-only ----------------------------------------------------------------------------
@@ -404,6 +417,20 @@ def test_a_flip_is_margin_checked_for_the_new_side(tmp_path: Path) -> None:
     assert positions(ex)["BTC"].qty == D("0.001")
 
 
+def test_a_flipped_position_takes_the_orders_leverage(tmp_path: Path) -> None:
+    # Leverage is per asset and the order sets it (as for an order that adds to a position):
+    # after flipping into a 0.005 BTC short at 20x, that short ties up 500 / 20 = 25 of margin.
+    ex = exchange(tmp_path / "sim.json", cash="1000")
+    assert place(ex, order("BTC", BUY, "0.001", leverage=1)).status is OrderStatus.FILLED
+    flip = place(ex, order("BTC", SELL, "0.006", leverage=20))
+    assert flip.status is OrderStatus.FILLED
+    assert positions(ex)["BTC"].qty == D("-0.005")
+    # Available: 1000 − 0.045 − 0.27 (fees) − 25 (margin) = 974.685; ETH 0.225 at 1x needs
+    # 900 + 0.405.
+    result = place(ex, order("ETH", BUY, "0.225", leverage=1))
+    assert result.status is OrderStatus.FILLED, result.detail
+
+
 # -- persistence ----------------------------------------------------------------------------
 
 
@@ -542,11 +569,7 @@ def test_ledger_value_is_cash_minus_fees_plus_realised_plus_unrealised(
             venue = await ex.positions(ACCOUNT)
             assert {c: p.qty for c, p in venue.items()} == {c: q for c, q in qty.items() if q}
             unrealised = sum(
-                (
-                    (marks[c] * abs(q) - cost[c]) * (1 if q > 0 else -1)
-                    for c, q in qty.items()
-                    if q
-                ),
+                ((marks[c] * abs(q) - cost[c]) * (1 if q > 0 else -1) for c, q in qty.items() if q),
                 D(0),
             )
             value = ex.account_value(ACCOUNT)

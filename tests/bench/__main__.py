@@ -1,0 +1,376 @@
+"""Benchmarks: ``python -m tests.bench [--events N] [--cycles N] [--skip-postgres]``.
+
+* projection rebuild speed (events/s) on SQLite and PostgreSQL, over a log with realistic
+  payloads (real market snapshots and rendered prompts, as the engine records them);
+* engine overhead per decision cycle with a baseline model (p50, p99), model time excluded.
+
+Figures are printed and written to ``.bench/results.json``. Targets (issue 2): rebuild at
+50,000 events/s or more on SQLite; cycle overhead under 1 ms at p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from application.cycle import DecisionCycle, account_view, canonical_snapshot, prompt_limits
+from application.ports import DecisionReply, DecisionRequest, LogAlerts, MarketSnapshot
+from application.settings import EngineSettings
+from application.trading import TradingApp
+from domain.decision import DecisionItem, ParsedDecision
+from domain.ledger import EntryContext, ExitPlan
+from domain.risk import PlannedOrder
+from domain.trader import PausePolicy, PromptRecord, Trader, make_cloid
+from domain.values import CloseReason, Liquidity, OrderIntent, OrderSide, Signal
+from infrastructure import bootstrap
+from infrastructure.clock import ManualClock
+from infrastructure.eventstore import postgres_env, sqlite_env
+from infrastructure.market.replay import ReplayMarket
+from infrastructure.market.synthetic import SyntheticTape
+from infrastructure.models.baseline import BaselineModel
+from infrastructure.prompts.renderer import JinjaPromptRenderer
+from infrastructure.simulator.paper import HYPERLIQUID_ASSETS, PaperExchange
+from infrastructure.views.jsonfile import JsonViewStore, Namespaces
+from projections.engine import CatchUp
+from tests.conftest import POSTGRES_DSN, REPO
+from tests.support.fakes import T0, trader_settings
+
+COINS = ("BTC", "ETH", "SOL", "BNB", "DOGE", "XRP")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# -- a realistic event log --------------------------------------------------------------------
+
+
+def market() -> ReplayMarket:
+    start = T0 - timedelta(days=12)
+    tape = SyntheticTape(COINS, start, (12 + 30) * 1440, seed=7, anchor_minute=12 * 1440)
+    return ReplayMarket(tape)
+
+
+async def sample_inputs(count: int) -> list[tuple[MarketSnapshot, str]]:
+    """Real snapshots and the user prompts rendered from them."""
+    replay = market()
+    renderer = JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0")
+    settings = trader_settings(coins=COINS)
+    trader = Trader.register(
+        config_id="x", name="x", model="m", allocation=Decimal(10_000), coins=list(COINS), at=T0
+    )
+    samples = []
+    for i in range(count):
+        as_of = T0 + timedelta(minutes=3 * i)
+        snapshot = await replay.snapshot(COINS, as_of)
+        account = account_view(trader, snapshot.marks(), dict(HYPERLIQUID_ASSETS), as_of=as_of)
+        prompt = renderer.render(
+            system_template=settings.system_template,
+            user_template=settings.user_template,
+            snapshot=snapshot,
+            account=account,
+            limits=prompt_limits(settings),
+            as_of=as_of,
+        )
+        samples.append((snapshot, prompt.user))
+    return samples
+
+
+def fill_log(app: TradingApp, events_wanted: int, samples: list[tuple[MarketSnapshot, str]]) -> int:
+    """Cycles of 10 traders, as the engine records them: every cycle asks and answers; one in
+    six opens or closes a position (fills, closes)."""
+    traders = [
+        Trader.register(
+            config_id=f"bench-{n}",
+            name=f"bench {n}",
+            model="baseline:random",
+            allocation=Decimal(10_000),
+            coins=list(COINS),
+            at=T0,
+        )
+        for n in range(10)
+    ]
+    for trader in traders:
+        app.save_trader(trader)
+    total = len(traders)
+    cycle = 0
+    while total < events_wanted:
+        snapshot, user_prompt = samples[cycle % len(samples)]
+        trader = traders[cycle % len(traders)]
+        as_of = T0 + timedelta(minutes=3 * (cycle // len(traders) + 1), seconds=cycle % 10)
+        marks = snapshot.marks()
+        text, digest = canonical_snapshot(snapshot)
+        cycle_id = trader.request_decision(
+            as_of=as_of,
+            model="baseline:random",
+            snapshot=text,
+            snapshot_digest=digest,
+            marks=marks,
+            prompt=PromptRecord(
+                "decision/system.j2+decision/user.j2", "v1.0.0", digest, "v1.0.0", user_prompt
+            ),
+        )
+        coin = COINS[cycle % len(COINS)]
+        signal = Signal.HOLD
+        if cycle % 6 == 0:
+            signal = Signal.CLOSE if coin in trader.positions else Signal.BUY_TO_ENTER
+        items = tuple(
+            DecisionItem(
+                coin=c,
+                signal=signal if c == coin else Signal.HOLD,
+                quantity=Decimal("0.1"),
+                leverage=5,
+                confidence=Decimal("0.8"),
+                profit_target=marks[c] * Decimal("1.03"),
+                stop_loss=marks[c] * Decimal("0.99"),
+                risk_usd=Decimal(10),
+                justification="benchmark",
+            )
+            for c in COINS
+        )
+        raw = json.dumps({i.coin: i.to_record() for i in items}, default=str)
+        trader.record_response(
+            cycle_id=cycle_id,
+            model="baseline:random",
+            raw_text=raw,
+            parsed=ParsedDecision(items=items),
+            tokens_in=0,
+            tokens_out=0,
+            cost_usd=Decimal(0),
+            latency_ms=0,
+            at=as_of,
+        )
+        price = marks[coin]
+        if signal is Signal.BUY_TO_ENTER:
+            order = PlannedOrder(
+                coin,
+                OrderSide.BUY,
+                Decimal("0.1"),
+                OrderIntent.OPEN_LONG,
+                False,
+                5,
+                price,
+                None,
+                EntryContext(5, ExitPlan(price * 2, price / 2, "x")),
+            )
+            cloid = make_cloid(trader.id, cycle_id, "0")
+            trader.place(cycle_id=cycle_id, cloid=cloid, order=order, at=as_of)
+            trader.record_fill(
+                cloid,
+                price=price,
+                size=Decimal("0.1"),
+                fee=price * Decimal("0.000045"),
+                liquidity=Liquidity.TAKER,
+                at=as_of,
+            )
+        elif signal is Signal.CLOSE:
+            position = trader.positions[coin]
+            order = PlannedOrder(
+                coin,
+                OrderSide.SELL,
+                position.size,
+                OrderIntent.CLOSE,
+                True,
+                5,
+                price,
+                CloseReason.SIGNAL,
+                position.context,
+            )
+            cloid = make_cloid(trader.id, cycle_id, "c")
+            trader.place(cycle_id=cycle_id, cloid=cloid, order=order, at=as_of)
+            trader.record_fill(
+                cloid,
+                price=price * Decimal("1.001"),
+                size=position.size,
+                fee=price * Decimal("0.000045"),
+                liquidity=Liquidity.TAKER,
+                at=as_of,
+            )
+        recordings = app.save(trader)
+        total += len(recordings)
+        cycle += 1
+    return total
+
+
+def rebuild_rate(app: TradingApp, label: str) -> dict[str, Any]:
+    config = bootstrap.load_config(
+        REPO / "etc" / "nof0.yaml", env={}, data_dir=tempfile.mkdtemp(prefix="nof0-bench-")
+    )
+    ns = Namespaces(Path(config.data_dir) / "views")
+    head = app.max_position()
+    results = []
+    for _ in range(3):
+        fresh = ns.create()
+        started = time.perf_counter()
+        catchup = CatchUp(
+            app, JsonViewStore(ns.directory(fresh)), bootstrap.projectors(config), batch_size=1000
+        )
+        processed = catchup.run_until(head, commit_each_batch=False)
+        elapsed = time.perf_counter() - started
+        results.append(processed / elapsed)
+    started = time.perf_counter()
+    read = 0
+    position = 0
+    while True:
+        batch = app.read_events(position, 1000)
+        if not batch:
+            break
+        read += len(batch)
+        position = batch[-1][0]
+    read_rate = read / (time.perf_counter() - started)
+    return {
+        "store": label,
+        "events": head,
+        "rebuild_events_per_s": round(max(results)),
+        "rebuild_runs": [round(r) for r in results],
+        "read_and_decode_events_per_s": round(read_rate),
+    }
+
+
+# -- engine overhead per cycle --------------------------------------------------------------
+
+
+class TimedModel:
+    """Wraps a baseline model and records the time spent inside it."""
+
+    def __init__(self, inner: BaselineModel) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.seconds: list[float] = []
+
+    async def decide(self, request: DecisionRequest) -> DecisionReply:
+        started = time.perf_counter()
+        reply = await self.inner.decide(request)
+        self.seconds.append(time.perf_counter() - started)
+        return reply
+
+
+async def cycle_overhead(env: dict[str, str], cycles: int, label: str) -> dict[str, Any]:
+    app = TradingApp(env=env)
+    replay = market()
+    exchange = PaperExchange("sim", state_path=None)
+    settings = trader_settings(coins=COINS, model="baseline:random", decision_interval_s=180.0)
+    model = TimedModel(
+        BaselineModel(
+            "baseline:random", max_position_size_usd=settings.limits.max_position_size_usd
+        )
+    )
+    clock = ManualClock(T0)
+    engine = EngineSettings(schema_version="v1.0.0", pause_policy=PausePolicy())
+    cycle = DecisionCycle(
+        app=app,
+        settings=settings,
+        engine=engine,
+        market=replay,
+        exchange=exchange,
+        model=model,
+        renderer=JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0"),
+        clock=clock,
+        alerts=LogAlerts(),
+    )
+    trader = Trader.register(
+        config_id=settings.config_id,
+        name="bench",
+        model=settings.model,
+        allocation=settings.allocation,
+        coins=list(COINS),
+        at=T0,
+    )
+    app.save_trader(trader)
+    await exchange.ensure_account(settings.config_id, settings.allocation)
+    totals = []
+    for _ in range(cycles):
+        clock.advance(180)
+        exchange.mark(await replay.mids(COINS, clock.now()), clock.now())
+        before = len(model.seconds)
+        started = time.perf_counter()
+        await cycle.run(clock.now())
+        elapsed = time.perf_counter() - started
+        inside = model.seconds[-1] if len(model.seconds) > before else 0.0
+        totals.append(elapsed - inside)
+    warm = totals[10:]
+    ms = [t * 1000 for t in warm]
+    return {
+        "store": label,
+        "cycles": len(warm),
+        "p50_ms": round(statistics.median(ms), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+        "model_p50_ms": round(statistics.median(model.seconds) * 1000, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench")
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--cycles", type=int, default=400)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    samples = asyncio.run(sample_inputs(40))
+    results: dict[str, Any] = {"rebuild": [], "cycle": []}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = TradingApp(env=sqlite_env(Path(tmp) / "events.sqlite3"))
+        fill_log(app, args.events, samples)
+        results["rebuild"].append(rebuild_rate(app, "sqlite"))
+        results["cycle"].append(
+            asyncio.run(
+                cycle_overhead(sqlite_env(Path(tmp) / "cycle.sqlite3"), args.cycles, "sqlite")
+            )
+        )
+    results["cycle"].append(
+        asyncio.run(
+            cycle_overhead(
+                {"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"}, args.cycles, "popo (in memory)"
+            )
+        )
+    )
+    if not args.skip_postgres:
+        import psycopg
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            env = postgres_env(POSTGRES_DSN, schema=schema, pool_size=2)
+            app = TradingApp(env=env)
+            fill_log(app, args.events, samples)
+            results["rebuild"].append(rebuild_rate(app, "postgres"))
+            results["cycle"].append(asyncio.run(cycle_overhead(env, args.cycles, "postgres")))
+        finally:
+            with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+    print("\nprojection rebuild (all five views, JSON files, batches of 1000)")
+    for row in results["rebuild"]:
+        print(
+            f"  {row['store']:<10} {row['events']:>8} events  "
+            f"{row['rebuild_events_per_s']:>8,} events/s  "
+            f"(read+decode alone {row['read_and_decode_events_per_s']:,} events/s)"
+        )
+    print("\nengine overhead per decision cycle (baseline:random, model time excluded)")
+    for row in results["cycle"]:
+        print(
+            f"  {row['store']:<18} p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms  "
+            f"(model p50 {row['model_p50_ms']:.3f} ms, {row['cycles']} cycles)"
+        )
+    out = REPO / ".bench"
+    out.mkdir(exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
