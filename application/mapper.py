@@ -17,7 +17,7 @@ decoded by a decoder generated from the event class's annotations, in C.
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
+from functools import cache
 from typing import Any, TypeVar, cast, get_type_hints
 from uuid import UUID
 
@@ -41,13 +41,11 @@ def _is_typed(cls: type[Any]) -> bool:
     return dataclasses.is_dataclass(cls) and not issubclass(cls, CanSnapshotAggregate)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _codec(cls: type[Any]) -> _Codec:
     hints = get_type_hints(cls)
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
-        (f.name, hints.get(f.name, Any))
-        for f in dataclasses.fields(cls)
-        if f.name not in _SKIPPED
+        (f.name, hints.get(f.name, Any)) for f in dataclasses.fields(cls) if f.name not in _SKIPPED
     ]
     fields.append(("class_version", int, 1))
     struct = msgspec.defstruct(f"{cls.__qualname__}State", fields)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.domain import DomainEventProtocol, Snapshot
 from eventsourcing.persistence import JSONTranscoder, Mapper, Recording
 
 from application.mapper import TypedJSONMapper
@@ -20,9 +20,10 @@ class TradingApp(Application[UUID]):
     outside the application layer."""
 
     name = "nof0"
-    snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
-        Trader: 200
-    }
+    is_snapshotting_enabled = True
+    #: A trader is snapshotted every this many versions, from its in-memory state (the
+    #: library's interval snapshots re-read the aggregate from the store inside save()).
+    snapshot_every = 200
 
     def construct_mapper(self) -> Mapper[UUID]:
         return TypedJSONMapper(
@@ -38,11 +39,31 @@ class TradingApp(Application[UUID]):
 
     # -- aggregates ------------------------------------------------------------------------
 
+    def __init__(self, env: Any = None) -> None:
+        super().__init__(env)
+        # Working copies of traders between cycles: loading (and deep-copying) an aggregate
+        # on every cycle was the engine's largest cost. A copy is dropped when its save
+        # fails, when it holds unsaved events, or when anyone else has written to the log.
+        self._live: dict[UUID, Trader] = {}
+        self._seen = 0
+
+    def _drop_if_others_wrote(self) -> None:
+        head = self.recorder.max_notification_id() or 0
+        if head != self._seen:
+            self._live.clear()
+            self._seen = head
+
     def find_trader(self, config_id: str) -> Trader | None:
+        aggregate_id = trader_id(config_id)
+        self._drop_if_others_wrote()
+        live = self._live.get(aggregate_id)
+        if live is not None and not live.pending_events:
+            return live
         try:
-            trader: Trader = self.repository.get(trader_id(config_id))
+            trader: Trader = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+        self._live[aggregate_id] = trader
         return trader
 
     def get_trader(self, config_id: str) -> Trader:
@@ -53,8 +74,29 @@ class TradingApp(Application[UUID]):
 
     def save_trader(self, trader: Trader) -> int | None:
         """Save pending events; return the last notification id (None if nothing new)."""
-        recordings: list[Recording[UUID]] = self.save(trader)
-        return recordings[-1].notification.id if recordings else None
+        try:
+            recordings: list[Recording[UUID]] = self.save(trader)
+        except BaseException:
+            self._live.pop(trader.id, None)
+            raise
+        if not recordings:
+            return None
+        first_version = recordings[0].domain_event.originator_version
+        if (first_version - 1) // self.snapshot_every != trader.version // self.snapshot_every:
+            self._snapshot(trader)
+        last = recordings[-1].notification.id
+        # Our own write: the working copy stays valid (unless someone else wrote too).
+        if self._seen == recordings[0].notification.id - 1 or self._seen >= last:
+            self._seen = max(self._seen, last)
+            self._live[trader.id] = trader
+        else:
+            self._live.clear()
+            self._seen = last
+        return last
+
+    def _snapshot(self, trader: Trader) -> None:
+        assert self.snapshots is not None
+        self.snapshots.put([Snapshot.take(trader)])
 
     # -- the log ---------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class PendingQuestion(msgspec.Struct):
 class ConversationsMeta(ViewMeta):
     names: dict[str, str] = {}
     pending: dict[str, PendingQuestion] = {}
+    counts: dict[str, int] = {}  # items per trader in the document
 
 
 class ConversationsState(msgspec.Struct):
@@ -138,9 +139,15 @@ class ConversationsProjector(Projector[ConversationsState]):
         )
         items = state.conversations
         items.insert(0, item)
-        mine = [i for i, c in enumerate(items) if c.model_id == question.trader]
-        if len(mine) > self.per_trader:
-            del items[mine[-1]]
+        counts = state.view.counts
+        counts[question.trader] = counts.get(question.trader, 0) + 1
+        if counts[question.trader] > self.per_trader:
+            # Drop this trader's oldest item (the last of theirs in newest-first order).
+            for index in range(len(items) - 1, -1, -1):
+                if items[index].model_id == question.trader:
+                    del items[index]
+                    counts[question.trader] -= 1
+                    break
 
 
 def _decision(record: dict[str, Any]) -> DecisionDoc:

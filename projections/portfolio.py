@@ -66,8 +66,9 @@ class Book(msgspec.Struct):
     num_losses: int = 0
     win_dollars: Decimal = ZERO
     lose_dollars: Decimal = ZERO
-    hour: int = -1  # hourly marker of the newest row
+    hour: int = -1  # hourly marker of the newest written row
     hour_base: float = 0.0  # equity at the end of the previous completed hour
+    row_at: float = -1.0  # time of the row not yet written (rows are computed lazily)
     ret_n: int = 0
     ret_mean: float = 0.0
     ret_m2: float = 0.0
@@ -142,7 +143,10 @@ class PortfolioProjector(Projector[PortfolioState]):
     def _registered(self, state: PortfolioState, event: Any) -> bool:
         state.view.names[originator(event)] = event.config_id
         state.view.books[event.config_id] = Book(
-            id=event.config_id, allocation=event.allocation, inception=seconds(event.timestamp)
+            id=event.config_id,
+            allocation=event.allocation,
+            inception=seconds(event.timestamp),
+            hour_base=float(event.allocation),
         )
         return True
 
@@ -150,8 +154,8 @@ class PortfolioProjector(Projector[PortfolioState]):
         book = self._book(state, event)
         if book is None:
             return False
+        self._advance(state, book, seconds(event.timestamp))
         book.allocation = event.allocation
-        self._upsert_row(state, book, seconds(event.timestamp))
         return True
 
     def _requested(self, state: PortfolioState, event: Any) -> bool:
@@ -159,9 +163,9 @@ class PortfolioProjector(Projector[PortfolioState]):
         if book is None:
             return False
         at = seconds(event.timestamp)
+        self._advance(state, book, at)
         book.marks.update(event.marks)
         book.invocations = event.cycle_no
-        self._upsert_row(state, book, at)
         btc = event.marks.get(BASELINE_COIN)
         if btc is not None:
             self._baseline(state, btc, at)
@@ -175,7 +179,9 @@ class PortfolioProjector(Projector[PortfolioState]):
             inception = min(b.inception for b in books)
             if capital <= 0:
                 return
-            baseline = Book(id=BASELINE_ID, allocation=capital, inception=inception)
+            baseline = Book(
+                id=BASELINE_ID, allocation=capital, inception=inception, hour_base=float(capital)
+            )
             baseline.positions[BASELINE_COIN] = Position(
                 coin=BASELINE_COIN,
                 qty=capital / price,
@@ -185,8 +191,8 @@ class PortfolioProjector(Projector[PortfolioState]):
                 context=EntryContext(leverage=1),
             )
             state.view.baseline = baseline
+        self._advance(state, baseline, at)
         baseline.marks[BASELINE_COIN] = price
-        self._upsert_row(state, baseline, at)
 
     def _placed(self, state: PortfolioState, event: Any) -> bool:
         book = self._book(state, event)
@@ -211,6 +217,7 @@ class PortfolioProjector(Projector[PortfolioState]):
         book = self._book(state, event)
         if book is None:
             return False
+        self._advance(state, book, seconds(event.timestamp))
         context = book.pending.get(event.cloid) or EntryContext(leverage=1)
         effect = apply_fill(
             book.positions.get(event.coin),
@@ -232,7 +239,6 @@ class PortfolioProjector(Projector[PortfolioState]):
         if event.final:
             book.pending.pop(event.cloid, None)
         book.marks.setdefault(event.coin, event.price)
-        self._upsert_row(state, book, seconds(event.timestamp))
         return True
 
     def _closed(self, state: PortfolioState, event: Any) -> bool:
@@ -252,27 +258,35 @@ class PortfolioProjector(Projector[PortfolioState]):
         book = self._book(state, event)
         if book is None:
             return False
+        self._advance(state, book, seconds(event.timestamp))
         book.funding += event.amount
         position = book.positions.get(event.coin)
         if position is not None:
             book.positions[event.coin] = replace(position, funding=position.funding + event.amount)
-        self._upsert_row(state, book, seconds(event.timestamp))
         return True
 
     # -- rows -------------------------------------------------------------------------------
 
-    def _upsert_row(self, state: PortfolioState, book: Book, at: float) -> None:
+    def _advance(self, state: PortfolioState, book: Book, at: float) -> None:
+        """Before an event at ``at`` changes the book: if it starts a new hour, write the
+        last row of the previous one and count its return; then mark the row as pending.
+
+        Rows are computed only at hour boundaries and when the view is written, yet they
+        are exactly what computing them after every event would give."""
+        if book.row_at >= 0:
+            pending = int(max(0.0, book.row_at - book.inception) // 3600)
+            if int(max(0.0, at - book.inception) // 3600) > pending:
+                row = self._materialize(state, book)
+                if book.hour_base > 0:
+                    book.add_return(row.dollar_equity / book.hour_base - 1.0)
+                book.hour_base = row.dollar_equity
+        book.row_at = max(book.row_at, at)
+
+    def _materialize(self, state: PortfolioState, book: Book) -> AccountTotal:
+        at = book.row_at
         elapsed = max(0.0, at - book.inception)
         marker = int(elapsed // 3600)
-        if marker > book.hour:
-            if book.hour >= 0:
-                previous = state.accountTotals[state.view.row_index[f"{book.id}_{book.hour}"]]
-                if book.hour_base > 0:
-                    book.add_return(previous.dollar_equity / book.hour_base - 1.0)
-                book.hour_base = previous.dollar_equity
-            else:
-                book.hour_base = float(book.allocation)
-            book.hour = marker
+        book.hour = max(book.hour, marker)
         book.last_time = max(book.last_time, at)
         row = self._row(book, at, marker, int(elapsed // 60))
         index = state.view.row_index.get(row.id)
@@ -282,6 +296,21 @@ class PortfolioProjector(Projector[PortfolioState]):
         else:
             state.accountTotals[index] = row
         state.lastHourlyMarkerRead = max(state.lastHourlyMarkerRead, marker)
+        return row
+
+    def output(self, state: PortfolioState, position: int) -> Any:
+        for book in [*state.view.books.values(), state.view.baseline]:
+            if book is not None and book.row_at >= 0:
+                self._materialize(state, book)
+        # One canonical order, whenever rows were written: by hour, then by trader in
+        # registration order, the baseline last.
+        rank = {trader: i for i, trader in enumerate(state.view.books)}
+        last = len(rank)
+        state.accountTotals.sort(
+            key=lambda row: (row.since_inception_hourly_marker, rank.get(row.model_id, last))
+        )
+        state.view.row_index = {row.id: i for i, row in enumerate(state.accountTotals)}
+        return super().output(state, position)
 
     def _row(self, book: Book, at: float, marker: int, minute: int) -> AccountTotal:
         account = value_account(

@@ -34,8 +34,12 @@ LONG_TERM_S = 4 * 60 * 60
 
 @dataclass(frozen=True)
 class _Prepared:
+    """Every series a snapshot needs, computed once (indicators are causal, so the value at
+    a candle never depends on later candles) and rounded as the prompt shows them."""
+
     tape: CoinTape
     intraday: Candles
+    mids: Array
     ema20: Array
     macd: Array
     rsi7: Array
@@ -47,25 +51,38 @@ class _Prepared:
     lt_atr14: Array
     lt_macd: Array
     lt_rsi14: Array
+    lt_volume: Array
+    lt_volume_sum: Array  # cumulative, for window means in O(1)
+    oi: Array
+    oi_sum: Array
+
+
+def _cumulative(values: Array) -> Array:
+    return np.concatenate(([0.0], np.cumsum(values)))
 
 
 def _prepare(tape: CoinTape) -> _Prepared:
     intraday = aggregate(tape.minutes, INTRADAY_S)
-    long_term = aggregate(tape.minutes, LONG_TERM_S)
+    lt = aggregate(tape.minutes, LONG_TERM_S)
     return _Prepared(
         tape=tape,
         intraday=intraday,
-        ema20=ta.ema(intraday.close, 20),
-        macd=ta.macd(intraday.close)[0],
-        rsi7=ta.rsi(intraday.close, 7),
-        rsi14=ta.rsi(intraday.close, 14),
-        long_term=long_term,
-        lt_ema20=ta.ema(long_term.close, 20),
-        lt_ema50=ta.ema(long_term.close, 50),
-        lt_atr3=ta.atr(long_term.high, long_term.low, long_term.close, 3),
-        lt_atr14=ta.atr(long_term.high, long_term.low, long_term.close, 14),
-        lt_macd=ta.macd(long_term.close)[0],
-        lt_rsi14=ta.rsi(long_term.close, 14),
+        mids=np.round(intraday.close, 6),
+        ema20=np.round(ta.ema(intraday.close, 20), 6),
+        macd=np.round(ta.macd(intraday.close)[0], 6),
+        rsi7=np.round(ta.rsi(intraday.close, 7), 6),
+        rsi14=np.round(ta.rsi(intraday.close, 14), 6),
+        long_term=lt,
+        lt_ema20=np.round(ta.ema(lt.close, 20), 6),
+        lt_ema50=np.round(ta.ema(lt.close, 50), 6),
+        lt_atr3=np.round(ta.atr(lt.high, lt.low, lt.close, 3), 6),
+        lt_atr14=np.round(ta.atr(lt.high, lt.low, lt.close, 14), 6),
+        lt_macd=np.round(ta.macd(lt.close)[0], 6),
+        lt_rsi14=np.round(ta.rsi(lt.close, 14), 6),
+        lt_volume=np.round(lt.volume, 3),
+        lt_volume_sum=_cumulative(lt.volume),
+        oi=np.round(tape.open_interest, 2),
+        oi_sum=_cumulative(tape.open_interest),
     )
 
 
@@ -75,8 +92,8 @@ def _decimal(value: float) -> Decimal:
 
 
 def _series(values: Array, last: int) -> list[float]:
-    window = values[last - SERIES_POINTS + 1 : last + 1]
-    return [round(float(v), 6) for v in window]
+    series: list[float] = values[last - SERIES_POINTS + 1 : last + 1].tolist()
+    return series
 
 
 class ReplayMarket:
@@ -136,33 +153,33 @@ class ReplayMarket:
         tape = p.tape
         oi_from = max(0, minute - OI_AVERAGE_MINUTES + 1)
         vol_from = max(0, k - VOLUME_AVERAGE_CANDLES + 1)
+        oi_average = (p.oi_sum[minute + 1] - p.oi_sum[oi_from]) / (minute + 1 - oi_from)
+        volume_average = (p.lt_volume_sum[k + 1] - p.lt_volume_sum[vol_from]) / (k + 1 - vol_from)
         return CoinSnapshot(
             coin=coin,
             price=_decimal(float(tape.minutes.close[minute])),
             data_time=self.tape.start + timedelta(seconds=(minute + 1) * 60),
-            ema20=round(float(p.ema20[i]), 6),
-            macd=round(float(p.macd[i]), 6),
+            ema20=float(p.ema20[i]),
+            macd=float(p.macd[i]),
             rsi7=round(float(p.rsi7[i]), 3),
             rsi14=round(float(p.rsi14[i]), 3),
-            open_interest_latest=round(float(tape.open_interest[minute]), 2),
-            open_interest_average=round(
-                float(np.mean(tape.open_interest[oi_from : minute + 1])), 2
-            ),
+            open_interest_latest=float(p.oi[minute]),
+            open_interest_average=round(float(oi_average), 2),
             funding_rate=float(f"{tape.funding_hourly[minute]:.6g}"),
             intraday=IntradaySeries(
-                mid_prices=_series(p.intraday.close, i),
+                mid_prices=_series(p.mids, i),
                 ema20=_series(p.ema20, i),
                 macd=_series(p.macd, i),
                 rsi7=_series(p.rsi7, i),
                 rsi14=_series(p.rsi14, i),
             ),
             long_term=LongTermContext(
-                ema20=round(float(p.lt_ema20[k]), 6),
-                ema50=round(float(p.lt_ema50[k]), 6),
-                atr3=round(float(p.lt_atr3[k]), 6),
-                atr14=round(float(p.lt_atr14[k]), 6),
-                volume_current=round(float(p.long_term.volume[k]), 3),
-                volume_average=round(float(np.mean(p.long_term.volume[vol_from : k + 1])), 3),
+                ema20=float(p.lt_ema20[k]),
+                ema50=float(p.lt_ema50[k]),
+                atr3=float(p.lt_atr3[k]),
+                atr14=float(p.lt_atr14[k]),
+                volume_current=float(p.lt_volume[k]),
+                volume_average=round(float(volume_average), 3),
                 macd=_series(p.lt_macd, k),
                 rsi14=_series(p.lt_rsi14, k),
             ),

@@ -44,24 +44,22 @@ def read_version_header(path: Path) -> str | None:
 
 def _num(value: Any, digits: int = 6) -> str:
     """Compact number formatting for prompts (no float noise, no scientific notation)."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, Decimal):
+    if type(value) is not float:
+        if value is None:
+            return "n/a"
+        if not isinstance(value, Decimal):
+            return str(value)
         value = float(value)
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if abs(value) < 1e-3:
-            return f"{value:.3e}"
-        text = f"{value:.{digits}g}"
-        if "e" in text:
-            text = f"{value:.2f}"
-        return text
-    return str(value)
+    if value == 0:
+        return "0"
+    if -1e-3 < value < 1e-3:
+        return f"{value:.3e}"
+    text = f"{value:.{digits}g}"
+    return f"{value:.2f}" if "e" in text else text
 
 
 def _series(values: list[float], digits: int = 6) -> str:
-    return "[" + ", ".join(_num(v, digits) for v in values) + "]"
+    return "[" + ", ".join([_num(v, digits) for v in values]) + "]"
 
 
 def _py(value: Any) -> str:

@@ -247,9 +247,11 @@ class PaperExchange:
             released = Decimal(0)
             if not increasing:
                 assert position is not None
-                released = abs(position.qty) * self._state.marks.get(
-                    order.coin, position.entry_price
-                ) / Decimal(position.leverage)
+                released = (
+                    abs(position.qty)
+                    * self._state.marks.get(order.coin, position.entry_price)
+                    / Decimal(position.leverage)
+                )
             available = self.account_value(order.account) - self._margin_used(acct) + released
             if margin_needed + fee > available:
                 return self._reject(

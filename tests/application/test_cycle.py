@@ -400,3 +400,25 @@ def test_the_prompt_states_the_limits_the_validator_uses() -> None:
 
 
 __all__ = ["DecisionCycle"]
+
+
+def test_a_pause_written_by_another_process_is_seen_at_the_next_cycle(tmp_path: Path) -> None:
+    """The engine keeps traders in memory between cycles; a write by anyone else (the
+    ``nof0 traders pause`` command) must still be seen before the next decision."""
+    from application.trading import TradingApp
+    from infrastructure.eventstore import sqlite_env
+
+    async def scenario() -> None:
+        env = sqlite_env(tmp_path / "events.sqlite3")
+        h = await Harness.create(env, answers=[{"BTC": {"signal": "hold"}}] * 3)
+        await h.run_cycle()
+        assert h.trader().paused is False
+        operator = TradingApp(env=env)  # another process on the same store
+        trader = operator.get_trader("alpha")
+        trader.pause("operator", "checking something", h.clock.now())
+        operator.save_trader(trader)
+        outcome = await h.run_cycle()
+        assert outcome.status == "paused"
+        assert h.event_names()[-1] == "Paused"
+
+    run(scenario())

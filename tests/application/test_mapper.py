@@ -112,3 +112,29 @@ def test_an_older_class_version_is_upcast() -> None:
     event = mapper.to_domain_event(stored)
     assert event.amount == Decimal("1.50")  # type: ignore[attr-defined]
     assert event.note == "added in v2"  # type: ignore[attr-defined]
+
+
+def test_snapshots_are_taken_from_memory_and_reload_to_the_same_state(
+    sqlite_env: dict[str, str],
+) -> None:
+    from application.trading import TradingApp as App
+
+    async def scenario() -> Harness:
+        h = await Harness.create(sqlite_env)
+        for i in range(70):
+            answer = (
+                {"BTC": entry("BTC", quantity=0.02)} if i % 2 == 0 else {"BTC": {"signal": "close"}}
+            )
+            await h.run_cycle(answer)
+        return h
+
+    h = asyncio.run(scenario())
+    trader = h.trader()
+    assert trader.version > App.snapshot_every
+    assert h.app.snapshots is not None
+    snapshots = list(h.app.snapshots.get(trader.id))
+    assert snapshots, "a snapshot was taken when the version crossed the interval"
+    assert all(s.originator_version <= trader.version for s in snapshots)
+    other_process = App(env=sqlite_env)
+    fresh = other_process.repository.get(trader.id)
+    assert vars(fresh) == vars(trader)
