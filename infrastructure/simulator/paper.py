@@ -241,17 +241,14 @@ class PaperExchange:
         fee = (notional * self.fee_taker).quantize(Decimal("0.000001"))
         increasing = position is None or (position.qty > 0) == buy
         # The size that adds exposure: all of it, or what is left after closing on a flip.
-        opening = size if increasing else max(Decimal(0), size - abs(position.qty))
+        opening = size
+        released = Decimal(0)
+        if position is not None and not increasing:
+            opening = max(Decimal(0), size - abs(position.qty))
+            held_mark = self._state.marks.get(order.coin, position.entry_price)
+            released = abs(position.qty) * held_mark / Decimal(position.leverage)
         if opening > 0:
             margin_needed = opening * price / Decimal(order.leverage)
-            released = Decimal(0)
-            if not increasing:
-                assert position is not None
-                released = (
-                    abs(position.qty)
-                    * self._state.marks.get(order.coin, position.entry_price)
-                    / Decimal(position.leverage)
-                )
             available = self.account_value(order.account) - self._margin_used(acct) + released
             if margin_needed + fee > available:
                 return self._reject(
