@@ -37,6 +37,7 @@ class _Codec:
     decoder: msgspec.json.Decoder[Any]
 
 
+@cache
 def _is_typed(cls: type[Any]) -> bool:
     return dataclasses.is_dataclass(cls) and not issubclass(cls, CanSnapshotAggregate)
 

@@ -151,19 +151,16 @@ class ConversationsProjector(Projector[ConversationsState]):
 
 
 def _decision(record: dict[str, Any]) -> DecisionDoc:
-    def opt(key: str) -> float:
-        value = record.get(key)
-        return 0.0 if value is None else float(value)
-
+    get = record.get
     return DecisionDoc(
         coin=str(record["coin"]),
         signal=str(record["signal"]),
-        quantity=opt("quantity"),
-        leverage=int(record.get("leverage") or 0),
-        profit_target=opt("profit_target"),
-        stop_loss=opt("stop_loss"),
-        invalidation_condition=str(record.get("invalidation_condition") or ""),
-        confidence=opt("confidence"),
-        risk_usd=opt("risk_usd"),
-        justification=str(record.get("justification") or ""),
+        quantity=float(get("quantity") or 0),
+        leverage=int(get("leverage") or 0),
+        profit_target=float(get("profit_target") or 0),
+        stop_loss=float(get("stop_loss") or 0),
+        invalidation_condition=str(get("invalidation_condition") or ""),
+        confidence=float(get("confidence") or 0),
+        risk_usd=float(get("risk_usd") or 0),
+        justification=str(get("justification") or ""),
     )

@@ -12,6 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import msgspec
@@ -60,7 +61,7 @@ class Projector(ABC, Generic[S]):
     primary: ClassVar[str]
     state_type: ClassVar[type[Any]]
 
-    @property
+    @cached_property
     def view_name(self) -> str:
         return f"{self.name}_v{self.version}"
 
@@ -171,14 +172,22 @@ class CatchUp:
         """Read one batch and apply it; commit (unless told not to). Returns events read."""
         start = min(self._positions.values(), default=0)
         events = self.source.read_events(start, self.batch_size)
-        for position, event in events:
+        if events:
             for projector in self.projectors:
                 name = projector.view_name
-                if position <= self._positions[name]:
-                    continue  # already in this view: re-delivery is a no-op
-                if projector.apply(self._states[name], event):
+                applied = self._positions[name]
+                state = self._states[name]
+                apply = projector.apply
+                changed = False
+                for position, event in events:
+                    if position <= applied:
+                        continue  # already in this view: re-delivery is a no-op
+                    if apply(state, event):
+                        changed = True
+                    applied = position
+                self._positions[name] = applied
+                if changed:
                     self._dirty.add(name)
-                self._positions[name] = position
         if commit:
             self.commit(caught_up=len(events) < self.batch_size)
         return len(events)
