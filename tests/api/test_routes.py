@@ -9,23 +9,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.arena import ROUTES
+
 TRADERS = ("ema-cross", "random-walk", "btc-hold")
 BASELINE = "buynhold_btc"
 COINS = {"BTC", "ETH", "SOL", "BNB", "DOGE", "XRP"}
 ALLOCATION = 3000.0  # 30 % of the 10 000 USD arena, per trader (etc/manager.yaml)
 CONVERSATIONS_PER_TRADER = 30  # etc/nof0.yaml Projections.ConversationsPerTrader
-
-ROUTES = (
-    "/api/account-totals",
-    "/api/analytics",
-    "/api/analytics/ema-cross",
-    "/api/crypto-prices",
-    "/api/leaderboard",
-    "/api/since-inception-values",
-    "/api/trades",
-    "/api/positions",
-    "/api/conversations",
-)
 
 
 def get_json(client: Any, url: str) -> dict[str, Any]:

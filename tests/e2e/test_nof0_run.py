@@ -24,20 +24,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import POSTGRES_DSN, REDIS_URL, REPO
+from tests.support.arena import ROUTES
 
 pytestmark = pytest.mark.slow
-
-ROUTES = [
-    "account-totals",
-    "analytics",
-    "analytics/ema-cross",
-    "crypto-prices",
-    "leaderboard",
-    "since-inception-values",
-    "trades",
-    "positions",
-    "conversations",
-]
 
 
 def free_port() -> int:
@@ -118,11 +107,11 @@ def wait_for_trades(port: int, deadline_s: float) -> dict[str, Any]:
 def snapshot(port: int) -> dict[str, Any]:
     result = {}
     for route in ROUTES:
-        status, body = get(port, f"/api/{route}")
+        status, body = get(port, route)
         assert status == 200, route
         assert isinstance(body["serverTime"], int)
         body.pop("serverTime")
-        result[route] = body
+        result[route.removeprefix("/api/")] = body
     return result
 
 
@@ -142,7 +131,7 @@ def run_scenario(tmp_path: Path, env: dict[str, str]) -> None:
         assert time.monotonic() - started < 60, "the leaderboard took longer than 60 s"
         assert {e["id"] for e in result["board"]} >= {"ema-cross", "random-walk", "btc-hold"}
         for route in ROUTES:
-            assert get(port, f"/api/{route}")[0] == 200, route
+            assert get(port, route)[0] == 200, route
         assert get(port, "/healthz")[0] == 200
         assert stop(process) == 0
     text = log.read_text()

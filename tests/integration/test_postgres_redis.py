@@ -18,21 +18,9 @@ from infrastructure.views.readers import ViewReaders
 from infrastructure.views.redis_store import RedisKeys, RedisViewStore
 from projections.engine import ViewOutput
 from tests.conftest import POSTGRES_DSN, REDIS_URL
-from tests.support.arena import REPO, OfflineArena, api_client
+from tests.support.arena import REPO, ROUTES, OfflineArena, api_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-ROUTES = [
-    "account-totals",
-    "analytics",
-    "analytics/ema-cross",
-    "crypto-prices",
-    "leaderboard",
-    "since-inception-values",
-    "trades",
-    "positions",
-    "conversations",
-]
 
 
 @pytest.fixture
@@ -71,11 +59,11 @@ def responses(config: bootstrap.LoadedConfig) -> dict[str, Any]:
     with api_client(config) as client:
         result = {}
         for route in ROUTES:
-            response = client.get(f"/api/{route}")
+            response = client.get(route)
             assert response.status_code == 200, (route, response.text)
             body = response.json()
             body.pop("serverTime")
-            result[route] = body
+            result[route.removeprefix("/api/")] = body
         return result
 
 

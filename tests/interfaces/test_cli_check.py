@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from interfaces.cli import main
+from tests.support.workspace import REPO, Workspace
 
-REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "etc" / "nof0.yaml"
 VARIABLES = (
     "ZENMUX_API_KEY",
@@ -26,40 +25,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """``nof0 check`` reads os.environ: the shipped config must pass without any key."""
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
-
-
-class Workspace:
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self.etc = self.root / "etc"
-        self.prompts = self.root / "prompts" / "decision"
-        shutil.copytree(REPO / "etc", self.etc)
-        shutil.copytree(REPO / "prompts", self.root / "prompts")
-
-    @property
-    def main(self) -> Path:
-        return self.etc / "nof0.yaml"
-
-    def file(self, name: str) -> Path:
-        return self.etc / name
-
-    def replace(self, name: str, old: str, new: str) -> None:
-        path = self.file(name)
-        text = path.read_text(encoding="utf-8")
-        assert text.count(old) == 1, f"{old!r} must occur exactly once in {name}"
-        path.write_text(text.replace(old, new), encoding="utf-8")
-
-    def line(self, name: str, fragment: str) -> int:
-        """The only line containing ``fragment``, or equal to it once stripped."""
-        lines = self.file(name).read_text(encoding="utf-8").splitlines()
-        found = [n for n, text in enumerate(lines, 1) if text.strip() == fragment]
-        found = found or [n for n, text in enumerate(lines, 1) if fragment in text]
-        assert len(found) == 1, f"{fragment!r} is on lines {found} of {name}"
-        return found[0]
-
-    def where(self, name: str, fragment: str) -> str:
-        """``file:line`` as ``nof0 check`` prints it."""
-        return f"{self.file(name)}:{self.line(name, fragment)}"
 
 
 def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:

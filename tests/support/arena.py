@@ -12,6 +12,18 @@ from infrastructure.clock import ManualClock
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "etc" / "nof0.yaml"
+#: The nine nof1 routes (analytics/{modelId} for one of the shipped traders).
+ROUTES = (
+    "/api/account-totals",
+    "/api/analytics",
+    "/api/analytics/ema-cross",
+    "/api/crypto-prices",
+    "/api/leaderboard",
+    "/api/since-inception-values",
+    "/api/trades",
+    "/api/positions",
+    "/api/conversations",
+)
 
 
 @dataclass

@@ -6,60 +6,13 @@ relative layout, so ``../prompts/...`` and ``../data`` still resolve) and edits 
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from infrastructure.config.loader import ConfigError, LoadedConfig, Problem, load_config
-
-REPO = Path(__file__).resolve().parents[4]
-
-
-class Workspace:
-    """A copy of etc/ and prompts/ under ``root``; edits apply to the copy only."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self.etc = self.root / "etc"
-        shutil.copytree(REPO / "etc", self.etc)
-        shutil.copytree(REPO / "prompts", self.root / "prompts")
-
-    @property
-    def main(self) -> Path:
-        return self.etc / "nof0.yaml"
-
-    def file(self, name: str) -> Path:
-        return self.etc / name
-
-    def replace(self, name: str, old: str, new: str) -> None:
-        path = self.file(name)
-        text = path.read_text(encoding="utf-8")
-        assert text.count(old) == 1, f"{old!r} must occur exactly once in {name}"
-        path.write_text(text.replace(old, new), encoding="utf-8")
-
-    def append(self, name: str, text: str) -> None:
-        path = self.file(name)
-        path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
-
-    def line(self, name: str, fragment: str) -> int:
-        """The 1-based number of the only line of ``name`` containing ``fragment``."""
-        lines = self.file(name).read_text(encoding="utf-8").splitlines()
-        found = [n for n, text in enumerate(lines, 1) if fragment in text]
-        assert len(found) == 1, f"{fragment!r} is on lines {found} of {name}"
-        return found[0]
-
-    def load(self, env: Mapping[str, str] | None = None, **kwargs: object) -> LoadedConfig:
-        return load_config(self.main, env={} if env is None else env, **kwargs)  # type: ignore[arg-type]
-
-    def error(self, env: Mapping[str, str] | None = None, **kwargs: object) -> ConfigError:
-        with pytest.raises(ConfigError) as info:
-            self.load(env, **kwargs)
-        return info.value
-
-    def problems(self, env: Mapping[str, str] | None = None, **kwargs: object) -> list[Problem]:
-        return self.error(env, **kwargs).problems
+from infrastructure.config.loader import ConfigError, Problem, load_config
+from tests.support.workspace import Workspace
 
 
 @pytest.fixture
