@@ -17,25 +17,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
+from application.budget import BudgetLevel
+from application.gateway import Attempt, DecisionGateway, ModelSpec
 from application.ports import (
     AccountView,
     Alerts,
     Clock,
     DecisionModel,
-    DecisionReply,
     DecisionRequest,
     Exchange,
     ExchangeError,
     MarketData,
     MarketDataError,
     MarketSnapshot,
-    ModelError,
     OrderRequest,
     OrderResult,
     OrderStatus,
@@ -44,9 +46,10 @@ from application.ports import (
     PromptRenderer,
     StaleData,
 )
+from application.routing import ModelChoice, ModelRouter, RouterPolicy, Switch
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
-from domain.decision import DecisionParseError, parse_decision
+from domain.decision import ParsedDecision, apply_schema_verdicts, parse_decision
 from domain.ledger import liquidation_price
 from domain.risk import AssetRules, PlannedOrder, plan_orders
 from domain.trader import PromptRecord, Trader, make_cloid
@@ -246,6 +249,29 @@ class OrderDesk:
         return None
 
 
+SchemaCheck = Callable[[Mapping[str, Any]], dict[str, str]]
+"""The published JSON Schema, per coin: coin → what is wrong (empty when all conform)."""
+
+
+def single_model_gateway(model: DecisionModel, deadline_s: float = 60.0) -> DecisionGateway:
+    """A gateway with one model, no fallback, no budget and no cache."""
+    router = ModelRouter([ModelChoice(model.name, "free", 1)], RouterPolicy())
+    return DecisionGateway(
+        models={model.name: model},
+        specs={model.name: ModelSpec(model.name)},
+        router=router,
+        deadline_s=deadline_s,
+    )
+
+
+def read_answer(text: str, coins: tuple[str, ...], schema: SchemaCheck | None) -> ParsedDecision:
+    """Parse and validate an answer: the domain's rules, then the published schema."""
+    parsed = parse_decision(text, coins)
+    if schema is None:
+        return parsed
+    return apply_schema_verdicts(parsed, schema({i.coin: parsed.raw[i.coin] for i in parsed.items}))
+
+
 class DecisionCycle:
     def __init__(
         self,
@@ -255,23 +281,28 @@ class DecisionCycle:
         engine: EngineSettings,
         market: MarketData,
         exchange: Exchange,
-        model: DecisionModel,
         renderer: PromptRenderer,
         clock: Clock,
         alerts: Alerts,
-        sharpe: dict[str, float] | None = None,
+        gateway: DecisionGateway | None = None,
+        model: DecisionModel | None = None,
+        schema: SchemaCheck | None = None,
     ) -> None:
+        if gateway is None:
+            if model is None:
+                raise ValueError("a decision cycle needs a gateway or a model")
+            gateway = single_model_gateway(model, settings.decision_timeout_s)
         self.app = app
         self.settings = settings
         self.engine = engine
         self.market = market
         self.exchange = exchange
-        self.model = model
+        self.gateway = gateway
         self.renderer = renderer
         self.clock = clock
         self.alerts = alerts
+        self.schema = schema
         self.desk = OrderDesk(app, exchange, clock, engine, alerts)
-        self.sharpe = sharpe if sharpe is not None else {}
 
     def _skip(
         self, trader: Trader, reason: SkipReason, detail: str, as_of: datetime
@@ -286,6 +317,9 @@ class DecisionCycle:
         trader = self.app.get_trader(cfg.config_id)
         if trader.paused:
             return CycleOutcome(cfg.config_id, None, "paused", trader.pause_reason)
+        self._switches(trader, self.gateway.prepare(), as_of)
+        if self.gateway.budget_level() is BudgetLevel.EXHAUSTED:
+            return self._skip(trader, SkipReason.BUDGET, "the daily LLM budget is exhausted", as_of)
         try:
             snapshot = await self.market.snapshot(cfg.coins, as_of)
             self._check_fresh(snapshot, as_of)
@@ -298,9 +332,7 @@ class DecisionCycle:
         except ExchangeError as exc:
             return self._skip(trader, SkipReason.EXCHANGE_UNAVAILABLE, str(exc), as_of)
         marks = snapshot.marks()
-        account = account_view(
-            trader, marks, assets, as_of=as_of, sharpe=self.sharpe.get(cfg.config_id, 0.0)
-        )
+        account = account_view(trader, marks, assets, as_of=as_of, sharpe=trader.sharpe())
         try:
             prompt = self.renderer.render(
                 system_template=cfg.system_template,
@@ -313,9 +345,10 @@ class DecisionCycle:
         except PromptError as exc:
             return self._skip(trader, SkipReason.PROMPT_ERROR, str(exc), as_of)
         snapshot_text, snapshot_digest = canonical_snapshot(snapshot)
+        model = self.gateway.current_model
         cycle_id = trader.request_decision(
             as_of=as_of,
-            model=cfg.model,
+            model=model,
             snapshot=snapshot_text,
             snapshot_digest=snapshot_digest,
             marks=marks,
@@ -337,32 +370,55 @@ class DecisionCycle:
             snapshot=snapshot,
             account=account,
             prompt=prompt,
-            model=cfg.model,
+            model=model,
         )
-        reply = await self._ask(trader, request)
-        if reply is None:
-            self.app.save_trader(trader)
-            return CycleOutcome(cfg.config_id, cycle_id, "failed", "model failed")
+        outcome = await self.gateway.decide(
+            request, lambda text: read_answer(text, cfg.coins, self.schema)
+        )
         at = self.clock.now()
-        try:
-            parsed = parse_decision(reply.text, cfg.coins)
-        except DecisionParseError as exc:
+        for alert in outcome.alerts:
+            self.alerts.alert(cfg.config_id, "budget", alert)
+            log.warning("trader=%s %s", cfg.config_id, alert)
+        final = outcome.final_failure
+        for attempt in outcome.failures:
+            if attempt is final:
+                continue
+            trader.record_attempt_failure(
+                cycle_id=cycle_id,
+                model=attempt.model,
+                reason=attempt.reason,
+                detail=attempt.detail,
+                raw_text=attempt.raw_text,
+                latency_ms=attempt.latency_ms,
+                at=at,
+            )
+            log.warning(
+                "trader=%s model %s failed (%s: %s); trying the next",
+                cfg.config_id,
+                attempt.model,
+                attempt.reason,
+                attempt.detail,
+            )
+        self._switches(trader, outcome.switches, at)
+        if outcome.reply is None or outcome.parsed is None:
+            failure = final or Attempt(model, LLMFailureReason.MODEL_ERROR.value, "no model")
             trader.record_failure(
                 cycle_id=cycle_id,
-                model=reply.model,
-                reason=exc.reason.value,
-                detail=exc.detail,
-                raw_text=reply.text,
-                latency_ms=reply.latency_ms,
+                model=failure.model,
+                reason=failure.reason,
+                detail=failure.detail,
+                raw_text=failure.raw_text,
+                latency_ms=failure.latency_ms,
                 at=at,
                 policy=self.engine.pause_policy,
             )
-            self._after_failure(trader, exc.reason.value, exc.detail)
+            self._after_failure(trader, failure.reason, failure.detail)
             self.app.save_trader(trader)
-            return CycleOutcome(cfg.config_id, cycle_id, "failed", exc.reason.value)
+            return CycleOutcome(cfg.config_id, cycle_id, "failed", failure.reason)
+        reply, parsed = outcome.reply, outcome.parsed
         trader.record_response(
             cycle_id=cycle_id,
-            model=reply.model,
+            model=outcome.model,
             raw_text=reply.text,
             parsed=parsed,
             tokens_in=reply.tokens_in,
@@ -370,6 +426,7 @@ class DecisionCycle:
             cost_usd=reply.cost_usd,
             latency_ms=reply.latency_ms,
             at=at,
+            cached=reply.cached,
         )
         plan = plan_orders(
             parsed.items,
@@ -395,14 +452,31 @@ class DecisionCycle:
         fills = await self.desk.submit(trader, cloids) if cloids else 0
         signals = ", ".join(f"{i.coin}:{i.signal.value}" for i in parsed.items)
         log.info(
-            "trader=%s %s decided [%s] orders=%d fills=%d",
+            "trader=%s %s decided by %s [%s] orders=%d fills=%d",
             cfg.config_id,
             cycle_id,
+            outcome.model,
             signals,
             len(cloids),
             fills,
         )
         return CycleOutcome(cfg.config_id, cycle_id, "decided", signals, cloids, fills)
+
+    def _switches(self, trader: Trader, switches: list[Switch], at: datetime) -> None:
+        for switch in switches:
+            trader.switch_model(switch.to_model, switch.reason, at)
+            self.alerts.alert(
+                trader.config_id,
+                "model_switched",
+                f"{switch.from_model} → {switch.to_model}: {switch.reason}",
+            )
+            log.warning(
+                "trader=%s model %s → %s: %s",
+                trader.config_id,
+                switch.from_model,
+                switch.to_model,
+                switch.reason,
+            )
 
     def _place(
         self, trader: Trader, cycle_id: str, orders: tuple[PlannedOrder, ...], at: datetime
@@ -423,34 +497,6 @@ class DecisionCycle:
             age = (as_of - snap.data_time).total_seconds()
             if age > bound:
                 raise StaleData(f"{coin} data is {age:.1f}s old (bound {bound:g}s)")
-
-    async def _ask(self, trader: Trader, request: DecisionRequest) -> DecisionReply | None:
-        cfg = self.settings
-        started = asyncio.get_running_loop().time()
-        try:
-            return await asyncio.wait_for(
-                self.model.decide(request), timeout=cfg.decision_timeout_s
-            )
-        except TimeoutError:
-            reason, detail = (
-                LLMFailureReason.TIMEOUT.value,
-                (f"no answer within {cfg.decision_timeout_s:g}s"),
-            )
-        except ModelError as exc:
-            reason, detail = exc.reason, exc.detail
-        latency = int((asyncio.get_running_loop().time() - started) * 1000)
-        trader.record_failure(
-            cycle_id=request.cycle_id,
-            model=cfg.model,
-            reason=reason,
-            detail=detail,
-            raw_text="",
-            latency_ms=latency,
-            at=self.clock.now(),
-            policy=self.engine.pause_policy,
-        )
-        self._after_failure(trader, reason, detail)
-        return None
 
     def _after_failure(self, trader: Trader, reason: str, detail: str) -> None:
         log.warning("trader=%s model failure %s: %s", trader.config_id, reason, detail)

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from application.cycle import CycleOutcome, DecisionCycle, OrderDesk
+from application.cycle import CycleOutcome, DecisionCycle, OrderDesk, SchemaCheck
+from application.gateway import DecisionGateway
 from application.ports import (
     Alerts,
     Clock,
@@ -47,7 +48,9 @@ class TraderRuntime:
     settings: TraderSettings
     market: MarketData
     exchange: Exchange
-    model: DecisionModel
+    model: DecisionModel | None = None  # a single model (tests, baselines) ...
+    gateway: DecisionGateway | None = None  # ... or routing over several
+    schema: SchemaCheck | None = None
 
 
 @dataclass
@@ -77,7 +80,6 @@ class Arena:
         self.clock = clock
         self.engine = engine
         self.alerts = alerts
-        self.sharpe: dict[str, float] = {}
         self._states: dict[str, _TraderState] = {}
         for rt in runtimes:
             desk = OrderDesk(app, rt.exchange, clock, engine, alerts)
@@ -87,11 +89,12 @@ class Arena:
                 engine=engine,
                 market=rt.market,
                 exchange=rt.exchange,
+                gateway=rt.gateway,
                 model=rt.model,
                 renderer=renderer,
                 clock=clock,
                 alerts=alerts,
-                sharpe=self.sharpe,
+                schema=rt.schema,
             )
             self._states[rt.settings.config_id] = _TraderState(rt, cycle, desk)
         self._tasks: set[asyncio.Task[None]] = set()

@@ -231,16 +231,36 @@ class DecisionRequest:
 
 @dataclass(frozen=True)
 class DecisionReply:
+    """A model's answer. ``text`` carries any separately returned reasoning first, inside
+    ``<think>...</think>``, then the answer. Cost is priced by the gateway, not the client."""
+
     text: str
     model: str
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: Decimal = Decimal(0)
     latency_ms: int = 0
+    cached: bool = False
+
+
+class ModelFailure(StrEnum):
+    """Why a model call produced no answer (the client's typed reasons)."""
+
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    TRANSPORT_ERROR = "transport_error"
+    AUTH_ERROR = "auth_error"
+    BAD_REQUEST = "bad_request"
+    REFUSAL = "refusal"
+    EMPTY_OUTPUT = "empty_output"
+    MALFORMED_RESPONSE = "malformed_response"
 
 
 class ModelError(Exception):
-    """The model could not answer (timeout, rate limit, server error...)."""
+    """The model could not answer (timeout, rate limit, server error...).
+
+    ``reason`` is a :class:`ModelFailure` value; ``detail`` never contains secrets."""
 
     def __init__(self, reason: str, detail: str, latency_ms: int = 0) -> None:
         super().__init__(f"{reason}: {detail}")

@@ -61,6 +61,7 @@ class ItemError(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     UNKNOWN_SIGNAL = "unknown_signal"
     COIN_MISMATCH = "coin_mismatch"
+    SCHEMA_VIOLATION = "schema_violation"
 
 
 class DecisionParseError(Exception):
@@ -141,7 +142,28 @@ class ParsedDecision:
     items: tuple[DecisionItem, ...]
     rejections: tuple[ItemRejection, ...] = ()
     cot_trace: str = ""
-    extras: dict[str, str] = field(default_factory=dict)
+    #: Each coin's item as the model wrote it (for the JSON Schema check); not part of
+    #: a decision's identity.
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def apply_schema_verdicts(parsed: ParsedDecision, problems: Mapping[str, str]) -> ParsedDecision:
+    """Refuse the items the published JSON Schema refuses (``problems``: coin → message).
+
+    The code's rules and the schema should agree; where they do not, the stricter wins.
+    """
+    refused = [item for item in parsed.items if item.coin in problems]
+    if not refused:
+        return parsed
+    kept = tuple(item for item in parsed.items if item.coin not in problems)
+    rejections = parsed.rejections + tuple(
+        ItemRejection(item.coin, ItemError.SCHEMA_VIOLATION, "", problems[item.coin])
+        for item in refused
+    )
+    if not kept:
+        detail = "; ".join(f"{r.coin}: {r.error.value} ({r.detail})" for r in rejections)
+        raise DecisionParseError(LLMFailureReason.ALL_ITEMS_INVALID, detail, parsed.cot_trace)
+    return ParsedDecision(kept, rejections, parsed.cot_trace, parsed.raw)
 
 
 class _NonFinite:
@@ -390,7 +412,9 @@ def parse_decision(raw: str, coins: Collection[str]) -> ParsedDecision:
     if not items:
         detail = "; ".join(f"{r.coin}: {r.error.value} ({r.detail})" for r in rejections)
         raise DecisionParseError(LLMFailureReason.ALL_ITEMS_INVALID, detail or "no items", cot)
-    return ParsedDecision(items=tuple(items), rejections=tuple(rejections), cot_trace=cot)
+    return ParsedDecision(
+        items=tuple(items), rejections=tuple(rejections), cot_trace=cot, raw=by_coin
+    )
 
 
 def _reject(coin: str, error: ItemError, name: str, detail: str) -> ItemRejection:

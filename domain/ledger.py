@@ -7,6 +7,7 @@ closes a *trade* (entry legs + exit legs), which carries gross and net P&L.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -301,6 +302,28 @@ def liquidation_price(
     if price <= 0:
         return None
     return price
+
+
+def add_return(stats: tuple[int, float, float], value: float) -> tuple[int, float, float]:
+    """Welford's update of (count, mean, M2) with one more return."""
+    count, mean, m2 = stats
+    count += 1
+    delta = value - mean
+    mean += delta / count
+    m2 += delta * (value - mean)
+    return count, mean, m2
+
+
+def sharpe_ratio(stats: tuple[int, float, float]) -> float:
+    """Mean over sample standard deviation of the hourly returns (not annualised); 0 until
+    two returns exist or while they do not vary."""
+    count, mean, m2 = stats
+    if count < 2:
+        return 0.0
+    variance = m2 / (count - 1)
+    if variance <= 0:
+        return 0.0
+    return round(mean / math.sqrt(variance), 6)
 
 
 def total(values: Iterable[Decimal]) -> Decimal:

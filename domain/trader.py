@@ -23,7 +23,9 @@ from domain.ledger import (
     EntryContext,
     ExitPlan,
     Position,
+    add_return,
     apply_fill,
+    sharpe_ratio,
     value_account,
 )
 from domain.risk import PlannedOrder, Rejection, RiskRule
@@ -107,6 +109,13 @@ class Trader(Aggregate):
     paused: bool
     pause_reason: str
     recent_outcomes: list[int]
+    marks: dict[str, Decimal]  # the newest recorded price of each coin
+    hour: int  # hourly marker (since registration) of the newest valuation
+    hour_base: Decimal  # equity at the end of the previous completed hour
+    last_equity: Decimal
+    returns_n: int  # hourly returns: count, mean and M2 (Welford)
+    returns_mean: float
+    returns_m2: float
 
     class Event(Aggregate.Event):
         TOPIC = "nof0/Trader.Event"
@@ -143,6 +152,11 @@ class Trader(Aggregate):
             trader.paused = False
             trader.pause_reason = ""
             trader.recent_outcomes = []
+            trader.marks = {}
+            trader.hour = -1
+            trader.hour_base = self.allocation
+            trader.last_equity = self.allocation
+            trader.returns_n, trader.returns_mean, trader.returns_m2 = 0, 0.0, 0.0
 
     class CapitalAllocated(Aggregate.Event):
         TOPIC = "nof0/Trader.CapitalAllocated"
@@ -150,7 +164,9 @@ class Trader(Aggregate):
         previous: Decimal
 
         def apply(self, aggregate: Any) -> None:
+            _hour_turns(aggregate, self.timestamp)
             aggregate.allocation = self.allocation
+            _revalue(aggregate)
 
     class DecisionRequested(Aggregate.Event):
         TOPIC = "nof0/Trader.DecisionRequested"
@@ -168,12 +184,16 @@ class Trader(Aggregate):
         user_prompt: str
 
         def apply(self, aggregate: Any) -> None:
+            _hour_turns(aggregate, self.timestamp)
             aggregate.cycle_no = self.cycle_no
             aggregate.last_cycle_at = self.as_of
             aggregate.open_cycle = self.cycle_id
+            aggregate.marks.update(self.marks)
+            _revalue(aggregate)
 
     class LLMResponded(Aggregate.Event):
         TOPIC = "nof0/Trader.LLMResponded"
+        class_version = 2
         cycle_id: str
         model: str
         raw_text: str
@@ -183,10 +203,26 @@ class Trader(Aggregate):
         tokens_out: int
         cost_usd: Decimal
         latency_ms: int
+        cached: bool  # answered from the prompt digest cache (v2)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["cached"] = False
 
         def apply(self, aggregate: Any) -> None:
             aggregate.open_cycle = None
             _remember_outcome(aggregate, ok=True)
+
+    class ModelAttemptFailed(Aggregate.Event):
+        """One model failed within a cycle and the next one is tried (the cycle goes on)."""
+
+        TOPIC = "nof0/Trader.ModelAttemptFailed"
+        cycle_id: str
+        model: str
+        reason: str
+        detail: str
+        raw_text: str
+        latency_ms: int
 
     class LLMFailed(Aggregate.Event):
         TOPIC = "nof0/Trader.LLMFailed"
@@ -262,6 +298,7 @@ class Trader(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             trader: Trader = aggregate
+            _hour_turns(trader, self.timestamp)
             pending = trader.pending.get(self.cloid)
             context = pending.context if pending else EntryContext(leverage=1)
             effect = apply_fill(
@@ -287,6 +324,8 @@ class Trader(Aggregate):
                     del trader.pending[self.cloid]
                 else:
                     trader.pending[self.cloid] = replace(pending, filled=filled)
+            trader.marks.setdefault(self.coin, self.price)
+            _revalue(trader)
 
     class OrderRejected(Aggregate.Event):
         TOPIC = "nof0/Trader.OrderRejected"
@@ -346,12 +385,14 @@ class Trader(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             trader: Trader = aggregate
+            _hour_turns(trader, self.timestamp)
             trader.funding += self.amount
             position = trader.positions.get(self.coin)
             if position is not None:
                 trader.positions[self.coin] = replace(
                     position, funding=position.funding + self.amount
                 )
+            _revalue(trader)
 
     class CycleSkipped(Aggregate.Event):
         TOPIC = "nof0/Trader.CycleSkipped"
@@ -435,6 +476,10 @@ class Trader(Aggregate):
             marks=marks,
         )
 
+    def sharpe(self) -> float:
+        """Sharpe ratio of completed hourly returns (as the account-totals view shows it)."""
+        return sharpe_ratio((self.returns_n, self.returns_mean, self.returns_m2))
+
     def cycle_id(self, cycle_no: int) -> str:
         return f"{self.config_id}#{cycle_no}"
 
@@ -494,6 +539,7 @@ class Trader(Aggregate):
         cost_usd: Decimal,
         latency_ms: int,
         at: datetime,
+        cached: bool = False,
     ) -> None:
         self.trigger_event(
             self.LLMResponded,
@@ -506,6 +552,7 @@ class Trader(Aggregate):
             tokens_out=tokens_out,
             cost_usd=cost_usd,
             latency_ms=latency_ms,
+            cached=cached,
             timestamp=at,
         )
         for rejection in parsed.rejections:
@@ -558,6 +605,29 @@ class Trader(Aggregate):
                 f"(limit {policy.max_failure_pct}%)",
                 at,
             )
+
+    def record_attempt_failure(
+        self,
+        *,
+        cycle_id: str,
+        model: str,
+        reason: str,
+        detail: str,
+        raw_text: str,
+        latency_ms: int,
+        at: datetime,
+    ) -> None:
+        """A model failed but another is tried in the same cycle (not a cycle failure)."""
+        self.trigger_event(
+            self.ModelAttemptFailed,
+            cycle_id=cycle_id,
+            model=model,
+            reason=reason,
+            detail=detail,
+            raw_text=raw_text,
+            latency_ms=latency_ms,
+            timestamp=at,
+        )
 
     def reject(self, cycle_id: str, rejection: Rejection, at: datetime) -> None:
         self.trigger_event(
@@ -722,6 +792,26 @@ class Trader(Aggregate):
                 reason=reason,
                 timestamp=at,
             )
+
+
+def _hour_turns(trader: Trader, at: datetime) -> None:
+    """Before a valuation-changing event: when it starts a new hour, the equity at the end
+    of the previous hour closes that hour's return (the same rule as the views')."""
+    marker = int(max(0.0, (at - trader.created_on).total_seconds()) // 3600)
+    if marker <= trader.hour:
+        return
+    if trader.hour >= 0:
+        if trader.hour_base > 0:
+            trader.returns_n, trader.returns_mean, trader.returns_m2 = add_return(
+                (trader.returns_n, trader.returns_mean, trader.returns_m2),
+                float(trader.last_equity / trader.hour_base - 1),
+            )
+        trader.hour_base = trader.last_equity
+    trader.hour = marker
+
+
+def _revalue(trader: Trader) -> None:
+    trader.last_equity = trader.account(trader.marks).equity
 
 
 def _remember_outcome(trader: Trader, *, ok: bool) -> None:

@@ -20,16 +20,21 @@ from typing import IO, Any
 import msgspec
 import redis
 
+from application.budget import BudgetGuard, BudgetPolicy, Price
+from application.gateway import DecisionGateway, ModelSpec
 from application.manager import Arena, TraderRuntime
 from application.ports import Clock, DecisionModel, Exchange, LogAlerts, MarketData
+from application.routing import ModelChoice, ModelRouter, RouterPolicy
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
+from application.verify import ReplayVerifier, VerifyReport
 from domain.risk import RiskLimits
 from domain.trader import PausePolicy
 from infrastructure.clock import ReplayClock, SystemClock
 from infrastructure.config.loader import ConfigError, LoadedConfig, Problem, load_config
 from infrastructure.config.models import (
     CacheNode,
+    PriceSplit,
     ReplayMarketConfig,
     SimExchangeConfig,
     TraderConfig,
@@ -41,12 +46,16 @@ from infrastructure.eventstore import (
     postgres_env,
     sqlite_env,
 )
+from infrastructure.llm.budget_store import FileBudgetStore
+from infrastructure.llm.cache import SQLiteDecisionCache
+from infrastructure.llm.clients import ModelEndpoint, build_model
 from infrastructure.market.replay import ReplayMarket
 from infrastructure.market.synthetic import SyntheticTape
 from infrastructure.models.baseline import PREFIX as BASELINE_PREFIX
 from infrastructure.models.baseline import BaselineModel
 from infrastructure.projection_worker import ProjectionWorker, Target, json_target, redis_target
 from infrastructure.prompts.renderer import JinjaPromptRenderer
+from infrastructure.prompts.schema import DecisionSchema
 from infrastructure.simulator.paper import HYPERLIQUID_ASSETS, PaperExchange
 from infrastructure.views.jsonfile import JsonViewStore, Namespaces
 from infrastructure.views.readers import ViewReaders, views_root
@@ -420,14 +429,140 @@ def _exchange(config: LoadedConfig, name: str) -> Exchange:
     )
 
 
-def _model(settings: TraderSettings) -> DecisionModel:
-    if settings.model.startswith(BASELINE_PREFIX):
-        return BaselineModel(
-            settings.model, max_position_size_usd=settings.limits.max_position_size_usd
+def _schema(config: LoadedConfig) -> DecisionSchema | None:
+    validation = config.executor.output_validation
+    if not (validation.enabled and validation.fail_on_invalid and validation.schema_path):
+        return None
+    return DecisionSchema(config.resolve("Executor", validation.schema_path))
+
+
+@dataclass
+class _LLMServices:
+    """What the traders share: the model clients, one budget, one prompt digest cache."""
+
+    clients: dict[str, DecisionModel] = field(default_factory=dict)
+    budget: BudgetGuard | None = None
+    cache: SQLiteDecisionCache | None = None
+
+
+def _price(value: float | PriceSplit) -> Price:
+    if isinstance(value, PriceSplit):
+        return Price(Decimal(str(value.input)), Decimal(str(value.output)))
+    return Price(Decimal(str(value)), Decimal(str(value)))
+
+
+def _llm_services(config: LoadedConfig, schema: DecisionSchema | None) -> _LLMServices:
+    llm = config.llm
+    services = _LLMServices()
+    needed = _llm_models_in_use(config)
+    if not needed:
+        return services
+    budget = llm.budget
+    services.budget = BudgetGuard(
+        BudgetPolicy(
+            daily_token_limit=budget.daily_token_limit,
+            prices={name: _price(v) for name, v in budget.cost_per_million_tokens.items()},
+            alert_threshold_pct=Decimal(str(budget.alert_threshold_pct)),
+            hard_limit_pct=Decimal(str(budget.hard_limit_pct)),
+        ),
+        FileBudgetStore(config.data_dir / "llm_budget.json"),
+    )
+    if llm.cache.enabled:
+        services.cache = SQLiteDecisionCache(
+            config.data_dir / "llm_cache.sqlite3",
+            ttl_s=float(llm.cache.ttl),
+            max_entries=llm.cache.max_entries,
         )
-    raise NotAvailable(
-        f"trader {settings.config_id!r} uses model {settings.model!r}; this version runs the "
-        "baseline:* models only"
+    for name in needed:
+        spec = llm.models[name]
+        base_url = spec.base_url or (llm.base_url if spec.protocol == "openai" else "")
+        services.clients[name] = build_model(
+            ModelEndpoint(
+                name=name,
+                protocol=spec.protocol,
+                model_name=spec.model_name,
+                base_url=base_url or None,
+                api_key=spec.api_key or llm.api_key,
+                temperature=spec.temperature,
+                max_completion_tokens=spec.max_completion_tokens,
+                structured_output=spec.structured_output,
+                timeout_s=llm.timeout,
+                max_retries=llm.max_retries,
+                decision_schema=schema.document if schema is not None else None,
+                send_max_completion_tokens=spec.provider == "openai",
+            )
+        )
+    return services
+
+
+def _chain(config: LoadedConfig, trader: TraderConfig) -> list[str]:
+    if trader.fallback_models is not None:
+        fallbacks = [m for m in trader.fallback_models if m != trader.model]
+    else:
+        models = config.llm.models
+        fallbacks = sorted(
+            (m for m in models if m != trader.model), key=lambda m: (models[m].priority, m)
+        )
+    return [trader.model, *fallbacks]
+
+
+def _llm_models_in_use(config: LoadedConfig) -> list[str]:
+    names: list[str] = []
+    for trader in config.manager.traders:
+        if trader.model.startswith(BASELINE_PREFIX):
+            continue
+        for name in _chain(config, trader):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _gateway(
+    config: LoadedConfig,
+    settings: TraderSettings,
+    trader: TraderConfig,
+    services: _LLMServices,
+    current: str | None,
+) -> DecisionGateway:
+    llm = config.llm
+    chain = _chain(config, trader)
+    choices = [
+        ModelChoice(name, llm.models[name].cost_tier, llm.models[name].priority) for name in chain
+    ]
+    router = llm.router
+    specs = {}
+    for name in chain:
+        m = llm.models[name]
+        sampling = "|".join(
+            str(v)
+            for v in (
+                m.protocol,
+                m.base_url or llm.base_url,
+                m.model_name,
+                m.temperature,
+                m.max_completion_tokens,
+                m.structured_output,
+            )
+        )
+        specs[name] = ModelSpec(
+            name, m.cost_tier, cacheable=services.cache is not None, sampling=sampling
+        )
+    return DecisionGateway(
+        models={name: services.clients[name] for name in chain},
+        specs=specs,
+        router=ModelRouter(
+            choices,
+            RouterPolicy(
+                failure_threshold=router.failure_threshold,
+                success_window=router.success_window,
+                recovery_success_pct=Decimal(str(router.recovery_success_pct)),
+                probe_every=router.probe_every,
+            ),
+            current=current,
+        ),
+        budget=services.budget,
+        cache=services.cache,
+        deadline_s=settings.decision_timeout_s,
     )
 
 
@@ -436,6 +571,8 @@ def build_engine(
 ) -> Engine:
     """Wire the engine; ``clock`` replaces the configured one (tests and benchmarks)."""
     app = app or open_app(config)
+    schema = _schema(config)
+    services = _llm_services(config, schema)
     markets: dict[str, MarketData] = {}
     clocks: dict[str, Clock] = {}
     exchanges: dict[str, Exchange] = {}
@@ -448,14 +585,28 @@ def build_engine(
             )
         if trader.exchange_provider not in exchanges:
             exchanges[trader.exchange_provider] = _exchange(config, trader.exchange_provider)
-        runtimes.append(
-            TraderRuntime(
+        if trader.model.startswith(BASELINE_PREFIX):
+            runtime = TraderRuntime(
                 settings=settings,
                 market=markets[trader.market_provider],
                 exchange=exchanges[trader.exchange_provider],
-                model=_model(settings),
+                model=BaselineModel(
+                    settings.model, max_position_size_usd=settings.limits.max_position_size_usd
+                ),
+                schema=schema,
             )
-        )
+        else:
+            known = app.find_trader(trader.id)
+            runtime = TraderRuntime(
+                settings=settings,
+                market=markets[trader.market_provider],
+                exchange=exchanges[trader.exchange_provider],
+                gateway=_gateway(
+                    config, settings, trader, services, known.model if known else None
+                ),
+                schema=schema,
+            )
+        runtimes.append(runtime)
     replay_clocks = [c for c in clocks.values() if isinstance(c, ReplayClock)]
     if len(replay_clocks) > 1:
         raise NotAvailable("traders use more than one replay market provider; use one")
@@ -571,3 +722,40 @@ def trader_rows(config: LoadedConfig) -> Sequence[dict[str, Any]]:
             }
         )
     return rows
+
+
+# -- replay verification ----------------------------------------------------------------------
+
+
+def verify_replay(
+    config: LoadedConfig,
+    *,
+    traders: Sequence[str] | None = None,
+    last: int | None = None,
+    app: TradingApp | None = None,
+) -> VerifyReport:
+    """Re-run parse, validation, risk and order planning over recorded cycles."""
+    app = app or open_app(config)
+    ex = config.executor
+    renderer = JinjaPromptRenderer(
+        root=config.files["Manager"].parent.parent,
+        schema_version=ex.prompt_schema_version,
+        strict=False,  # report a template change as a divergence, do not refuse to look
+        require_header=ex.prompt_validation.require_version_header,
+    )
+    settings = {t.id: trader_settings(config, t) for t in config.manager.traders}
+    provider = config.exchange.providers[config.exchange.default]
+    fee = (
+        Decimal(str(provider.fee_taker_bps)) / Decimal(10_000)
+        if isinstance(provider, SimExchangeConfig)
+        else Decimal("0.00045")
+    )
+    verifier = ReplayVerifier(
+        events_of=lambda config_id: app.trader_events(config_id),
+        settings=settings,
+        assets=HYPERLIQUID_ASSETS,
+        fee_rate=fee,
+        renderer=renderer,
+        schema=_schema(config),
+    )
+    return verifier.verify(traders, last=last)

@@ -54,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     status = projections_commands.add_parser("status", help="position and lag of every view")
     _common(status)
 
+    replay = commands.add_parser("replay", help="verify recorded cycles")
+    replay_commands = replay.add_subparsers(dest="action", required=True)
+    verify = replay_commands.add_parser(
+        "verify",
+        help="re-run parse, validation, risk and order planning over recorded cycles and "
+        "report any divergence (exit 1)",
+    )
+    verify.add_argument("--trader", action="append", help="only this trader (repeatable)")
+    verify.add_argument("--last", type=int, default=None, help="only the last N cycles each")
+    _common(verify)
+
     traders = commands.add_parser("traders", help="list, pause or resume traders")
     trader_commands = traders.add_subparsers(dest="action", required=True)
     listing = trader_commands.add_parser("list", help="traders and their state")
@@ -134,6 +145,25 @@ def cmd_projections(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        report = bootstrap.verify_replay(config, traders=args.trader, last=args.last)
+    except LookupError as exc:
+        print(str(exc).strip("'\""), file=sys.stderr)
+        return EXIT_CONFIG
+    for divergence in report.divergences:
+        print(divergence)
+    verdict = "OK" if report.ok else f"{len(report.divergences)} divergence(s)"
+    print(
+        f"replay verify: {verdict} — {report.cycles} cycles of {', '.join(report.traders)} "
+        f"checked, {report.skipped} without an answer to re-read"
+    )
+    return 0 if report.ok else 1
+
+
 def cmd_traders(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
@@ -176,9 +206,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "check": cmd_check,
         "projections": cmd_projections,
+        "replay": cmd_replay,
         "traders": cmd_traders,
     }
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except BrokenPipeError:
+        # The reader went away (e.g. `nof0 check | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,6 @@ equity always equals the trader's own: allocation + realised − fees ± funding
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,8 +23,10 @@ from domain.ledger import (
     EntryContext,
     ExitPlan,
     Position,
+    add_return,
     apply_fill,
     liquidation_price,
+    sharpe_ratio,
     value_account,
 )
 from domain.trader import Trader
@@ -74,19 +75,13 @@ class Book(msgspec.Struct):
     ret_m2: float = 0.0
 
     def sharpe(self) -> float:
-        """Mean over standard deviation of completed hourly returns (not annualised)."""
-        if self.ret_n < 2:
-            return 0.0
-        variance = self.ret_m2 / (self.ret_n - 1)
-        if variance <= 0:
-            return 0.0
-        return round(self.ret_mean / math.sqrt(variance), 6)
+        """Sharpe ratio of completed hourly returns (the same rule as the trader's own)."""
+        return sharpe_ratio((self.ret_n, self.ret_mean, self.ret_m2))
 
     def add_return(self, value: float) -> None:
-        self.ret_n += 1
-        delta = value - self.ret_mean
-        self.ret_mean += delta / self.ret_n
-        self.ret_m2 += delta * (value - self.ret_mean)
+        self.ret_n, self.ret_mean, self.ret_m2 = add_return(
+            (self.ret_n, self.ret_mean, self.ret_m2), value
+        )
 
 
 class PortfolioMeta(ViewMeta):

@@ -244,6 +244,10 @@ def _check_traders(
         model = _get(trader, "model", kind=str)
         if model and "LLM" in docs:
             _check_model(add, docs["LLM"], i, trader_id, model)
+            fallbacks = _get(trader, "fallback_models", kind=list)
+            for name in fallbacks or []:
+                if isinstance(name, str):
+                    _check_model(add, docs["LLM"], i, trader_id, name, role="falls back to")
         if "Executor" in docs:
             for key in ("prompt_template", "executor_prompt_template"):
                 value = _get(trader, key, kind=str)
@@ -298,7 +302,9 @@ def _check_needs(
         )
 
 
-def _check_model(add: Add, llm: _Document, index: int, trader: str, model: str) -> None:
+def _check_model(
+    add: Add, llm: _Document, index: int, trader: str, model: str, role: str = "uses"
+) -> None:
     if model.startswith(BASELINE_PREFIX):
         if model[len(BASELINE_PREFIX) :] not in BASELINE_STRATEGIES:
             known = ", ".join(BASELINE_PREFIX + k for k in BASELINE_STRATEGIES)

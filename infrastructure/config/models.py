@@ -105,10 +105,26 @@ class MainConfig(Section):
 KEYLESS_PROVIDERS = frozenset({"ollama", "vllm", "baseline"})
 
 
+class PriceSplit(Section):
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class BudgetConfig(Section):
+    """Over ``daily_token_limit`` only the cheapest tier answers; past ``hard_limit_pct`` of
+    it, cycles are skipped with reason ``budget``."""
+
     daily_token_limit: int = Field(1_000_000, ge=1)
-    cost_per_million_tokens: dict[str, float] = {}
+    cost_per_million_tokens: dict[str, float | PriceSplit] = {}
     alert_threshold_pct: float = Field(80, gt=0, le=100)
+    hard_limit_pct: float = Field(120, ge=100, le=1000)
+
+
+class RouterConfig(Section):
+    failure_threshold: int = Field(3, ge=1, le=100)
+    success_window: int = Field(20, ge=1, le=1000)
+    recovery_success_pct: float = Field(99, gt=0, le=100)
+    probe_every: int = Field(5, ge=1, le=10_000)
 
 
 class ModelConfig(Section):
@@ -120,7 +136,12 @@ class ModelConfig(Section):
     cost_tier: Literal["high", "medium", "low"] = "medium"
     base_url: str = ""
     api_key: str = ""
-    structured_output: bool = False
+    #: openai: any OpenAI-compatible endpoint (OpenAI, DeepSeek, OpenRouter, ZenMux,
+    #: Ollama, vLLM); anthropic: Anthropic's Messages API.
+    protocol: Literal["openai", "anthropic"] = "openai"
+    #: Provider-native structured output where supported: json_object / json_schema
+    #: (OpenAI-compatible), tool (Anthropic); none: plain JSON instructions.
+    structured_output: Literal["none", "json_object", "json_schema", "tool"] = "none"
 
 
 class PromptCacheConfig(Section):
@@ -137,6 +158,7 @@ class LLMConfig(Section):
     max_retries: int = Field(3, ge=0, le=10)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     budget: BudgetConfig = BudgetConfig()
+    router: RouterConfig = RouterConfig()
     models: dict[str, ModelConfig] = {}
     cache: PromptCacheConfig = PromptCacheConfig()
 
@@ -196,6 +218,9 @@ class TraderConfig(Section):
     prompt_template: str
     executor_prompt_template: str
     model: str = Field(min_length=1)
+    #: Models to fall back to, in order; unset: every other llm.yaml model by priority;
+    #: an empty list: no fallback.
+    fallback_models: list[str] | None = None
     decision_interval: Duration | None = None
     allocation_pct: float = Field(gt=0, le=100)
     auto_start: bool = True

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from application.cycle import DecisionCycle
+from application.cycle import DecisionCycle, single_model_gateway
 from application.ports import ExchangeError, ModelError, OrderRequest, OrderResult
 from application.reconcile import reconcile_trader
 from domain.trader import PausePolicy
@@ -65,7 +65,7 @@ def test_a_model_timeout_is_a_typed_failure_and_changes_nothing(
 
     async def scenario() -> None:
         h = await Harness.create(store_env, settings=trader_settings(decision_timeout_s=0.05))
-        h.cycle.model = Slow()
+        h.cycle.gateway = single_model_gateway(Slow(), deadline_s=0.05)
         outcome = await h.run_cycle()
         assert outcome.status == "failed"
         assert events_after_registration(h) == ["DecisionRequested", "LLMFailed"]

@@ -364,6 +364,7 @@ def test_a_response_records_the_decision_and_one_rejection_per_refused_item() ->
         "tokens_out": 300,
         "cost_usd": D("0.0042"),
         "latency_ms": 850,
+        "cached": False,
     }
     assert events[0].decisions[0]["quantity"] == "0.1"  # records inside events are JSON-native
     assert [payload(e) for e in events[1:]] == [
