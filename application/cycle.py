@@ -9,12 +9,12 @@ Order of effects (ARCHITECTURE.md §8):
    ``RiskRejected`` and ``OrderPlaced`` (with a deterministic cloid) are saved together —
    if that save fails, no order is sent;
 4. orders go to the exchange (retries reuse the cloid and look the order up first);
-   fills and rejections are saved.
+   refusals are saved; the venue's fills are then recorded by a reconciliation pass for
+   this trader, which also puts the stop and target of a new position on the venue.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
@@ -27,6 +27,7 @@ import msgspec
 
 from application.budget import BudgetLevel
 from application.gateway import Attempt, DecisionGateway, ModelSpec
+from application.orders import OrderDesk
 from application.ports import (
     AccountView,
     Alerts,
@@ -38,9 +39,6 @@ from application.ports import (
     MarketData,
     MarketDataError,
     MarketSnapshot,
-    OrderRequest,
-    OrderResult,
-    OrderStatus,
     PositionView,
     PromptLimits,
     PromptRenderer,
@@ -49,6 +47,7 @@ from application.ports import (
 from application.routing import ModelChoice, ModelRouter, RouterPolicy, Switch
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
+from application.venue_sync import VenueSync
 from domain.decision import ParsedDecision, apply_schema_verdicts, parse_decision
 from domain.ledger import liquidation_price
 from domain.risk import AssetRules, PlannedOrder, plan_orders
@@ -137,118 +136,6 @@ def prompt_limits(settings: TraderSettings) -> PromptLimits:
     )
 
 
-class OrderDesk:
-    """Sends recorded orders to the venue and records what happened.
-
-    An order is only sent after its ``OrderPlaced`` is saved. A retry after an ambiguous
-    outcome first asks the venue about the cloid, so the same leg is never sent twice
-    to a venue that already has it.
-    """
-
-    def __init__(
-        self,
-        app: TradingApp,
-        exchange: Exchange,
-        clock: Clock,
-        engine: EngineSettings,
-        alerts: Alerts,
-    ) -> None:
-        self.app = app
-        self.exchange = exchange
-        self.clock = clock
-        self.engine = engine
-        self.alerts = alerts
-
-    async def submit(self, trader: Trader, cloids: list[str]) -> int:
-        """Send pending orders; record outcomes; return the number of fills."""
-        fills = 0
-        for cloid in cloids:
-            pending = trader.pending.get(cloid)
-            if pending is None:
-                continue
-            request = OrderRequest(
-                account=trader.config_id,
-                cloid=cloid,
-                coin=pending.coin,
-                side=pending.side,
-                size=pending.size - pending.filled,
-                limit_price=pending.limit_price,
-                reduce_only=pending.reduce_only,
-                leverage=pending.leverage,
-            )
-            result = await self._send_once(request)
-            if result is None:
-                self.alerts.alert(
-                    trader.config_id,
-                    "order_outcome_unknown",
-                    f"order {cloid} ({pending.coin}) has no known outcome; it stays pending "
-                    "and is reconciled on the next start",
-                )
-                log.warning("trader=%s order %s outcome unknown", trader.config_id, cloid)
-                continue
-            fills += self.record(trader, result)
-        self.app.save_trader(trader)
-        return fills
-
-    def record(self, trader: Trader, result: OrderResult) -> int:
-        at = self.clock.now()
-        pending = trader.pending.get(result.cloid)
-        if pending is None:
-            return 0
-        if result.status is OrderStatus.FILLED and result.filled_size > 0:
-            trader.record_fill(
-                result.cloid,
-                price=result.avg_price,
-                size=result.filled_size,
-                fee=result.fee,
-                liquidity=result.liquidity,
-                at=at,
-                final=True,
-            )
-            log.info(
-                "trader=%s filled %s %s %s @ %s fee %s",
-                trader.config_id,
-                pending.side.value,
-                result.filled_size,
-                pending.coin,
-                result.avg_price,
-                result.fee,
-            )
-            return 1
-        reason = result.error or result.status.value
-        trader.record_order_rejected(result.cloid, reason=reason, detail=result.detail, at=at)
-        log.warning(
-            "trader=%s order %s %s rejected: %s %s",
-            trader.config_id,
-            pending.coin,
-            result.cloid,
-            reason,
-            result.detail,
-        )
-        return 0
-
-    async def _send_once(self, request: OrderRequest) -> OrderResult | None:
-        """Place the order; after an ambiguous failure, look it up before any resubmission."""
-        attempts = max(1, self.engine.order_retries)
-        for attempt in range(attempts):
-            if attempt > 0:
-                await asyncio.sleep(self.engine.order_backoff_s * (2 ** (attempt - 1)))
-                try:
-                    known = await self.exchange.order_status(request.account, request.cloid)
-                except ExchangeError as exc:
-                    log.warning("order lookup %s failed: %s", request.cloid, exc)
-                    continue
-                if known.status is not OrderStatus.UNKNOWN:
-                    return known
-            try:
-                return await self.exchange.place_order(request)
-            except ExchangeError as exc:
-                log.warning(
-                    "order %s attempt %d/%d failed: %s", request.cloid, attempt + 1, attempts, exc
-                )
-        return None
-
-
 SchemaCheck = Callable[[Mapping[str, Any]], dict[str, str]]
 """The published JSON Schema, per coin: coin → what is wrong (empty when all conform)."""
 
@@ -287,6 +174,8 @@ class DecisionCycle:
         gateway: DecisionGateway | None = None,
         model: DecisionModel | None = None,
         schema: SchemaCheck | None = None,
+        desk: OrderDesk | None = None,
+        sync: VenueSync | None = None,
     ) -> None:
         if gateway is None:
             if model is None:
@@ -302,7 +191,16 @@ class DecisionCycle:
         self.clock = clock
         self.alerts = alerts
         self.schema = schema
-        self.desk = OrderDesk(app, exchange, clock, engine, alerts)
+        self.desk = desk or OrderDesk(app, exchange, clock, engine, alerts)
+        self.sync = sync or VenueSync(
+            app=app,
+            exchange=exchange,
+            desk=self.desk,
+            clock=clock,
+            alerts=alerts,
+            traders=[settings],
+            engine=engine,
+        )
 
     def _skip(
         self, trader: Trader, reason: SkipReason, detail: str, as_of: datetime
@@ -436,6 +334,7 @@ class DecisionCycle:
             assets=assets,
             slippage_bps=cfg.slippage_bps,
             taker_fee_rate=self.exchange.fee_taker,
+            claimed=self.sync.claimed_by_others(cfg.config_id),
         )
         for rejection in plan.rejections:
             trader.reject(cycle_id, rejection, at)
@@ -449,7 +348,11 @@ class DecisionCycle:
         cloids = self._place(trader, cycle_id, plan.orders, at)
         # Saved before anything is sent: a failure here stops the cycle with no order out.
         self.app.save_trader(trader)
-        fills = await self.desk.submit(trader, cloids) if cloids else 0
+        fills = 0
+        if cloids:
+            reports = await self.desk.submit(trader, cloids)
+            synced = await self.sync.run(self.clock.now(), only=cfg.config_id, reports=reports)
+            fills = synced.fills
         signals = ", ".join(f"{i.coin}:{i.signal.value}" for i in parsed.items)
         log.info(
             "trader=%s %s decided by %s [%s] orders=%d fills=%d",

@@ -1,7 +1,10 @@
-"""The arena manager: a tick loop that marks prices, guards exits and runs due cycles.
+"""The arena manager: a tick loop that marks prices, reconciles venue accounts and runs
+due cycles.
 
 Traders are independent: each cycle runs as its own task under the trader's lock, and an
-exception in one trader's cycle is logged and alerted without touching the others.
+exception in one trader's cycle is logged and alerted without touching the others. Each
+venue account (one per exchange provider) is reconciled by its own ``VenueSync`` pass,
+which takes the lock of every trader it touches.
 """
 
 from __future__ import annotations
@@ -9,28 +12,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from application.cycle import CycleOutcome, DecisionCycle, OrderDesk, SchemaCheck
+from application.cycle import CycleOutcome, DecisionCycle, SchemaCheck
 from application.gateway import DecisionGateway
+from application.orders import OrderDesk
 from application.ports import (
     Alerts,
     Clock,
     DecisionModel,
     Exchange,
     ExchangeError,
+    FundingFeed,
     MarkedToMarket,
     MarketData,
     MarketDataError,
     PromptRenderer,
 )
-from application.protection import enforce_exit_plans
-from application.reconcile import reconcile_trader
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
+from application.venue_sync import SyncPolicy, VenueSync
 from domain.trader import Trader
 
 log = logging.getLogger("nof0.engine")
@@ -57,12 +61,18 @@ class TraderRuntime:
 class _TraderState:
     runtime: TraderRuntime
     cycle: DecisionCycle
-    desk: OrderDesk
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: asyncio.Lock
     last_cycle_at: datetime | None = None
-    has_positions: bool = False
     paused: bool = False
     failures_in_row: int = 0
+
+
+@dataclass
+class _VenueState:
+    exchange: Exchange
+    sync: VenueSync
+    interval_s: float
+    running: bool = False
 
 
 class Arena:
@@ -75,14 +85,39 @@ class Arena:
         clock: Clock,
         engine: EngineSettings,
         alerts: Alerts,
+        reconcile_intervals: dict[str, float] | None = None,
+        sync_policy: SyncPolicy | None = None,
     ) -> None:
+        """``reconcile_intervals``: seconds between reconciliations per exchange provider
+        (0: every tick, right for the in-process simulator); default the engine's."""
         self.app = app
         self.clock = clock
         self.engine = engine
         self.alerts = alerts
         self._states: dict[str, _TraderState] = {}
+        locks = {rt.settings.config_id: asyncio.Lock() for rt in runtimes}
+        self._venues: dict[int, _VenueState] = {}
+        intervals = reconcile_intervals or {}
         for rt in runtimes:
+            if id(rt.exchange) in self._venues:
+                continue
+            sharing = [r.settings for r in runtimes if r.exchange is rt.exchange]
             desk = OrderDesk(app, rt.exchange, clock, engine, alerts)
+            sync = VenueSync(
+                app=app,
+                exchange=rt.exchange,
+                desk=desk,
+                clock=clock,
+                alerts=alerts,
+                traders=sharing,
+                engine=engine,
+                policy=sync_policy,
+                locks={s.config_id: locks[s.config_id] for s in sharing},
+            )
+            interval = intervals.get(rt.exchange.name, engine.reconcile_interval_s)
+            self._venues[id(rt.exchange)] = _VenueState(rt.exchange, sync, interval)
+        for rt in runtimes:
+            venue = self._venues[id(rt.exchange)]
             cycle = DecisionCycle(
                 app=app,
                 settings=rt.settings,
@@ -95,8 +130,12 @@ class Arena:
                 clock=clock,
                 alerts=alerts,
                 schema=rt.schema,
+                desk=venue.sync.desk,
+                sync=venue.sync,
             )
-            self._states[rt.settings.config_id] = _TraderState(rt, cycle, desk)
+            self._states[rt.settings.config_id] = _TraderState(
+                rt, cycle, locks[rt.settings.config_id]
+            )
         self._tasks: set[asyncio.Task[None]] = set()
         self.cycles_run = 0
 
@@ -104,11 +143,21 @@ class Arena:
     def trader_ids(self) -> list[str]:
         return list(self._states)
 
+    @property
+    def syncs(self) -> list[VenueSync]:
+        return [v.sync for v in self._venues.values()]
+
     # -- start-up ---------------------------------------------------------------------------
 
     async def start(self) -> list[str]:
-        """Register new traders, resume the replay clock, reconcile with the venues."""
+        """Check the venues, register new traders, resume the replay clock, reconcile.
+
+        A venue that fails its pre-flight raises ``ExchangeSetupError`` (nothing trades)."""
         findings: list[str] = []
+        for venue in self._venues.values():
+            for note in await venue.exchange.start():
+                log.info("exchange %s: %s", venue.exchange.name, note)
+                findings.append(f"{venue.exchange.name}: {note}")
         latest: datetime | None = None
         known: dict[str, Trader] = {}
         for config_id in self._states:
@@ -144,23 +193,30 @@ class Arena:
             else:
                 trader.allocate(cfg.allocation, now)
                 self.app.save_trader(trader)
+        for venue in self._venues.values():
             try:
-                await state.runtime.exchange.ensure_account(config_id, cfg.allocation)
-                found = await reconcile_trader(
-                    self.app, state.desk, state.runtime.exchange, self.alerts, config_id, now
-                )
+                await venue.sync.register(now)
+                report = await venue.sync.run(now, startup=True)
             except ExchangeError as exc:
-                found = [f"venue unavailable at start-up: {exc}"]
-            for line in found:
-                log.info("trader=%s reconcile: %s", config_id, line)
-            findings.extend(f"{config_id}: {line}" for line in found)
+                findings.append(f"{venue.exchange.name}: venue unavailable at start-up: {exc}")
+                continue
+            venue.sync.last_run = now
+            lines = [
+                f"{report.fills} fills, {report.funding} funding payments, "
+                f"{report.settled} orders settled, {report.protections} protection changes",
+                *report.findings,
+                *(f"drift: {d}" for d in report.drift),
+            ]
+            for line in lines:
+                log.info("exchange %s reconcile: %s", venue.exchange.name, line)
+            findings.extend(f"{venue.exchange.name}: {line}" for line in lines)
+        for state in self._states.values():
             self._refresh(state)
         return findings
 
     def _refresh(self, state: _TraderState) -> None:
         trader = self.app.get_trader(state.runtime.settings.config_id)
         state.last_cycle_at = trader.last_cycle_at
-        state.has_positions = bool(trader.positions)
         state.paused = trader.paused
 
     # -- the loop ---------------------------------------------------------------------------
@@ -186,16 +242,32 @@ class Arena:
 
     async def tick(self) -> None:
         now = self.clock.now()
-        marks_by_market = await self._mark(now)
+        await self._mark(now)
+        for venue in self._venues.values():
+            if venue.running:
+                continue
+            last = venue.sync.last_run
+            if last is None or (now - last).total_seconds() >= venue.interval_s:
+                venue.running = True
+                self._spawn(f"venue:{venue.exchange.name}", self._reconcile(venue, now))
         for config_id, state in self._states.items():
             if state.lock.locked():
                 continue
-            rt = state.runtime
-            marks = marks_by_market.get(id(rt.market), {})
-            if state.has_positions and marks:
-                self._spawn(config_id, self._guard(state, marks, now))
-            elif self._due(state, now):
+            self._refresh(state)
+            if self._due(state, now):
                 self._spawn(config_id, self._cycle(state, now))
+
+    async def _reconcile(self, venue: _VenueState, now: datetime) -> None:
+        try:
+            report = await venue.sync.run(now)
+            for line in report.findings:
+                log.warning("exchange %s reconcile: %s", venue.exchange.name, line)
+        except Exception as exc:
+            log.error("exchange %s reconcile failed: %r", venue.exchange.name, exc, exc_info=exc)
+            self.alerts.alert("venue", "reconcile_error", repr(exc))
+        finally:
+            venue.sync.last_run = now
+            venue.running = False
 
     def _due(self, state: _TraderState, now: datetime) -> bool:
         cfg = state.runtime.settings
@@ -206,7 +278,7 @@ class Arena:
         return now - state.last_cycle_at >= timedelta(seconds=cfg.decision_interval_s)
 
     async def _mark(self, now: datetime) -> dict[int, dict[str, Decimal]]:
-        """Fetch mids once per market provider and mark simulators to market."""
+        """Fetch mids once per market provider and mark in-process venues to market."""
         markets: dict[int, tuple[MarketData, set[str], list[Exchange]]] = {}
         for state in self._states.values():
             rt = state.runtime
@@ -222,27 +294,23 @@ class Arena:
                 log.debug("no mids at %s: %s", now.isoformat(), exc)
                 continue
             result[key] = mids
-            for exchange in exchanges:
-                if isinstance(exchange, MarkedToMarket):
-                    exchange.mark(mids, now)
+            marked = [e for e in exchanges if isinstance(e, MarkedToMarket)]
+            if not marked:
+                continue
+            funding: dict[str, Decimal] | None = None
+            if isinstance(market, FundingFeed):
+                try:
+                    funding = await market.funding_rates(sorted(coins), now)
+                except MarketDataError as exc:
+                    log.debug("no funding rates at %s: %s", now.isoformat(), exc)
+            for exchange in marked:
+                exchange.mark(mids, now, funding)
         return result
 
     def _spawn(self, config_id: str, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work, name=f"trader:{config_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _guard(self, state: _TraderState, marks: dict[str, Decimal], now: datetime) -> None:
-        """Exit checks first; a due cycle follows under the same lock."""
-        async with state.lock:
-            cfg = state.runtime.settings
-            try:
-                await enforce_exit_plans(self.app, state.desk, cfg, marks, now)
-            except Exception as exc:  # noqa: BLE001 - one trader's bug must not stop the others
-                self._failed(state, "exit check", exc)
-            self._refresh(state)
-            if self._due(state, now):
-                await self._run_cycle(state, now)
 
     async def _cycle(self, state: _TraderState, now: datetime) -> None:
         async with state.lock:

@@ -43,7 +43,7 @@ class LongTermContext(msgspec.Struct, frozen=True):
     rsi14: list[float]
 
 
-class CoinSnapshot(msgspec.Struct, frozen=True):
+class CoinSnapshot(msgspec.Struct, frozen=True, omit_defaults=True):
     coin: str
     price: Decimal  # the live mid (also the mark in the simulator)
     data_time: datetime  # when the newest data point was observed
@@ -56,6 +56,10 @@ class CoinSnapshot(msgspec.Struct, frozen=True):
     funding_rate: float
     intraday: IntradaySeries
     long_term: LongTermContext
+    # The venue's mark (margin, liquidation, triggers) and oracle (funding) when the
+    # provider has them; left out of the stored snapshot when absent.
+    mark_price: Decimal | None = None
+    oracle_price: Decimal | None = None
 
 
 class MarketSnapshot(msgspec.Struct, frozen=True):
@@ -63,7 +67,11 @@ class MarketSnapshot(msgspec.Struct, frozen=True):
     coins: dict[str, CoinSnapshot]
 
     def marks(self) -> dict[str, Decimal]:
-        return {coin: snap.price for coin, snap in self.coins.items()}
+        """Valuation prices: the venue's mark where known, else the mid."""
+        return {
+            coin: snap.mark_price if snap.mark_price is not None else snap.price
+            for coin, snap in self.coins.items()
+        }
 
 
 class MarketDataError(Exception):
@@ -94,71 +102,239 @@ class MarketData(Protocol):
         ...
 
 
+@runtime_checkable
+class FundingFeed(Protocol):
+    """A market provider that also knows the hourly funding rate in force (a replay tape,
+    Hyperliquid's asset contexts); the in-process simulator settles funding with it."""
+
+    async def funding_rates(self, coins: Sequence[str], as_of: datetime) -> dict[str, Decimal]: ...
+
+
 # -- exchange ---------------------------------------------------------------------------
+#
+# One ``Exchange`` is one venue account (a Hyperliquid address, real or simulated). The
+# traders configured on it are virtual sub-accounts that share it: the venue nets per coin,
+# so the application attributes fills and funding to traders and keeps each coin with one
+# trader at a time (see ``application.claims``).
 
 
-class OrderStatus(StrEnum):
-    FILLED = "filled"
-    REJECTED = "rejected"
+class OrderState(StrEnum):
+    OPEN = "open"  # resting on the book
+    WAITING = "waiting"  # a trigger order waiting for its price (or for its parent to fill)
+    FILLED = "filled"  # completely filled
+    CANCELED = "canceled"  # finished without filling completely (IOC remainder, canceled...)
+    REJECTED = "rejected"  # refused by the venue: nothing happened
     UNKNOWN = "unknown"  # the venue has no order with this cloid
+
+    @property
+    def terminal(self) -> bool:
+        return self in (OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED)
+
+
+class VenueRejection(StrEnum):
+    """Typed reasons for what the venue refused (the venue's own words go in ``detail``)."""
+
+    MIN_VALUE = "min_order_value"
+    INSUFFICIENT_MARGIN = "insufficient_margin"
+    REDUCE_ONLY = "reduce_only_would_increase"
+    NO_LIQUIDITY = "no_immediate_match"
+    POST_ONLY = "post_only_would_cross"
+    INVALID_PRICE = "invalid_price"
+    INVALID_SIZE = "invalid_size"
+    INVALID_TRIGGER = "invalid_trigger_price"
+    DUPLICATE_CLOID = "duplicate_cloid"
+    LEVERAGE = "leverage_refused"
+    PRICE_BAND = "price_too_far"
+    OPEN_INTEREST_CAP = "open_interest_cap"
+    TOO_MANY_ORDERS = "too_many_orders"
+    UNKNOWN_ASSET = "unknown_asset"
+    SIGNER = "signer_not_authorised"
+    NONCE = "nonce_refused"
+    NO_DEPOSIT = "account_not_funded"
+    BUILDER = "builder_fee"
+    RATE_LIMITED = "rate_limited"
+    NOT_ON_VENUE = "not_on_venue"
+    NOT_SENT = "not_sent"  # we gave up before sending (e.g. the leverage could not be set)
+    CANCELED_BY_VENUE = "canceled_by_venue"
+    OTHER = "venue_error"
+
+
+class TimeInForce(StrEnum):
+    IOC = "Ioc"
+    GTC = "Gtc"
+    ALO = "Alo"
+
+
+class TriggerKind(StrEnum):
+    STOP = "sl"
+    TARGET = "tp"
 
 
 @dataclass(frozen=True)
-class OrderRequest:
-    account: str  # the virtual sub-account (trader config id)
+class Trigger:
+    kind: TriggerKind
+    price: Decimal
+    market: bool = True  # a market order once triggered (``limit_price`` is the worst price)
+
+
+@dataclass(frozen=True)
+class OrderTicket:
+    """One order as we ask the venue for it (prices and sizes already valid for the venue)."""
+
     cloid: str
     coin: str
     side: OrderSide
     size: Decimal
     limit_price: Decimal
-    reduce_only: bool
-    leverage: int
+    reduce_only: bool = False
+    tif: TimeInForce = TimeInForce.IOC
+    trigger: Trigger | None = None
 
 
 @dataclass(frozen=True)
-class OrderResult:
+class OrderReport:
+    """What the venue says about one order."""
+
     cloid: str
-    status: OrderStatus
+    state: OrderState
+    oid: int | None = None
     filled_size: Decimal = Decimal(0)
     avg_price: Decimal = Decimal(0)
-    fee: Decimal = Decimal(0)
-    liquidity: Liquidity = Liquidity.TAKER
-    error: str = ""
-    detail: str = ""
+    reason: str = ""  # a VenueRejection value for refusals, the venue's status otherwise
+    detail: str = ""  # the venue's own words
+
+
+@dataclass(frozen=True)
+class VenueFill:
+    fill_id: str  # the venue's trade id: the key that makes recording a fill idempotent
+    oid: int
+    cloid: str | None
+    coin: str
+    side: OrderSide
+    size: Decimal
+    price: Decimal
+    fee: Decimal  # paid (+) or rebated (−)
+    liquidity: Liquidity
+    time: datetime
+    closed_pnl: Decimal
+    liquidation: bool = False
+
+
+@dataclass(frozen=True)
+class VenueFunding:
+    funding_id: str
+    coin: str
+    amount: Decimal  # received (+) or paid (−)
+    rate: Decimal  # hourly
+    size: Decimal  # the signed position it was paid on
+    time: datetime
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    """An order open on the venue (resting, or a trigger waiting)."""
+
+    oid: int
+    cloid: str | None
+    coin: str
+    side: OrderSide
+    size: Decimal  # remaining
+    limit_price: Decimal
+    reduce_only: bool
+    trigger: Trigger | None
+    placed_at: datetime
 
 
 @dataclass(frozen=True)
 class VenuePosition:
     coin: str
-    qty: Decimal
+    qty: Decimal  # signed
     entry_price: Decimal
+    mark_price: Decimal
+    liquidation_price: Decimal | None = None
+    margin_used: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class VenueAccountState:
+    equity: Decimal  # the account value (cash + unrealised P&L at the venue's marks)
+    positions: dict[str, VenuePosition]
+    time: datetime
 
 
 class ExchangeError(Exception):
-    """The venue could not be reached or answered ambiguously; nothing is assumed."""
+    """The venue could not be reached or answered ambiguously; nothing is assumed.
+
+    ``ambiguous``: the request may have been carried out (an order must then be looked up
+    by its cloid, never simply sent again)."""
+
+    def __init__(self, message: str, *, ambiguous: bool = True) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+
+
+class VenueRefused(Exception):
+    """The venue answered and refused an action (not an order: those get an ``OrderReport``)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class ExchangeSetupError(Exception):
+    """The venue account cannot be traded as configured; the message says what to fix."""
 
 
 class Exchange(Protocol):
+    name: str  # the provider id from exchange.yaml
+    account_id: str  # the venue account all traders on this provider share
     fee_taker: Decimal
+    supports_triggers: bool  # stops and targets can rest on the venue
+
+    async def start(self) -> list[str]:
+        """Pre-flight checks; raises :class:`ExchangeSetupError`. Returns notes for the log."""
+        ...
 
     async def assets(self) -> Mapping[str, AssetRules]: ...
 
-    async def place_order(self, order: OrderRequest) -> OrderResult: ...
-
-    async def order_status(self, account: str, cloid: str) -> OrderResult: ...
-
-    async def positions(self, account: str) -> dict[str, VenuePosition]: ...
-
-    async def ensure_account(self, account: str, allocation: Decimal) -> None:
-        """Make sure the sub-account exists (the simulator funds it; live venues check it)."""
+    async def set_leverage(self, coin: str, leverage: int) -> None:
+        """Cross margin at ``leverage`` for ``coin``; raises ``VenueRefused``/``ExchangeError``."""
         ...
+
+    async def place(self, ticket: OrderTicket) -> OrderReport: ...
+
+    async def modify(self, cloid: str, ticket: OrderTicket) -> OrderReport:
+        """Replace the open order ``cloid`` by ``ticket`` (which carries a new cloid)."""
+        ...
+
+    async def cancel(self, coin: str, cloid: str) -> bool:
+        """True when canceled; False when the venue had no such open order."""
+        ...
+
+    async def order_status(self, cloid: str) -> OrderReport: ...
+
+    async def open_orders(self) -> list[VenueOrder]: ...
+
+    async def fills_since(self, since: datetime) -> list[VenueFill]:
+        """The account's fills at or after ``since``, oldest first."""
+        ...
+
+    async def funding_since(self, since: datetime) -> list[VenueFunding]: ...
+
+    async def account_state(self) -> VenueAccountState: ...
 
 
 @runtime_checkable
 class MarkedToMarket(Protocol):
-    """A venue that needs to be told the prices (the in-process simulator)."""
+    """A venue that needs to be told the prices and the time (the in-process simulator)."""
 
-    def mark(self, prices: Mapping[str, Decimal], at: datetime) -> None: ...
+    def mark(
+        self,
+        prices: Mapping[str, Decimal],
+        at: datetime,
+        funding: Mapping[str, Decimal] | None = None,
+    ) -> None: ...
 
 
 # -- decision models --------------------------------------------------------------------

@@ -1,69 +1,365 @@
-"""Protective exits: close a position when the mark crosses its stop or target.
+"""Protection: every open position carries exactly one reduce-only stop and one take-profit
+on the venue, each for the full size.
 
-The venue-side trigger orders of the Hyperliquid adapter make this a second line of
-defence; against the in-process simulator it is the only one.
+``ProtectionKeeper.keep`` compares what a trader's positions need (``domain.protection``)
+with the orders the venue has open and closes the gap: it places what is missing, resizes
+what no longer covers the position (after a partial fill or a partial close), cancels what
+belongs to a closed position or duplicates another, and forgets what the venue no longer
+has. Every step is recorded before it is sent, under a cloid derived from (trader, coin,
+kind, generation), so a retry or a restart looks the order up instead of doubling it.
+
+When the venue refuses a stop because the price is already through it, or when a position
+has no working protection and the mark crosses its level, the position is closed at market
+at once (the engine-side line of defence).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from application.cycle import OrderDesk
+from application.orders import OrderDesk
+from application.ports import (
+    Alerts,
+    Clock,
+    Exchange,
+    ExchangeError,
+    OrderReport,
+    OrderState,
+    OrderTicket,
+    TimeInForce,
+    Trigger,
+    TriggerKind,
+    VenueRejection,
+)
 from application.settings import TraderSettings
 from application.trading import TradingApp
+from domain.ledger import Position
+from domain.protection import DesiredProtection, desired_protections
 from domain.risk import close_order, protective_exit
-from domain.trader import make_cloid
+from domain.trader import Protection, Trader, make_cloid
 from domain.values import CloseReason, OrderIntent
 
 log = logging.getLogger("nof0.engine")
 
+_KINDS = (CloseReason.STOP, CloseReason.TARGET)
+_TRIGGER = {CloseReason.STOP: TriggerKind.STOP, CloseReason.TARGET: TriggerKind.TARGET}
 
-async def enforce_exit_plans(
-    app: TradingApp,
-    desk: OrderDesk,
-    settings: TraderSettings,
-    marks: Mapping[str, Decimal],
-    now: datetime,
-) -> int:
-    """Place and send closing orders for crossed stops/targets; return the fills."""
-    trader = app.get_trader(settings.config_id)
-    if not trader.positions:
-        return 0
-    closing = {p.coin for p in trader.pending.values() if p.intent is OrderIntent.CLOSE}
-    cloids: list[str] = []
-    for coin, position in sorted(trader.positions.items()):
-        mark = marks.get(coin)
-        if mark is None or coin in closing:
-            continue
-        reason = protective_exit(position, mark)
-        if reason is CloseReason.STOP and not settings.stop_loss_enabled:
-            continue
-        if reason is CloseReason.TARGET and not settings.take_profit_enabled:
-            continue
-        if reason is None:
-            continue
-        # One id per attempt: the trader's version moves on after each recorded outcome,
-        # while a retry of this very attempt reuses the id.
-        cloid = make_cloid(trader.id, f"exit@{trader.version}", f"{coin}:{reason.value}")
-        order = close_order(position, mark, reason, settings.slippage_bps)
-        trader.place(cycle_id=f"{settings.config_id}#exit", cloid=cloid, order=order, at=now)
-        cloids.append(cloid)
+
+@dataclass
+class KeepResult:
+    placed: int = 0
+    resized: int = 0
+    canceled: int = 0
+    exits: dict[str, str] = field(default_factory=dict)  # coin → cloid of an emergency close
+
+
+def _ticket(cloid: str, p: Protection | DesiredProtection) -> OrderTicket:
+    return OrderTicket(
+        cloid=cloid,
+        coin=p.coin,
+        side=p.side,
+        size=p.size,
+        limit_price=p.limit_price,
+        reduce_only=True,
+        tif=TimeInForce.IOC,
+        trigger=Trigger(kind=_TRIGGER[p.kind], price=p.trigger_price, market=True),
+    )
+
+
+def _matches(guard: Protection, want: DesiredProtection) -> bool:
+    return guard.size == want.size and guard.trigger_price == want.trigger_price
+
+
+class ProtectionKeeper:
+    def __init__(
+        self,
+        app: TradingApp,
+        exchange: Exchange,
+        desk: OrderDesk,
+        clock: Clock,
+        alerts: Alerts,
+    ) -> None:
+        self.app = app
+        self.exchange = exchange
+        self.desk = desk
+        self.clock = clock
+        self.alerts = alerts
+
+    async def keep(
+        self,
+        trader: Trader,
+        settings: TraderSettings,
+        *,
+        open_cloids: set[str],
+        sz_decimals: Mapping[str, int],
+        marks: Mapping[str, Decimal],
+    ) -> KeepResult:
+        result = KeepResult()
+        coins = sorted(set(trader.positions) | {g.coin for g in trader.protections.values()})
+        for coin in coins:
+            position = trader.positions.get(coin)
+            closing = any(
+                p.coin == coin and p.intent is OrderIntent.CLOSE for p in trader.pending.values()
+            )
+            desired: list[DesiredProtection] = []
+            if position is not None and self.exchange.supports_triggers and coin in sz_decimals:
+                desired = desired_protections(
+                    position,
+                    sz_decimals=sz_decimals[coin],
+                    stop=settings.stop_loss_enabled,
+                    target=settings.take_profit_enabled,
+                )
+            for kind in _KINDS:
+                want = next((d for d in desired if d.kind is kind), None)
+                covered = await self._reconcile_kind(
+                    trader, coin, kind, want, open_cloids, position, result
+                )
+                if position is None or covered or closing or coin in result.exits:
+                    continue
+                await self._guard_unprotected(trader, settings, position, kind, marks, result)
+        return result
+
+    # -- one (coin, kind) ------------------------------------------------------------------
+
+    async def _reconcile_kind(
+        self,
+        trader: Trader,
+        coin: str,
+        kind: CloseReason,
+        want: DesiredProtection | None,
+        open_cloids: set[str],
+        position: Position | None,
+        result: KeepResult,
+    ) -> bool:
+        """Bring the venue's orders for (coin, kind) in line with ``want``; True when a
+        protection is (or is believed to be) working on the venue."""
+        guards = sorted(
+            (g for g in trader.protections.values() if g.coin == coin and g.kind is kind),
+            key=lambda g: g.generation,
+        )
+        live: list[Protection] = []
+        for guard in guards:
+            if guard.cloid in open_cloids:
+                live.append(guard)
+                continue
+            if await self._explain_missing(trader, guard, want):
+                live.append(guard)
+        if want is None:
+            reason = "position_closed" if position is None else "not_wanted"
+            for guard in live:
+                result.canceled += await self._cancel(trader, guard, reason)
+            return False
+        keep = live[-1] if live else None
+        for guard in live[:-1]:
+            result.canceled += await self._cancel(trader, guard, "duplicate")
+        if keep is None:
+            return await self._place(trader, want, result)
+        if not _matches(keep, want):
+            return await self._resize(trader, keep, want, result)
+        return True
+
+    async def _explain_missing(
+        self, trader: Trader, guard: Protection, want: DesiredProtection | None
+    ) -> bool:
+        """A recorded protection is not open on the venue: find out why. True when it is
+        (still, or again) working."""
+        report = await self.desk.lookup(guard.cloid)
+        if report is None:
+            return True  # cannot tell: assume it is there rather than risk a duplicate
+        if report.state in (OrderState.OPEN, OrderState.WAITING):
+            self._confirm(trader, guard.cloid, report)
+            return True
+        if report.state is OrderState.UNKNOWN:
+            if want is not None and guard.oid is None and _matches(guard, want):
+                # Recorded but never arrived (the process stopped before sending it, or the
+                # request was lost): send the very same order again.
+                sent = await self.desk.send(_ticket(guard.cloid, guard))
+                if sent is not None and sent.state in (OrderState.OPEN, OrderState.WAITING):
+                    self._confirm(trader, guard.cloid, sent)
+                    return True
+                if sent is None:
+                    return True
+                self._drop(trader, guard.cloid, sent.reason or sent.state.value, sent.detail)
+                return False
+            self._drop(trader, guard.cloid, VenueRejection.NOT_ON_VENUE.value, "not on the venue")
+            return False
+        # Filled (its fill closes or reduces the position), canceled or rejected.
+        self._drop(
+            trader,
+            guard.cloid,
+            report.reason or report.state.value,
+            report.detail or f"the venue reports it {report.state.value}",
+        )
+        return False
+
+    async def _place(self, trader: Trader, want: DesiredProtection, result: KeepResult) -> bool:
+        cloid = trader.protect(
+            coin=want.coin,
+            kind=want.kind,
+            size=want.size,
+            trigger_price=want.trigger_price,
+            limit_price=want.limit_price,
+            at=self.clock.now(),
+        )
+        self.app.save_trader(trader)
+        report = await self.desk.send(_ticket(cloid, want))
+        return self._after_send(trader, cloid, want, report, result, counter="placed")
+
+    async def _resize(
+        self, trader: Trader, keep: Protection, want: DesiredProtection, result: KeepResult
+    ) -> bool:
+        cloid = trader.protect(
+            coin=want.coin,
+            kind=want.kind,
+            size=want.size,
+            trigger_price=want.trigger_price,
+            limit_price=want.limit_price,
+            at=self.clock.now(),
+            replaces=keep.cloid,
+        )
+        self.app.save_trader(trader)
+        try:
+            report: OrderReport | None = await self.exchange.modify(
+                keep.cloid, _ticket(cloid, want)
+            )
+        except ExchangeError as exc:
+            # Either order may be live now; the next reconciliation sees which.
+            log.warning(
+                "trader=%s resize of %s is ambiguous: %s", trader.config_id, keep.cloid, exc
+            )
+            return True
+        working = self._after_send(trader, cloid, want, report, result, counter="resized")
+        if working:
+            self._drop(trader, keep.cloid, "replaced", f"resized to {want.size} by {cloid}")
+        return working
+
+    def _after_send(
+        self,
+        trader: Trader,
+        cloid: str,
+        want: DesiredProtection,
+        report: OrderReport | None,
+        result: KeepResult,
+        *,
+        counter: str,
+    ) -> bool:
+        if report is None:
+            self.alerts.alert(
+                trader.config_id,
+                "protection_unknown",
+                f"{want.kind.value} {cloid} for {want.coin} has no known outcome; "
+                "it is looked up on the next reconciliation",
+            )
+            return True
+        if report.state is OrderState.REJECTED or report.state is OrderState.UNKNOWN:
+            self._drop(trader, cloid, report.reason or report.state.value, report.detail)
+            self.alerts.alert(
+                trader.config_id,
+                "protection_refused",
+                f"{want.kind.value} for {want.coin} at {want.trigger_price} refused: "
+                f"{report.reason} {report.detail}",
+            )
+            log.error(
+                "trader=%s %s for %s refused: %s %s",
+                trader.config_id,
+                want.kind.value,
+                want.coin,
+                report.reason,
+                report.detail,
+            )
+            return False
+        self._confirm(trader, cloid, report)
+        setattr(result, counter, getattr(result, counter) + 1)
+        log.info(
+            "trader=%s %s %s %s @ %s on the venue (%s)",
+            trader.config_id,
+            want.kind.value,
+            want.coin,
+            want.size,
+            want.trigger_price,
+            cloid,
+        )
+        return True
+
+    async def _cancel(self, trader: Trader, guard: Protection, reason: str) -> int:
+        try:
+            await self.exchange.cancel(guard.coin, guard.cloid)
+        except ExchangeError as exc:
+            log.warning("trader=%s cancel of %s failed: %s", trader.config_id, guard.cloid, exc)
+            return 0
+        # Canceled now, or already gone (filled or canceled): either way it no longer works.
+        self._drop(trader, guard.cloid, reason, "")
+        return 1
+
+    def _confirm(self, trader: Trader, cloid: str, report: OrderReport) -> None:
+        if report.oid is not None and cloid in trader.protections:
+            trader.confirm_protection(cloid, report.oid, self.clock.now())
+            self.app.save_trader(trader)
+
+    def _drop(self, trader: Trader, cloid: str, reason: str, detail: str) -> None:
+        if cloid in trader.protections:
+            trader.drop_protection(cloid, reason=reason, detail=detail, at=self.clock.now())
+            self.app.save_trader(trader)
+
+    # -- the engine-side line of defence ---------------------------------------------------
+
+    async def _guard_unprotected(
+        self,
+        trader: Trader,
+        settings: TraderSettings,
+        position: Position,
+        kind: CloseReason,
+        marks: Mapping[str, Decimal],
+        result: KeepResult,
+    ) -> None:
+        if kind is CloseReason.STOP and not settings.stop_loss_enabled:
+            return
+        if kind is CloseReason.TARGET and not settings.take_profit_enabled:
+            return
+        mark = marks.get(position.coin)
+        if mark is None or protective_exit(position, mark) is not kind:
+            return
         plan = position.context.exit_plan
         assert plan is not None  # protective_exit only fires on a plan
-        level = plan.stop_loss if reason is CloseReason.STOP else plan.profit_target
-        log.info(
-            "trader=%s %s %s %s hit: mark %s crossed %s",
-            settings.config_id,
+        level = plan.stop_loss if kind is CloseReason.STOP else plan.profit_target
+        log.warning(
+            "trader=%s %s %s has no working %s on the venue and the mark %s crossed %s: "
+            "closing at market",
+            trader.config_id,
             position.side.value,
-            coin,
-            reason.value,
-            mark,
-            level,
+            position.coin,
+            kind.value,
+            f"{mark:f}",
+            f"{level:f}",
         )
-    if not cloids:
-        return 0
-    app.save_trader(trader)
-    return await desk.submit(trader, cloids)
+        cloid = await self.close_now(trader, settings, position, kind, mark)
+        if cloid is not None:
+            result.exits[position.coin] = cloid
+
+    async def close_now(
+        self,
+        trader: Trader,
+        settings: TraderSettings,
+        position: Position,
+        reason: CloseReason,
+        mark: Decimal,
+    ) -> str | None:
+        """Close ``position`` at market (reduce-only IOC); the fill is recorded by the sync."""
+        if any(
+            p.coin == position.coin and p.intent is OrderIntent.CLOSE
+            for p in trader.pending.values()
+        ):
+            return None
+        # One id per attempt: the trader's version moves on after each recorded outcome,
+        # while a retry of this very attempt reuses the id.
+        cloid = make_cloid(trader.id, f"exit@{trader.version}", f"{position.coin}:{reason.value}")
+        order = close_order(position, mark, reason, settings.slippage_bps)
+        trader.place(
+            cycle_id=f"{settings.config_id}#exit", cloid=cloid, order=order, at=self.clock.now()
+        )
+        self.app.save_trader(trader)
+        await self.desk.submit(trader, [cloid])
+        return cloid

@@ -36,3 +36,5 @@ class EngineSettings:
     pause_policy: PausePolicy = field(default_factory=PausePolicy)
     order_retries: int = 3
     order_backoff_s: float = 0.2
+    order_max_backoff_s: float = 2.0
+    reconcile_interval_s: float = 10.0  # how often each venue account is reconciled

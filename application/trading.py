@@ -13,6 +13,7 @@ from eventsourcing.persistence import JSONTranscoder, Mapper, Recording
 from application.mapper import TypedJSONMapper
 from application.transcodings import ALL_TRANSCODINGS
 from domain.trader import Trader, trader_id
+from domain.venue_account import VenueAccount, venue_account_id
 
 
 class TradingApp(Application[UUID]):
@@ -44,7 +45,7 @@ class TradingApp(Application[UUID]):
         # Working copies of traders between cycles: loading (and deep-copying) an aggregate
         # on every cycle was the engine's largest cost. A copy is dropped when its save
         # fails, when it holds unsaved events, or when anyone else has written to the log.
-        self._live: dict[UUID, Trader] = {}
+        self._live: dict[UUID, Trader | VenueAccount] = {}
         self._seen = 0
 
     def _drop_if_others_wrote(self) -> None:
@@ -57,7 +58,7 @@ class TradingApp(Application[UUID]):
         aggregate_id = trader_id(config_id)
         self._drop_if_others_wrote()
         live = self._live.get(aggregate_id)
-        if live is not None and not live.pending_events:
+        if isinstance(live, Trader) and not live.pending_events:
             return live
         try:
             trader: Trader = self.repository.get(aggregate_id)
@@ -74,29 +75,48 @@ class TradingApp(Application[UUID]):
 
     def save_trader(self, trader: Trader) -> int | None:
         """Save pending events; return the last notification id (None if nothing new)."""
+        return self._save_live(trader)
+
+    def find_venue_account(self, provider: str, address: str) -> VenueAccount | None:
+        aggregate_id = venue_account_id(provider, address)
+        self._drop_if_others_wrote()
+        live = self._live.get(aggregate_id)
+        if isinstance(live, VenueAccount) and not live.pending_events:
+            return live
         try:
-            recordings: list[Recording[UUID]] = self.save(trader)
+            account: VenueAccount = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        self._live[aggregate_id] = account
+        return account
+
+    def save_venue_account(self, account: VenueAccount) -> int | None:
+        return self._save_live(account)
+
+    def _save_live(self, aggregate: Trader | VenueAccount) -> int | None:
+        try:
+            recordings: list[Recording[UUID]] = self.save(aggregate)
         except BaseException:
-            self._live.pop(trader.id, None)
+            self._live.pop(aggregate.id, None)
             raise
         if not recordings:
             return None
         first_version = recordings[0].domain_event.originator_version
-        if (first_version - 1) // self.snapshot_every != trader.version // self.snapshot_every:
-            self._snapshot(trader)
+        if (first_version - 1) // self.snapshot_every != aggregate.version // self.snapshot_every:
+            self._snapshot(aggregate)
         last = recordings[-1].notification.id
         # Our own write: the working copy stays valid (unless someone else wrote too).
         if self._seen == recordings[0].notification.id - 1 or self._seen >= last:
             self._seen = max(self._seen, last)
-            self._live[trader.id] = trader
+            self._live[aggregate.id] = aggregate
         else:
             self._live.clear()
             self._seen = last
         return last
 
-    def _snapshot(self, trader: Trader) -> None:
+    def _snapshot(self, aggregate: Trader | VenueAccount) -> None:
         assert self.snapshots is not None
-        self.snapshots.put([Snapshot.take(trader)])
+        self.snapshots.put([Snapshot.take(aggregate)])
 
     # -- the log ---------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.persistence import Transcoding
 
 from domain.ledger import EntryContext, ExitPlan, Position
-from domain.trader import PendingOrder
+from domain.trader import PendingOrder, Protection
 from domain.values import CloseReason, OrderIntent, OrderSide
 
 
@@ -82,9 +82,27 @@ class PendingOrderAsDict(Transcoding):
         return PendingOrder(**data)
 
 
+class ProtectionAsDict(Transcoding):
+    type = Protection
+    name = "nof0_protection"
+
+    def encode(self, obj: Protection) -> dict[str, Any]:
+        data = {f.name: getattr(obj, f.name) for f in fields(obj)}
+        data["kind"] = obj.kind.value
+        data["side"] = obj.side.value
+        return data
+
+    def decode(self, data: dict[str, Any]) -> Protection:
+        data = dict(data)
+        data["kind"] = CloseReason(data["kind"])
+        data["side"] = OrderSide(data["side"])
+        return Protection(**data)
+
+
 ALL_TRANSCODINGS: tuple[type[Transcoding], ...] = (
     ExitPlanAsDict,
     EntryContextAsDict,
     PositionAsDict,
     PendingOrderAsDict,
+    ProtectionAsDict,
 )

@@ -190,6 +190,13 @@ class ReplayVerifier:
         cycle: _Cycle,
         diverge: Callable[[str, object, object], None],
     ) -> None:
+        # Which coins other traders on the account held is an input from outside this
+        # trader's log: it is taken from the refusals that recorded it.
+        claimed = {
+            e.coin: e.values.get("holder", "")
+            for e in cycle.events
+            if isinstance(e, Trader.RiskRejected) and e.rule == RiskRule.COIN_HELD_BY_OTHER.value
+        }
         plan = plan_orders(
             parsed.items,
             account=trader.account(marks),
@@ -198,6 +205,7 @@ class ReplayVerifier:
             assets=self.assets,
             slippage_bps=cfg.slippage_bps,
             taker_fee_rate=self.fee_rate,
+            claimed=claimed,
         )
         recorded_risk = [
             (e.coin, e.rule)

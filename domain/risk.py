@@ -47,6 +47,7 @@ class RiskRule(StrEnum):
     NO_PRICE = "no_price"
     UNKNOWN_ASSET = "unknown_asset"
     DECISION_SCHEMA = "decision_schema"
+    COIN_HELD_BY_OTHER = "coin_held_by_other"
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,15 @@ def plan_orders(
     assets: Mapping[str, AssetRules],
     slippage_bps: Decimal,
     taker_fee_rate: Decimal,
+    claimed: Mapping[str, str] | None = None,
 ) -> OrderPlan:
-    """Closes first (they free margin and position slots), then entries, in answer order."""
+    """Closes first (they free margin and position slots), then entries, in answer order.
+
+    ``claimed``: coins another trader on the same venue account holds (coin → trader). The
+    venue nets positions per coin, so a second trader entering one would merge into the
+    first trader's position and fight over its stop and target: such entries are refused.
+    """
+    claimed = claimed or {}
     orders: list[PlannedOrder] = []
     rejections: list[Rejection] = []
     budget = _Budget(
@@ -180,6 +188,18 @@ def plan_orders(
         budget.open_coins.discard(item.coin)
     for item in items:
         if item.signal not in (Signal.BUY_TO_ENTER, Signal.SELL_TO_ENTER):
+            continue
+        holder = claimed.get(item.coin)
+        if holder is not None:
+            rejections.append(
+                _reject(
+                    item,
+                    RiskRule.COIN_HELD_BY_OTHER,
+                    f"{item.coin} is held by trader {holder} on the same venue account "
+                    "(one trader per coin per account)",
+                    holder=holder,
+                )
+            )
             continue
         verdict = _check_entry(item, account, budget, marks, limits, assets, taker_fee_rate)
         if isinstance(verdict, Rejection):

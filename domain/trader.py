@@ -33,6 +33,9 @@ from domain.values import ZERO, CloseReason, Liquidity, OrderIntent, OrderSide, 
 
 #: Cycle outcomes kept for the failure-rate pause (the longest window configurable).
 RECENT_WINDOW = 1000
+#: Venue fill and funding ids remembered to record each exactly once (far more than a
+#: reconciliation window can hold).
+SEEN_IDS = 2000
 
 
 def trader_id(config_id: str) -> UUID:
@@ -65,6 +68,22 @@ class PendingOrder:
 
 
 @dataclass(frozen=True)
+class Protection:
+    """A reduce-only stop or take-profit trigger order that covers a position on the venue."""
+
+    cloid: str
+    coin: str
+    kind: CloseReason  # STOP or TARGET
+    side: OrderSide
+    size: Decimal
+    trigger_price: Decimal
+    limit_price: Decimal  # the worst price once triggered
+    generation: int
+    placed_at: datetime
+    oid: int | None = None  # the venue's order id, once it confirmed the order
+
+
+@dataclass(frozen=True)
 class PausePolicy:
     """Pause when more than ``max_failure_pct`` of the last ``window`` cycles failed
     (once at least ``min_cycles`` have run)."""
@@ -89,6 +108,7 @@ class TraderError(Exception):
 
 class Trader(Aggregate):
     TOPIC = "nof0/Trader"
+    class_version = 2  # v2: venue protections and fill/funding de-duplication
 
     config_id: str
     name: str
@@ -116,6 +136,23 @@ class Trader(Aggregate):
     returns_n: int  # hourly returns: count, mean and M2 (Welford)
     returns_mean: float
     returns_m2: float
+    protections: dict[str, Protection]  # by cloid
+    protection_gen: dict[str, int]  # "COIN:kind" → generation of the newest protection
+    fill_ids: list[str]  # venue fills recorded lately (for exactly-once recording)
+    funding_ids: list[str]
+    last_fill_at: datetime | None
+    last_funding_at: datetime | None
+    closed_at: dict[str, datetime]  # when each coin's last position closed
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["protections"] = {}
+        state["protection_gen"] = {}
+        state["fill_ids"] = []
+        state["funding_ids"] = []
+        state["last_fill_at"] = None
+        state["last_funding_at"] = None
+        state["closed_at"] = {}
 
     class Event(Aggregate.Event):
         TOPIC = "nof0/Trader.Event"
@@ -157,6 +194,7 @@ class Trader(Aggregate):
             trader.hour_base = self.allocation
             trader.last_equity = self.allocation
             trader.returns_n, trader.returns_mean, trader.returns_m2 = 0, 0.0, 0.0
+            Trader.upcast_v1_v2(trader.__dict__)
 
     class CapitalAllocated(Aggregate.Event):
         TOPIC = "nof0/Trader.CapitalAllocated"
@@ -287,6 +325,7 @@ class Trader(Aggregate):
 
     class OrderFilled(Aggregate.Event):
         TOPIC = "nof0/Trader.OrderFilled"
+        class_version = 2
         cloid: str
         coin: str
         side: str
@@ -295,10 +334,28 @@ class Trader(Aggregate):
         fee: Decimal
         liquidity: str
         final: bool
+        fill_id: str  # the venue's trade id ("" before v2)
+        oid: int | None  # the venue's order id (None before v2)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["fill_id"] = ""
+            state["oid"] = None
 
         def apply(self, aggregate: Any) -> None:
             trader: Trader = aggregate
             _hour_turns(trader, self.timestamp)
+            if self.fill_id:
+                trader.fill_ids = [*trader.fill_ids[-(SEEN_IDS - 1) :], self.fill_id]
+            if trader.last_fill_at is None or self.timestamp > trader.last_fill_at:
+                trader.last_fill_at = self.timestamp
+            guard = trader.protections.get(self.cloid)
+            if guard is not None:
+                left = guard.size - self.size
+                if left > 0:
+                    trader.protections[self.cloid] = replace(guard, size=left)
+                else:
+                    del trader.protections[self.cloid]
             pending = trader.pending.get(self.cloid)
             context = pending.context if pending else EntryContext(leverage=1)
             effect = apply_fill(
@@ -338,10 +395,19 @@ class Trader(Aggregate):
             aggregate.pending.pop(self.cloid, None)
 
     class OrderCanceled(Aggregate.Event):
+        """The venue finished an order without filling it completely (an IOC remainder, a
+        cancel); what did fill was recorded by ``OrderFilled`` before this."""
+
         TOPIC = "nof0/Trader.OrderCanceled"
+        class_version = 2
         cloid: str
         coin: str
         reason: str
+        detail: str  # v2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["detail"] = ""
 
         def apply(self, aggregate: Any) -> None:
             aggregate.pending.pop(self.cloid, None)
@@ -370,6 +436,7 @@ class Trader(Aggregate):
         exit_plan: dict[str, Any] | None
 
         def apply(self, aggregate: Any) -> None:
+            aggregate.closed_at[self.coin] = self.closed_at
             aggregate.num_trades += 1
             if self.net_pnl > 0:
                 aggregate.num_wins += 1
@@ -378,14 +445,24 @@ class Trader(Aggregate):
 
     class FundingSettled(Aggregate.Event):
         TOPIC = "nof0/Trader.FundingSettled"
+        class_version = 2
         coin: str
         amount: Decimal  # received (+) or paid (−)
         rate: Decimal
         price: Decimal
+        funding_id: str  # the venue's id of the payment ("" before v2)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["funding_id"] = ""
 
         def apply(self, aggregate: Any) -> None:
             trader: Trader = aggregate
             _hour_turns(trader, self.timestamp)
+            if self.funding_id:
+                trader.funding_ids = [*trader.funding_ids[-(SEEN_IDS - 1) :], self.funding_id]
+            if trader.last_funding_at is None or self.timestamp > trader.last_funding_at:
+                trader.last_funding_at = self.timestamp
             trader.funding += self.amount
             position = trader.positions.get(self.coin)
             if position is not None:
@@ -393,6 +470,62 @@ class Trader(Aggregate):
                     position, funding=position.funding + self.amount
                 )
             _revalue(trader)
+
+    class ProtectionPlaced(Aggregate.Event):
+        """A stop or take-profit for a position is about to be sent (saved first, so a
+        restart finds it and looks it up by cloid instead of sending a second one)."""
+
+        TOPIC = "nof0/Trader.ProtectionPlaced"
+        cloid: str
+        coin: str
+        kind: str  # "stop" | "target"
+        side: str
+        size: Decimal
+        trigger_price: Decimal
+        limit_price: Decimal
+        generation: int
+        replaces: str | None  # the cloid of the order it resizes (a modify), if any
+
+        def apply(self, aggregate: Any) -> None:
+            # A replaced order stays known until the venue confirms the replacement (an
+            # ambiguous modify can leave either one live).
+            trader: Trader = aggregate
+            trader.protections[self.cloid] = Protection(
+                cloid=self.cloid,
+                coin=self.coin,
+                kind=CloseReason(self.kind),
+                side=OrderSide(self.side),
+                size=self.size,
+                trigger_price=self.trigger_price,
+                limit_price=self.limit_price,
+                generation=self.generation,
+                placed_at=self.timestamp,
+            )
+            trader.protection_gen[f"{self.coin}:{self.kind}"] = self.generation
+
+    class ProtectionConfirmed(Aggregate.Event):
+        TOPIC = "nof0/Trader.ProtectionConfirmed"
+        cloid: str
+        oid: int
+
+        def apply(self, aggregate: Any) -> None:
+            guard = aggregate.protections.get(self.cloid)
+            if guard is not None:
+                aggregate.protections[self.cloid] = replace(guard, oid=self.oid)
+
+    class ProtectionCanceled(Aggregate.Event):
+        """A protection is gone: canceled by us (position closed, replaced), refused by the
+        venue, or found missing on the venue."""
+
+        TOPIC = "nof0/Trader.ProtectionCanceled"
+        cloid: str
+        coin: str
+        kind: str
+        reason: str
+        detail: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.protections.pop(self.cloid, None)
 
     class CycleSkipped(Aggregate.Event):
         TOPIC = "nof0/Trader.CycleSkipped"
@@ -678,10 +811,17 @@ class Trader(Aggregate):
         coin: str | None = None,
         side: OrderSide | None = None,
         reason: CloseReason | None = None,
-    ) -> None:
+        fill_id: str = "",
+        oid: int | None = None,
+    ) -> bool:
         """Record a fill of one of our orders (or, with ``coin`` and ``side``, one the venue
-        reports that we did not place)."""
+        reports that we did not place: a protection, a liquidation, a manual trade).
+
+        A fill whose venue ``fill_id`` was recorded before is ignored (returns False)."""
+        if fill_id and fill_id in self.fill_ids:
+            return False
         pending = self.pending.get(cloid)
+        guard = self.protections.get(cloid)
         if pending is None and (coin is None or side is None):
             raise TraderError(f"no pending order {cloid}")
         fill_coin = pending.coin if pending else coin
@@ -699,13 +839,15 @@ class Trader(Aggregate):
             fee=fee,
             liquidity=liquidity.value,
             final=final,
+            fill_id=fill_id,
+            oid=oid,
             timestamp=at,
         )
         if before is None:
-            return
+            return True
         after = self.positions.get(fill_coin)
         if after is not None and after.entry_cloid == before.entry_cloid:
-            return
+            return True
         # The position went through zero: emit the closed trade.
         effect = apply_fill(
             before,
@@ -720,7 +862,12 @@ class Trader(Aggregate):
         )
         trade = effect.closed
         assert trade is not None
-        close_reason = reason or (pending.reason if pending else None) or CloseReason.EXTERNAL
+        close_reason = (
+            reason
+            or (pending.reason if pending else None)
+            or (guard.kind if guard else None)
+            or CloseReason.EXTERNAL
+        )
         plan = trade.context.exit_plan
         self.trigger_event(
             self.PositionClosed,
@@ -744,6 +891,21 @@ class Trader(Aggregate):
             exit_plan=plan.to_record() if plan else None,
             timestamp=at,
         )
+        return True
+
+    def record_order_canceled(self, cloid: str, *, reason: str, detail: str, at: datetime) -> None:
+        """The venue finished a pending order without (completely) filling it."""
+        pending = self.pending.get(cloid)
+        if pending is None:
+            raise TraderError(f"no pending order {cloid}")
+        self.trigger_event(
+            self.OrderCanceled,
+            cloid=cloid,
+            coin=pending.coin,
+            reason=reason,
+            detail=detail,
+            timestamp=at,
+        )
 
     def record_order_rejected(self, cloid: str, *, reason: str, detail: str, at: datetime) -> None:
         pending = self.pending.get(cloid)
@@ -759,10 +921,89 @@ class Trader(Aggregate):
         )
 
     def settle_funding(
-        self, *, coin: str, amount: Decimal, rate: Decimal, price: Decimal, at: datetime
-    ) -> None:
+        self,
+        *,
+        coin: str,
+        amount: Decimal,
+        rate: Decimal,
+        price: Decimal,
+        at: datetime,
+        funding_id: str = "",
+    ) -> bool:
+        """Record a funding payment; one the venue reported before is ignored (False)."""
+        if funding_id and funding_id in self.funding_ids:
+            return False
         self.trigger_event(
-            self.FundingSettled, coin=coin, amount=amount, rate=rate, price=price, timestamp=at
+            self.FundingSettled,
+            coin=coin,
+            amount=amount,
+            rate=rate,
+            price=price,
+            funding_id=funding_id,
+            timestamp=at,
+        )
+        return True
+
+    # -- protections ----------------------------------------------------------------------
+
+    def protection_cloid(self, coin: str, kind: CloseReason, generation: int) -> str:
+        return make_cloid(self.id, f"protect:{coin}:{kind.value}", str(generation))
+
+    def protect(
+        self,
+        *,
+        coin: str,
+        kind: CloseReason,
+        size: Decimal,
+        trigger_price: Decimal,
+        limit_price: Decimal,
+        at: datetime,
+        replaces: str | None = None,
+    ) -> str:
+        """Record a stop/target to be sent for the open ``coin`` position; return its cloid."""
+        if kind not in (CloseReason.STOP, CloseReason.TARGET):
+            raise TraderError(f"a protection is a stop or a target, not {kind.value}")
+        position = self.positions.get(coin)
+        if position is None:
+            raise TraderError(f"no open {coin} position to protect")
+        if size <= 0 or size > position.size:
+            raise TraderError(f"protection size {size} must be in (0, {position.size}]")
+        if replaces is not None and replaces not in self.protections:
+            raise TraderError(f"no protection {replaces} to replace")
+        generation = self.protection_gen.get(f"{coin}:{kind.value}", 0) + 1
+        cloid = self.protection_cloid(coin, kind, generation)
+        self.trigger_event(
+            self.ProtectionPlaced,
+            cloid=cloid,
+            coin=coin,
+            kind=kind.value,
+            side=(OrderSide.SELL if position.qty > 0 else OrderSide.BUY).value,
+            size=size,
+            trigger_price=trigger_price,
+            limit_price=limit_price,
+            generation=generation,
+            replaces=replaces,
+            timestamp=at,
+        )
+        return cloid
+
+    def confirm_protection(self, cloid: str, oid: int, at: datetime) -> None:
+        guard = self.protections.get(cloid)
+        if guard is not None and guard.oid != oid:
+            self.trigger_event(self.ProtectionConfirmed, cloid=cloid, oid=oid, timestamp=at)
+
+    def drop_protection(self, cloid: str, *, reason: str, detail: str, at: datetime) -> None:
+        guard = self.protections.get(cloid)
+        if guard is None:
+            raise TraderError(f"no protection {cloid}")
+        self.trigger_event(
+            self.ProtectionCanceled,
+            cloid=cloid,
+            coin=guard.coin,
+            kind=guard.kind.value,
+            reason=reason,
+            detail=detail,
+            timestamp=at,
         )
 
     def skip_cycle(self, *, reason: SkipReason, detail: str, as_of: datetime) -> None:

@@ -34,6 +34,7 @@ from infrastructure.clock import ReplayClock, SystemClock
 from infrastructure.config.loader import ConfigError, LoadedConfig, Problem, load_config
 from infrastructure.config.models import (
     CacheNode,
+    HyperliquidExchangeConfig,
     PriceSplit,
     ReplayMarketConfig,
     SimExchangeConfig,
@@ -46,9 +47,16 @@ from infrastructure.eventstore import (
     postgres_env,
     sqlite_env,
 )
+from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
+from infrastructure.hyperliquid.exchange import HyperliquidExchange, RetryPolicy
+from infrastructure.hyperliquid.market import HyperliquidMarket
+from infrastructure.hyperliquid.nonces import NonceRegistry
+from infrastructure.hyperliquid.simulated import SimulatedHyperliquid
+from infrastructure.hyperliquid.transport import HttpTransport, WeightBudget
 from infrastructure.llm.budget_store import FileBudgetStore
 from infrastructure.llm.cache import SQLiteDecisionCache
 from infrastructure.llm.clients import ModelEndpoint, build_model
+from infrastructure.market.failover import FailoverMarket
 from infrastructure.market.replay import ReplayMarket
 from infrastructure.market.synthetic import SyntheticTape
 from infrastructure.models.baseline import PREFIX as BASELINE_PREFIX
@@ -56,7 +64,11 @@ from infrastructure.models.baseline import BaselineModel
 from infrastructure.projection_worker import ProjectionWorker, Target, json_target, redis_target
 from infrastructure.prompts.renderer import JinjaPromptRenderer
 from infrastructure.prompts.schema import DecisionSchema
-from infrastructure.simulator.paper import HYPERLIQUID_ASSETS, PaperExchange
+from infrastructure.simulator.config import BookModel, SimConfig
+from infrastructure.simulator.engine import SimVenue
+from infrastructure.simulator.gateway import SimGateway
+from infrastructure.simulator.serve import ServeOptions
+from infrastructure.simulator.serve import serve as serve_simulator
 from infrastructure.views.jsonfile import JsonViewStore, Namespaces
 from infrastructure.views.readers import ViewReaders, views_root
 from infrastructure.views.redis_store import RedisKeys, RedisNamespaces, RedisViewStore
@@ -73,6 +85,7 @@ __all__ = [
     "LoadedConfig",
     "NotAvailable",
     "Problem",
+    "ServeOptions",
     "build_engine",
     "build_readers",
     "check_config",
@@ -81,6 +94,7 @@ __all__ = [
     "projection_status",
     "rebuild_projections",
     "resume_trader",
+    "serve_simulator",
 ]
 
 log = logging.getLogger("nof0")
@@ -394,39 +408,139 @@ class Engine:
         await worker
 
 
-def _market(config: LoadedConfig, name: str) -> tuple[MarketData, Clock]:
-    provider = config.market.providers[name]
-    if isinstance(provider, ReplayMarketConfig):
-        tape_start = provider.start - timedelta(days=provider.history_days)
-        minutes = (provider.history_days + provider.days) * 1440
-        tape = SyntheticTape(
-            tuple(provider.coins),
-            tape_start,
-            minutes,
-            provider.seed,
-            anchor_minute=provider.history_days * 1440,
-        )
-        market = ReplayMarket(tape, max_staleness_s=provider.max_staleness)
-        return market, ReplayClock(provider.start, provider.speed)
-    raise NotAvailable(
-        f"market provider {name!r} is of type {provider.type!r}, which this version cannot run "
-        "yet (the offline arena uses type: replay)"
+MAINNET_URL = "https://api.hyperliquid.xyz"  # the SDK signs mainnet-style for this exact URL
+TESTNET_URL = "https://api.hyperliquid-testnet.xyz"
+
+
+def _api_url(api_url: str, testnet: bool) -> str:
+    return api_url or (TESTNET_URL if testnet else MAINNET_URL)
+
+
+@dataclass
+class _Wiring:
+    """Adapters shared across traders: one per provider, one weight budget per API host
+    (Hyperliquid limits by IP), one nonce manager per signing key."""
+
+    config: LoadedConfig
+    budgets: dict[str, WeightBudget] = field(default_factory=dict)
+    nonces: NonceRegistry = field(default_factory=lambda: NonceRegistry(_wall_ms))
+    markets: dict[str, tuple[MarketData, Clock | None]] = field(default_factory=dict)
+
+    def budget(self, url: str) -> WeightBudget:
+        return self.budgets.setdefault(url, WeightBudget())
+
+    def market(self, name: str, seen: tuple[str, ...] = ()) -> tuple[MarketData, Clock | None]:
+        """The provider (with its hot standbys) and the clock it imposes (replay only)."""
+        if name in self.markets:
+            return self.markets[name]
+        provider = self.config.market.providers[name]
+        built: tuple[MarketData, Clock | None]
+        if isinstance(provider, ReplayMarketConfig):
+            tape_start = provider.start - timedelta(days=provider.history_days)
+            minutes = (provider.history_days + provider.days) * 1440
+            tape = SyntheticTape(
+                tuple(provider.coins),
+                tape_start,
+                minutes,
+                provider.seed,
+                anchor_minute=provider.history_days * 1440,
+            )
+            market = ReplayMarket(tape, max_staleness_s=provider.max_staleness)
+            built = (market, ReplayClock(provider.start, provider.speed))
+        else:
+            url = _api_url(provider.api_url, provider.testnet)
+            live: MarketData = HyperliquidMarket(
+                HttpTransport(url, timeout_s=provider.http_timeout, budget=self.budget(url)),
+                clock=SystemClock(),
+                max_staleness_s=provider.max_staleness,
+                name=name,
+            )
+            standbys = [
+                self.market(other, (*seen, name))[0]
+                for other in provider.standby
+                if other not in seen and other != name
+            ]
+            if standbys:
+                live = FailoverMarket([live, *standbys], name=name)
+            built = (live, None)
+        self.markets[name] = built
+        return built
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _allocated(config: LoadedConfig, provider: str) -> Decimal:
+    return sum(
+        (
+            trader_settings(config, t).allocation
+            for t in config.manager.traders
+            if t.exchange_provider == provider
+        ),
+        start=Decimal(0),
     )
 
 
-def _exchange(config: LoadedConfig, name: str) -> Exchange:
+def _exchange(wiring: _Wiring, name: str, clock: Clock) -> Exchange:
+    config = wiring.config
     provider = config.exchange.providers[name]
-    if isinstance(provider, SimExchangeConfig):
-        return PaperExchange(
-            name,
-            state_path=config.data_dir / "sim" / f"{name}.json",
-            slippage_bps=Decimal(str(provider.slippage_bps)),
-            fee_taker=Decimal(str(provider.fee_taker_bps)) / Decimal(10_000),
-        )
-    raise NotAvailable(
-        f"exchange provider {name!r} is of type {provider.type!r}, which this version cannot "
-        "run yet (use type: sim)"
+    bps = Decimal(10_000)
+    retry = RetryPolicy(
+        attempts=provider.retry.max_attempts,
+        backoff_s=provider.retry.backoff,
+        max_backoff_s=provider.retry.max_backoff,
     )
+    if isinstance(provider, SimExchangeConfig):
+        book = provider.book
+        level = Decimal(str(book.level_usd))
+        venue = SimVenue.open(
+            SimConfig(
+                taker_fee=Decimal(str(provider.fee_taker_bps)) / bps,
+                maker_fee=Decimal(str(provider.fee_maker_bps)) / bps,
+                funding_rate=Decimal(str(provider.funding_rate_hourly)),
+                book=BookModel(
+                    spread_bps=Decimal(str(book.spread_bps)),
+                    levels=book.levels,
+                    step_bps=Decimal(str(book.step_bps)),
+                    level_usd={"BTC": level * 5, "ETH": level * 3, "*": level},
+                ),
+                seed=provider.seed,
+            ),
+            config.data_dir / "sim" / name,
+        )
+        fund = provider.fund_usdc or config.manager.manager.total_equity_usd
+        return SimulatedHyperliquid(
+            name,
+            SimGateway(venue),
+            fund_usdc=Decimal(str(fund)),
+            clock_ms=lambda: int(clock.now().timestamp() * 1000),
+            fee_taker=Decimal(str(provider.fee_taker_bps)) / bps,
+            min_equity=_allocated(config, name),
+            retry=retry,
+        )
+    assert isinstance(provider, HyperliquidExchangeConfig)
+    from eth_account import Account
+
+    url = _api_url(provider.api_url, provider.testnet)
+    wallet = Account.from_key(provider.private_key)
+    return HyperliquidExchange(
+        name,
+        HttpTransport(url, timeout_s=provider.timeout, budget=wiring.budget(url)),
+        wallet=wallet,
+        account_address=provider.main_address,
+        vault_address=provider.vault_address or None,
+        nonces=wiring.nonces.for_signer(wallet.address),
+        is_mainnet=url == MAINNET_URL,
+        fee_taker=Decimal(str(provider.fee_taker_bps)) / bps,
+        min_equity=_allocated(config, name),
+        retry=retry,
+    )
+
+
+def _reconcile_interval(config: LoadedConfig, name: str) -> float:
+    provider = config.exchange.providers[name]
+    return float(provider.reconcile_interval)
 
 
 def _schema(config: LoadedConfig) -> DecisionSchema | None:
@@ -573,22 +687,30 @@ def build_engine(
     app = app or open_app(config)
     schema = _schema(config)
     services = _llm_services(config, schema)
-    markets: dict[str, MarketData] = {}
-    clocks: dict[str, Clock] = {}
+    wiring = _Wiring(config)
+    used = {t.market_provider for t in config.manager.traders}
+    own_clocks = [wiring.market(name)[1] for name in sorted(used)]
+    replay_clocks = [c for c in own_clocks if c is not None]
+    if len(replay_clocks) > 1:
+        raise NotAvailable("traders use more than one replay market provider; use one")
+    if replay_clocks and len(replay_clocks) != len(own_clocks):
+        raise NotAvailable(
+            "traders mix replayed and live market data; a replay runs on its own clock, so "
+            "run them as separate arenas (--data-dir)"
+        )
+    if clock is None:
+        clock = replay_clocks[0] if replay_clocks else SystemClock()
     exchanges: dict[str, Exchange] = {}
     runtimes: list[TraderRuntime] = []
     for trader in config.manager.traders:
         settings = trader_settings(config, trader)
-        if trader.market_provider not in markets:
-            markets[trader.market_provider], clocks[trader.market_provider] = _market(
-                config, trader.market_provider
-            )
+        market = wiring.market(trader.market_provider)[0]
         if trader.exchange_provider not in exchanges:
-            exchanges[trader.exchange_provider] = _exchange(config, trader.exchange_provider)
+            exchanges[trader.exchange_provider] = _exchange(wiring, trader.exchange_provider, clock)
         if trader.model.startswith(BASELINE_PREFIX):
             runtime = TraderRuntime(
                 settings=settings,
-                market=markets[trader.market_provider],
+                market=market,
                 exchange=exchanges[trader.exchange_provider],
                 model=BaselineModel(
                     settings.model, max_position_size_usd=settings.limits.max_position_size_usd
@@ -599,7 +721,7 @@ def build_engine(
             known = app.find_trader(trader.id)
             runtime = TraderRuntime(
                 settings=settings,
-                market=markets[trader.market_provider],
+                market=market,
                 exchange=exchanges[trader.exchange_provider],
                 gateway=_gateway(
                     config, settings, trader, services, known.model if known else None
@@ -607,11 +729,6 @@ def build_engine(
                 schema=schema,
             )
         runtimes.append(runtime)
-    replay_clocks = [c for c in clocks.values() if isinstance(c, ReplayClock)]
-    if len(replay_clocks) > 1:
-        raise NotAvailable("traders use more than one replay market provider; use one")
-    if clock is None:
-        clock = replay_clocks[0] if replay_clocks else SystemClock()
     ex = config.executor
     renderer = JinjaPromptRenderer(
         root=config.files["Manager"].parent.parent,
@@ -635,6 +752,7 @@ def build_engine(
         ),
         order_retries=retry.max_attempts,
         order_backoff_s=retry.backoff,
+        order_max_backoff_s=retry.max_backoff,
     )
     alerts = LogAlerts()
     arena = Arena(
@@ -644,6 +762,7 @@ def build_engine(
         clock=clock,
         engine=engine_settings,
         alerts=alerts,
+        reconcile_intervals={name: _reconcile_interval(config, name) for name in exchanges},
     )
     worker = ProjectionWorker(
         source=app,
@@ -745,11 +864,7 @@ def verify_replay(
     )
     settings = {t.id: trader_settings(config, t) for t in config.manager.traders}
     provider = config.exchange.providers[config.exchange.default]
-    fee = (
-        Decimal(str(provider.fee_taker_bps)) / Decimal(10_000)
-        if isinstance(provider, SimExchangeConfig)
-        else Decimal("0.00045")
-    )
+    fee = Decimal(str(provider.fee_taker_bps)) / Decimal(10_000)
     verifier = ReplayVerifier(
         events_of=lambda config_id: app.trader_events(config_id),
         settings=settings,

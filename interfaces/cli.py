@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infrastructure import bootstrap
+from interfaces import sim_cli
 
 DEFAULT_CONFIG = "etc/nof0.yaml"
 EXIT_CONFIG = 2
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("trader", help="the trader's config id")
         sub.add_argument("--reason", default="operator request")
         _common(sub)
+    sim_cli.add_parser(commands)
     return parser
 
 
@@ -208,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "projections": cmd_projections,
         "replay": cmd_replay,
         "traders": cmd_traders,
+        "sim": sim_cli.run,
     }
     try:
         return handlers[args.command](args)

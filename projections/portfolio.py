@@ -73,6 +73,9 @@ class Book(msgspec.Struct):
     ret_n: int = 0
     ret_mean: float = 0.0
     ret_m2: float = 0.0
+    entry_oids: dict[str, int] = {}  # coin → the venue's order id of the opening fill
+    guards: dict[str, list[str]] = {}  # protection cloid → [coin, kind]
+    guard_oids: dict[str, int] = {}  # "COIN:kind" → the venue's order id of the protection
 
     def sharpe(self) -> float:
         """Sharpe ratio of completed hourly returns (the same rule as the trader's own)."""
@@ -115,6 +118,9 @@ class PortfolioProjector(Projector[PortfolioState]):
             Trader.OrderCanceled: self._forget,
             Trader.PositionClosed: self._closed,
             Trader.FundingSettled: self._funding,
+            Trader.ProtectionPlaced: self._guard_placed,
+            Trader.ProtectionConfirmed: self._guard_confirmed,
+            Trader.ProtectionCanceled: self._guard_gone,
         }
 
     def initial(self) -> PortfolioState:
@@ -214,8 +220,9 @@ class PortfolioProjector(Projector[PortfolioState]):
             return False
         self._advance(state, book, seconds(event.timestamp))
         context = book.pending.get(event.cloid) or EntryContext(leverage=1)
+        before = book.positions.get(event.coin)
         effect = apply_fill(
-            book.positions.get(event.coin),
+            before,
             coin=event.coin,
             side=OrderSide(event.side),
             size=event.size,
@@ -227,14 +234,45 @@ class PortfolioProjector(Projector[PortfolioState]):
         )
         if effect.position is None:
             book.positions.pop(event.coin, None)
+            book.entry_oids.pop(event.coin, None)
         else:
             book.positions[event.coin] = effect.position
+            if event.oid is not None and (
+                before is None or before.entry_cloid != effect.position.entry_cloid
+            ):
+                book.entry_oids[event.coin] = event.oid
         book.realized += effect.realized_gross
         book.fees += event.fee
         if event.final:
             book.pending.pop(event.cloid, None)
         book.marks.setdefault(event.coin, event.price)
         return True
+
+    def _guard_placed(self, state: PortfolioState, event: Any) -> bool:
+        book = self._book(state, event)
+        if book is not None:
+            book.guards[event.cloid] = [event.coin, event.kind]
+        return False
+
+    def _guard_confirmed(self, state: PortfolioState, event: Any) -> bool:
+        book = self._book(state, event)
+        guard = book.guards.get(event.cloid) if book is not None else None
+        if book is None or guard is None:
+            return False
+        book.guard_oids[f"{guard[0]}:{guard[1]}"] = event.oid
+        return bool(guard[0] in book.positions)
+
+    def _guard_gone(self, state: PortfolioState, event: Any) -> bool:
+        book = self._book(state, event)
+        guard = book.guards.pop(event.cloid, None) if book is not None else None
+        if book is None or guard is None:
+            return False
+        # A replacement may already be confirmed under the same key: keep its oid.
+        key = f"{guard[0]}:{guard[1]}"
+        live = [c for c, g in book.guards.items() if g == guard]
+        if not live:
+            book.guard_oids.pop(key, None)
+        return bool(guard[0] in book.positions)
 
     def _closed(self, state: PortfolioState, event: Any) -> bool:
         book = self._book(state, event)
@@ -338,7 +376,9 @@ class PortfolioProjector(Projector[PortfolioState]):
             mark = book.marks.get(coin, position.entry_price)
             plan = position.context.exit_plan
             liq = liquidation_price(position, account, book.marks, self.max_leverage)
-            entry_oid = oid(position.entry_cloid) if position.entry_cloid else -1
+            entry_oid = book.entry_oids.get(coin) or (
+                oid(position.entry_cloid) if position.entry_cloid else -1
+            )
             docs[coin] = PositionDoc(
                 entry_oid=entry_oid,
                 risk_usd=num(position.context.risk_usd),
@@ -354,10 +394,10 @@ class PortfolioProjector(Projector[PortfolioState]):
                 entry_time=seconds(position.opened_at),
                 symbol=coin,
                 entry_price=num(position.entry_price),
-                tp_oid=-1,
+                tp_oid=book.guard_oids.get(f"{coin}:target", -1),
                 margin=num(position.margin(mark)),
                 wait_for_fill=False,
-                sl_oid=-1,
+                sl_oid=book.guard_oids.get(f"{coin}:stop", -1),
                 oid=entry_oid,
                 current_price=num(mark),
                 closed_pnl=num(position.realized_gross - position.entry_fees - position.exit_fees),

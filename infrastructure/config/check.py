@@ -20,10 +20,10 @@ from infrastructure.config.models import (
     ExecutorConfig,
     ManagerSection,
 )
+from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from infrastructure.models.baseline import PREFIX as BASELINE_PREFIX
 from infrastructure.models.baseline import STRATEGIES as BASELINE_STRATEGIES
 from infrastructure.prompts.renderer import read_version_header
-from infrastructure.simulator.paper import HYPERLIQUID_ASSETS
 
 if TYPE_CHECKING:
     from infrastructure.config.loader import Problem, _Document
@@ -114,6 +114,7 @@ def governance_problems(docs: Mapping[str, _Document], data_dir: Path | None) ->
         _check_defaults_and_capabilities(
             add, "Market", markets, data["Market"], MARKET_CAPABILITIES
         )
+        _check_standby(add, markets)
     if "Manager" in docs:
         _check_traders(add, docs, data, exchanges, markets)
     if "Executor" in docs:
@@ -144,6 +145,28 @@ def _check_defaults_and_capabilities(
                 f"unknown capabilities {', '.join(unknown)}",
                 f"names among {', '.join(sorted(known))}",
             )
+
+
+def _check_standby(add: Add, markets: dict[str, Any]) -> None:
+    """Hot standby lists name other defined providers, never the provider itself."""
+    for name, provider in markets.items():
+        standby = _get(provider, "standby", kind=list) or []
+        for i, other in enumerate(standby):
+            if not isinstance(other, str):
+                continue
+            if other == name:
+                add(
+                    "Market",
+                    ("providers", name, "standby", i),
+                    "a provider cannot stand by for itself",
+                )
+            elif other not in markets:
+                add(
+                    "Market",
+                    ("providers", name, "standby", i),
+                    f"unknown market provider {other!r}",
+                    f"one of {', '.join(sorted(markets))}",
+                )
 
 
 def _check_traders(

@@ -301,19 +301,66 @@ class ProviderBase(Section):
     healthcheck: HealthcheckConfig = HealthcheckConfig()
 
 
+ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+PRIVATE_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+
+class SimBookConfig(Section):
+    """The simulator's synthetic order book around the mid."""
+
+    spread_bps: float = Field(1.0, ge=0, le=100)
+    levels: int = Field(20, ge=1, le=100)
+    step_bps: float = Field(1.0, gt=0, le=100)
+    level_usd: float = Field(50_000, gt=0)  # depth per level (BTC and ETH get 5× and 3×)
+
+
 class SimExchangeConfig(ProviderBase):
+    """The in-process Hyperliquid simulator, traded through the Hyperliquid adapter."""
+
     type: Literal["sim"]
     fee_taker_bps: float = Field(4.5, ge=0, le=100)
     fee_maker_bps: float = Field(1.5, ge=-10, le=100)
-    slippage_bps: float = Field(2, ge=0, le=500)
+    funding_rate_hourly: float = Field(0.0000125, ge=-0.04, le=0.04)  # without replayed rates
+    seed: int = 0
+    book: SimBookConfig = SimBookConfig()
+    fund_usdc: float | None = Field(None, gt=0)  # default: manager.total_equity_usd
+    reconcile_interval: Duration = 0.0  # 0: every tick
 
 
 class HyperliquidExchangeConfig(ProviderBase):
+    """Hyperliquid (mainnet, testnet, or any server speaking its API such as
+    ``nof0 sim serve``)."""
+
     type: Literal["hyperliquid"]
-    private_key: str = ""
+    private_key: str = ""  # the API wallet (agent) key, or the main wallet's
     main_address: str = ""
     vault_address: str = ""
     testnet: bool = True
+    api_url: str = ""  # empty: mainnet or testnet by ``testnet``
+    fee_taker_bps: float = Field(4.5, ge=0, le=100)  # for pre-trade margin estimates
+    reconcile_interval: Duration = 10.0
+
+    @field_validator("main_address", "vault_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value and not ADDRESS.fullmatch(value):
+            raise ValueError("must be an address: 0x followed by 40 hex digits")
+        return value
+
+    @field_validator("private_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        # Never echo the value: it is a secret.
+        if value and not PRIVATE_KEY.fullmatch(value):
+            raise ValueError("must be 64 hex digits (optionally prefixed by 0x)")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s/]+(:\d+)?/?", value):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:3001")
+        return value.rstrip("/")
 
 
 ExchangeProviderConfig = Annotated[
@@ -348,9 +395,18 @@ class ReplayMarketConfig(ProviderBase):
 class HyperliquidMarketConfig(ProviderBase):
     type: Literal["hyperliquid"]
     testnet: bool = False
+    api_url: str = ""  # empty: mainnet or testnet by ``testnet``
     http_timeout: Duration = 10.0
     max_retries: int = Field(3, ge=0, le=10)
     max_staleness: Duration = 3.0
+    standby: list[str] = Field(default_factory=list)  # providers to fail over to, in order
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s/]+(:\d+)?/?", value):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:3001")
+        return value.rstrip("/")
 
 
 MarketProviderConfig = Annotated[

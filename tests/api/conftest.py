@@ -11,8 +11,9 @@ import pytest
 from infrastructure.bootstrap import LoadedConfig
 from tests.support.arena import OfflineArena, api_client
 
-#: Simulated minutes the shared arena runs: two hourly markers (0 and 1) of account rows.
-ARENA_MINUTES = 120
+#: Simulated minutes the shared arena runs: two hourly markers (0 and 1) of account rows
+#: (at 120 the venue's funding at 02:00 would open marker 2).
+ARENA_MINUTES = 119
 
 
 @pytest.fixture(scope="session")

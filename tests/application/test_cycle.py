@@ -10,12 +10,21 @@ from typing import Any
 import pytest
 
 from application.cycle import DecisionCycle, single_model_gateway
-from application.ports import ExchangeError, ModelError, OrderRequest, OrderResult
-from application.reconcile import reconcile_trader
+from application.orders import OrderDesk
+from application.ports import ModelError
+from application.venue_sync import VenueSync
 from domain.trader import PausePolicy
-from domain.values import OrderSide
-from infrastructure.simulator.paper import PaperExchange
-from tests.support.fakes import Harness, entry, trader_settings
+from infrastructure.hyperliquid.transport import TimedOut
+from tests.support.fakes import (
+    Harness,
+    entry,
+    manual_order,
+    sim_exchange,
+    trader_settings,
+    venue_fills,
+    venue_open_orders,
+    venue_positions,
+)
 
 
 def run(coro: Any) -> Any:
@@ -114,7 +123,7 @@ def test_a_valid_item_survives_an_invalid_neighbour(store_env: dict[str, str]) -
         h = await Harness.create(store_env, answers=[answer])
         await h.run_cycle()
         names = events_after_registration(h)
-        assert names == [
+        assert names[:5] == [
             "DecisionRequested",
             "LLMResponded",
             "RiskRejected",
@@ -140,7 +149,8 @@ def test_a_risk_refusal_sends_no_order(store_env: dict[str, str]) -> None:
             "RiskRejected",
         ]
         assert h.events()[-1].rule == "leverage_cap"
-        assert await h.exchange.positions("alpha") == {}
+        assert venue_positions(h.exchange) == {}
+        assert venue_fills(h.exchange) == []
 
     run(scenario())
 
@@ -148,12 +158,16 @@ def test_a_risk_refusal_sends_no_order(store_env: dict[str, str]) -> None:
 def test_a_venue_rejection_is_recorded_and_nothing_is_held(store_env: dict[str, str]) -> None:
     async def scenario() -> None:
         h = await Harness.create(store_env, answers=[{"BTC": entry("BTC", quantity=0.02)}])
-        h.exchange.slippage = Decimal("0.02")  # fills 2 % away: beyond the 50 bps limit
+        # The venue trades 2 % above the prompt's price: beyond the 50 bps limit.
+        h.venue_prices["BTC"] = Decimal(102000)
         await h.run_cycle()
         assert events_after_registration(h)[-1] == "OrderRejected"
-        assert h.events()[-1].reason == "no_match"
+        rejected = h.events()[-1]
+        assert rejected.reason == "no_immediate_match"
+        assert "could not immediately match" in rejected.detail
         assert h.trader().positions == {}
         assert h.trader().pending == {}
+        assert venue_positions(h.exchange) == {}
 
     run(scenario())
 
@@ -173,7 +187,8 @@ def test_an_event_store_failure_before_sending_means_no_order(tmp_path: Path) ->
         h.app.save_trader = failing_save  # type: ignore[method-assign]
         with pytest.raises(OSError, match="disk full"):
             await h.run_cycle()
-        assert await h.exchange.positions("alpha") == {}
+        assert venue_positions(h.exchange) == {}
+        assert venue_fills(h.exchange) == []
         # Reloaded from the store: nothing was recorded after DecisionRequested.
         assert h.trader().pending == {}
         assert h.event_names()[-1] == "DecisionRequested"
@@ -182,51 +197,61 @@ def test_an_event_store_failure_before_sending_means_no_order(tmp_path: Path) ->
 
 
 def test_an_ambiguous_send_is_looked_up_before_any_resubmission() -> None:
-    class LostResponse(PaperExchange):
-        """Accepts the order, then loses the answer once (a timeout after acceptance)."""
-
-        lost = 0
-
-        async def place_order(self, order: OrderRequest) -> OrderResult:
-            result = await super().place_order(order)
-            if self.lost == 0:
-                self.lost += 1
-                raise ExchangeError("read timeout")
-            return result
+    """The venue accepts the order and the answer is lost (a timeout after acceptance): the
+    desk looks the cloid up and finds the fill instead of sending a second order."""
 
     async def scenario() -> None:
         h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
-        venue = LostResponse("sim", state_path=None, slippage_bps=Decimal(2))
-        await venue.ensure_account("alpha", Decimal(10000))
-        venue.mark(h.market.prices, h.clock.now())
-        h.cycle.exchange = venue
-        h.cycle.desk.exchange = venue
+        transport = h.exchange.transport
+        original = transport.post
+        lost: list[str] = []
+
+        def lose_first_order_answer(path: str, payload: Any) -> Any:
+            answer = original(path, payload)
+            if path == "/exchange" and payload["action"]["type"] == "order" and not lost:
+                lost.append(payload["action"]["orders"][0]["c"])
+                raise TimedOut("read timeout after the venue accepted the order")
+            return answer
+
+        transport.post = lose_first_order_answer  # type: ignore[method-assign]
         await h.run_cycle()
-        assert events_after_registration(h)[-1] == "OrderFilled"
-        positions = await venue.positions("alpha")
-        assert positions["BTC"].qty == Decimal("0.02")  # exactly one fill, not two
+        assert lost, "the fault was injected"
+        fills = venue_fills(h.exchange)
+        assert [f["cloid"] for f in fills] == lost  # exactly one order reached the venue
+        assert venue_positions(h.exchange) == {"BTC": Decimal("0.02")}
+        assert h.event_names().count("OrderFilled") == 1
+        assert h.trader().positions["BTC"].qty == Decimal("0.02")
 
     run(scenario())
 
 
-def test_a_stop_is_enforced_and_closes_with_its_reason(store_env: dict[str, str]) -> None:
-    from application.protection import enforce_exit_plans
-
+def test_a_stop_rests_on_the_venue_and_its_fill_closes_with_its_reason(
+    store_env: dict[str, str],
+) -> None:
     async def scenario() -> None:
         h = await Harness.create(store_env, answers=[{"BTC": entry("BTC", quantity=0.02)}])
         await h.run_cycle()
-        stop = h.trader().positions["BTC"].context.exit_plan.stop_loss  # type: ignore[union-attr]
+        trader = h.trader()
+        stop = trader.positions["BTC"].context.exit_plan.stop_loss  # type: ignore[union-attr]
+        triggers = {o["orderType"]: o for o in venue_open_orders(h.exchange)}
+        assert set(triggers) == {"Stop Market", "Take Profit Market"}
+        assert Decimal(triggers["Stop Market"]["triggerPx"]) == stop
+        assert all(
+            o["reduceOnly"] and Decimal(o["sz"]) == Decimal("0.02") for o in triggers.values()
+        )
         h.clock.advance(60)
-        h.set_price("BTC", stop - 1)
-        fills = await enforce_exit_plans(h.app, h.desk, h.settings, h.market.prices, h.clock.now())
-        assert fills == 1
+        h.set_price("BTC", stop - 1)  # the venue's mark crosses the stop: it fires there
+        await h.reconcile()
         closed = [e for e in h.events() if type(e).__name__ == "PositionClosed"]
         assert len(closed) == 1
         assert closed[0].reason == "stop"
         assert closed[0].net_pnl < 0
         assert closed[0].net_pnl == closed[0].gross_pnl - closed[0].entry_fees - closed[0].exit_fees
         assert h.trader().positions == {}
-        assert await h.exchange.positions("alpha") == {}
+        assert venue_positions(h.exchange) == {}
+        # The take-profit is canceled with the position: nothing is left on the book.
+        assert venue_open_orders(h.exchange) == []
+        assert h.trader().protections == {}
 
     run(scenario())
 
@@ -248,38 +273,54 @@ def test_repeated_failures_pause_the_trader_and_alert(store_env: dict[str, str])
     run(scenario())
 
 
+def restarted_sync(h: Harness, state: Path) -> tuple[VenueSync, Any]:
+    """The engine after a restart: the same event store, the venue reopened from its files."""
+    exchange = sim_exchange(h.clock, state_dir=state, fund=h.settings.allocation)
+    desk = OrderDesk(h.app, exchange, h.clock, h.engine, h.alerts)
+    sync = VenueSync(
+        app=h.app,
+        exchange=exchange,
+        desk=desk,
+        clock=h.clock,
+        alerts=h.alerts,
+        traders=[h.settings],
+        engine=h.engine,
+    )
+    return sync, exchange
+
+
 def test_restart_settles_an_order_sent_but_not_recorded(tmp_path: Path) -> None:
     """Killed between sending an order and recording its fill: on restart the fill is found by
     its cloid and recorded once, and the venue holds exactly one order."""
 
     async def scenario() -> None:
-        state = tmp_path / "sim.json"
+        state = tmp_path / "venue"
         h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}], state_path=state)
-        original = h.cycle.desk.record
 
-        def crash_before_recording(trader: Any, result: Any) -> int:
+        async def killed(*args: Any, **kwargs: Any) -> Any:
             raise SystemExit("killed")
 
-        h.cycle.desk.record = crash_before_recording  # type: ignore[method-assign]
+        h.cycle.sync.run = killed  # type: ignore[method-assign]
         with pytest.raises(SystemExit):
             await h.run_cycle()
-        h.cycle.desk.record = original  # type: ignore[method-assign]
         trader = h.trader()
         assert len(trader.pending) == 1  # placed, sent, never recorded
         cloid = next(iter(trader.pending))
 
-        restarted = PaperExchange("sim", state_path=state, slippage_bps=Decimal(2))
-        findings = await reconcile_trader(
-            h.app, h.desk, restarted, h.alerts, "alpha", h.clock.now()
-        )
-        assert any("filled on the venue" in f for f in findings)
+        sync, exchange = restarted_sync(h, state)
+        await exchange.start()
+        await sync.register(h.clock.now())
+        report = await sync.run(h.clock.now(), startup=True)
+        assert report.fills == 1
         trader = h.trader()
         assert trader.pending == {}
         assert trader.positions["BTC"].qty == Decimal("0.02")
-        assert (await restarted.positions("alpha"))["BTC"].qty == Decimal("0.02")
-        assert (await restarted.order_status("alpha", cloid)).filled_size == Decimal("0.02")
-        assert [type(e).__name__ for e in h.events()].count("OrderFilled") == 1
+        assert venue_positions(exchange) == {"BTC": Decimal("0.02")}
+        assert [f["cloid"] for f in venue_fills(exchange)] == [cloid]
+        assert h.event_names().count("OrderFilled") == 1
         assert not trader.paused
+        # ... and the new position got its stop and target.
+        assert {g.kind.value for g in trader.protections.values()} == {"stop", "target"}
 
     run(scenario())
 
@@ -288,46 +329,74 @@ def test_restart_marks_an_order_the_venue_never_saw(tmp_path: Path) -> None:
     async def scenario() -> None:
         h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
 
-        async def never_sent(trader: Any, cloids: list[str]) -> int:
+        async def never_sent(*args: Any, **kwargs: Any) -> Any:
             raise SystemExit("killed before sending")
 
         h.cycle.desk.submit = never_sent  # type: ignore[method-assign]
         with pytest.raises(SystemExit):
             await h.run_cycle()
-        findings = await reconcile_trader(
-            h.app, h.desk, h.exchange, h.alerts, "alpha", h.clock.now()
-        )
-        assert any("not on the venue" in f for f in findings)
+        report = await h.reconcile()
+        assert report.settled == 1
         assert h.events()[-1].reason == "not_on_venue"
         assert h.trader().pending == {}
         assert h.trader().positions == {}
+        assert venue_fills(h.exchange) == []
+
+    run(scenario())
+
+
+def test_a_manual_close_on_the_venue_is_recorded_as_external() -> None:
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
+        await h.run_cycle()
+        # Someone closes the position in the venue's UI.
+        answer = manual_order(
+            h.exchange, "BTC", buy=False, size="0.02", price="90000", reduce_only=True
+        )
+        assert "filled" in answer["response"]["data"]["statuses"][0]
+        report = await h.reconcile()
+        assert report.fills == 1
+        closed = [e for e in h.events() if type(e).__name__ == "PositionClosed"]
+        assert [c.reason for c in closed] == ["external"]
+        manual = venue_fills(h.exchange)[0]  # newest first
+        assert closed[0].exit_price == Decimal(manual["px"])
+        assert closed[0].exit_fees == Decimal(manual["fee"])
+        assert h.trader().positions == {}
+        assert not h.trader().paused
+        # Its stop and target are canceled: nothing orphaned on the book.
+        assert venue_open_orders(h.exchange) == []
 
     run(scenario())
 
 
 def test_drift_between_books_and_venue_pauses_the_trader() -> None:
+    """A fill the venue's feed never reports: the books and the venue disagree on two passes
+    in a row, so the trader is paused and an alert raised."""
+
     async def scenario() -> None:
         h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
         await h.run_cycle()
-        # Someone closes the position on the venue behind the engine's back.
-        await h.exchange.place_order(
-            OrderRequest(
-                "alpha",
-                "0xmanual",
-                "BTC",
-                side=OrderSide.SELL,
-                size=Decimal("0.02"),
-                limit_price=Decimal(1),
-                reduce_only=True,
-                leverage=5,
-            )
-        )
-        findings = await reconcile_trader(
-            h.app, h.desk, h.exchange, h.alerts, "alpha", h.clock.now()
-        )
-        assert any(f.startswith("drift") for f in findings)
+        transport = h.exchange.transport
+        original = transport.post
+
+        def feed_without_fills(path: str, payload: Any) -> Any:
+            answer = original(path, payload)
+            if path == "/info" and payload.get("type") == "userFillsByTime":
+                return []
+            return answer
+
+        transport.post = feed_without_fills  # type: ignore[method-assign]
+        manual_order(h.exchange, "BTC", buy=True, size="0.01", price="110000")
+        first = await h.reconcile()
+        assert first.drift == []  # one sighting may be a fill in flight
+        assert not h.trader().paused
+        second = await h.reconcile()
+        assert second.drift == ["BTC: books 0.02 (alpha 0.02), venue 0.03"]
         assert h.trader().paused
-        assert h.alerts.sent[-1][1] == "drift"
+        assert "drift" in h.trader().pause_reason
+        kinds = [(trader, kind) for trader, kind, _ in h.alerts.sent]
+        assert ("alpha", "drift") in kinds
+        assert ("venue", "equity_drift") in kinds  # the account no longer adds up either
 
     run(scenario())
 

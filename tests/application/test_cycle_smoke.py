@@ -16,7 +16,14 @@ def test_a_cycle_opens_a_position_and_records_every_step(store_env: dict[str, st
             "LLMResponded",
             "OrderPlaced",
             "OrderFilled",
+            "ProtectionPlaced",
+            "ProtectionConfirmed",
+            "ProtectionPlaced",
+            "ProtectionConfirmed",
         ]
-        assert h.trader().positions["BTC"].qty > 0
+        trader = h.trader()
+        assert trader.positions["BTC"].qty > 0
+        kinds = sorted(g.kind.value for g in trader.protections.values())
+        assert kinds == ["stop", "target"]
 
     asyncio.run(scenario())

@@ -75,6 +75,20 @@ def llm_workspace(
     ws.set("llm.yaml", ("max_retries",), 0)
     ws.set("manager.yaml", ("traders", 1, "model"), trader_model)
     ws.set("manager.yaml", ("traders", 1, "fallback_models"), fallbacks)
+    # The LLM trader trades BTC, which btc-hold holds on the shared paper account (one
+    # trader per coin per account): give it an account of its own.
+    ws.set(
+        "exchange.yaml",
+        ("providers", "paper_llm"),
+        {
+            "type": "sim",
+            "timeout": "5s",
+            "retry": {"max_attempts": 3, "backoff": "200ms", "max_backoff": "2s"},
+            "capabilities": ["market_orders", "reduce_only", "trigger_orders", "leverage"],
+            "fund_usdc": 3000,
+        },
+    )
+    ws.set("manager.yaml", ("traders", 1, "exchange_provider"), "paper_llm")
     return ws
 
 

@@ -21,7 +21,7 @@ from domain.ledger import EntryContext, ExitPlan
 from domain.risk import PlannedOrder, Rejection
 from domain.trader import PausePolicy, PromptRecord, Trader, make_cloid
 from domain.values import CloseReason, Liquidity, OrderIntent, OrderSide, Signal, SkipReason
-from infrastructure.simulator.paper import HYPERLIQUID_ASSETS
+from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from projections.analytics import AnalyticsProjector
 from projections.conversations import ConversationsProjector
 from projections.engine import CatchUp, Projector, ViewOutput

@@ -10,11 +10,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from application.cycle import DecisionCycle, OrderDesk
+from eth_account import Account
+
+from application.cycle import DecisionCycle
+from application.orders import OrderDesk
 from application.ports import (
     CoinSnapshot,
     DecisionReply,
     DecisionRequest,
+    Exchange,
     IntradaySeries,
     LogAlerts,
     LongTermContext,
@@ -27,8 +31,16 @@ from application.trading import TradingApp
 from domain.risk import RiskLimits
 from domain.trader import PausePolicy, Trader
 from infrastructure.clock import ManualClock
+from infrastructure.hyperliquid.exchange import HyperliquidExchange, RetryPolicy
+from infrastructure.hyperliquid.nonces import NonceManager
+from infrastructure.hyperliquid.simulated import SimulatedHyperliquid
+from infrastructure.hyperliquid.transport import HttpTransport
 from infrastructure.prompts.renderer import JinjaPromptRenderer
-from infrastructure.simulator.paper import PaperExchange
+from infrastructure.simulator.config import SimConfig
+from infrastructure.simulator.engine import SimVenue
+from infrastructure.simulator.gateway import SimGateway
+from infrastructure.simulator.server import SimServer
+from tests.support.hl_faults import FaultPlan
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPTS = REPO / "prompts" / "decision"
@@ -164,13 +176,32 @@ def entry(
     }
 
 
+def sim_exchange(
+    clock: ManualClock,
+    *,
+    state_dir: Path | None = None,
+    fund: Decimal = Decimal(10000),
+    name: str = "sim",
+    config: SimConfig | None = None,
+) -> SimulatedHyperliquid:
+    """The in-process Hyperliquid simulator behind the Hyperliquid adapter (call ``start``)."""
+    venue = SimVenue.open(config or SimConfig(), state_dir)
+    return SimulatedHyperliquid(
+        name,
+        SimGateway(venue),
+        fund_usdc=fund,
+        clock_ms=lambda: int(clock.now().timestamp() * 1000),
+        fee_taker=Decimal("0.00045"),
+    )
+
+
 @dataclass
 class Harness:
     """A real decision cycle (application + domain + simulator + renderer) over fakes."""
 
     app: TradingApp
     market: FixedMarket
-    exchange: PaperExchange
+    exchange: Exchange  # what the engine trades through
     model: ScriptedModel
     settings: TraderSettings
     clock: ManualClock
@@ -178,6 +209,10 @@ class Harness:
     cycle: DecisionCycle
     desk: OrderDesk
     engine: EngineSettings
+    venue: SimulatedHyperliquid  # the in-process venue (prices, time, inspection)
+    venue_prices: dict[str, Decimal] = field(default_factory=dict)
+    server: SimServer | None = None  # with ``http=True``: the venue over HTTP
+    plan: FaultPlan | None = None  # ... and its scripted faults
 
     @classmethod
     async def create(
@@ -189,13 +224,38 @@ class Harness:
         settings: TraderSettings | None = None,
         state_path: Path | None = None,
         pause_policy: PausePolicy | None = None,
+        venue_config: SimConfig | None = None,
+        fund: Decimal | None = None,
+        http: bool = False,
     ) -> Harness:
+        """``http``: the engine trades through the Hyperliquid adapter over HTTP (the SDK's
+        transport) to the simulator's server, which can inject faults (``plan``); call
+        ``close()`` at the end."""
         app = TradingApp(env=dict(env or {"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"}))
         market = FixedMarket(prices or {"BTC": "100000", "ETH": "4000", "SOL": "200"})
-        exchange = PaperExchange("sim", state_path=state_path, slippage_bps=Decimal(2))
         model = ScriptedModel(list(answers or []))
         settings = settings or trader_settings()
         clock = ManualClock(T0)
+        venue = sim_exchange(
+            clock,
+            state_dir=state_path,
+            fund=settings.allocation if fund is None else fund,
+            config=venue_config,
+        )
+        exchange: Exchange = venue
+        server = plan = None
+        if http:
+            plan = FaultPlan()
+            server = SimServer(venue.gateway, interceptor=plan)
+            agent = Account.create()
+            exchange = HyperliquidExchange(
+                "sim-http",
+                HttpTransport(server.start(), timeout_s=1.0),
+                wallet=agent,
+                account_address=venue.account_id,
+                nonces=NonceManager(lambda: int(clock.now().timestamp() * 1000)),
+                retry=RetryPolicy(attempts=2, backoff_s=0.0),
+            )
         alerts = LogAlerts()
         engine = EngineSettings(
             schema_version="v1.0.0",
@@ -215,7 +275,7 @@ class Harness:
             clock=clock,
             alerts=alerts,
         )
-        desk = OrderDesk(app, exchange, clock, engine, alerts)
+        desk = cycle.desk
         trader = Trader.register(
             config_id=settings.config_id,
             name=settings.name,
@@ -225,13 +285,33 @@ class Harness:
             at=clock.now(),
         )
         app.save_trader(trader)
-        await exchange.ensure_account(settings.config_id, settings.allocation)
-        harness = cls(app, market, exchange, model, settings, clock, alerts, cycle, desk, engine)
+        harness = cls(
+            app, market, exchange, model, settings, clock, alerts, cycle, desk, engine, venue
+        )
+        harness.server, harness.plan = server, plan
         harness.mark()
+        await venue.start()
+        if http:
+            venue.gateway.approve_agent_trusted(venue.account_id, agent.address, "http-client")
+            await exchange.start()
+        await cycle.sync.register(clock.now())
         return harness
 
+    def close(self) -> None:
+        if self.server is not None:
+            transport = getattr(self.exchange, "transport", None)
+            if isinstance(transport, HttpTransport):
+                transport.close()
+            self.server.stop()
+
     def mark(self) -> None:
-        self.exchange.mark(self.market.prices, self.clock.now())
+        """Tell the venue the market's prices (``venue_prices`` overrides some: a venue
+        that trades away from the prompt's data)."""
+        self.venue.mark({**self.market.prices, **self.venue_prices}, self.clock.now())
+
+    async def reconcile(self) -> Any:
+        """One reconciliation pass of the venue account (what the arena runs every tick)."""
+        return await self.cycle.sync.run(self.clock.now())
 
     def set_price(self, coin: str, price: str | Decimal) -> None:
         self.market.prices[coin] = Decimal(str(price))
@@ -254,3 +334,73 @@ class Harness:
 
 
 ModelErrorType = ModelError
+
+
+# -- looking at (and acting on) the simulated venue directly ---------------------------------
+
+
+def venue_info(exchange: SimulatedHyperliquid, request: dict[str, Any]) -> Any:
+    with exchange.gateway.locked() as venue:
+        return venue.info(request)
+
+
+def venue_positions(exchange: SimulatedHyperliquid) -> dict[str, Decimal]:
+    state = venue_info(exchange, {"type": "clearinghouseState", "user": exchange.account_id})
+    return {
+        p["position"]["coin"]: Decimal(p["position"]["szi"])
+        for p in state["assetPositions"]
+        if Decimal(p["position"]["szi"]) != 0
+    }
+
+
+def venue_open_orders(exchange: SimulatedHyperliquid) -> list[dict[str, Any]]:
+    orders: list[dict[str, Any]] = venue_info(
+        exchange, {"type": "frontendOpenOrders", "user": exchange.account_id}
+    )
+    return orders
+
+
+def venue_fills(exchange: SimulatedHyperliquid) -> list[dict[str, Any]]:
+    fills: list[dict[str, Any]] = venue_info(
+        exchange, {"type": "userFills", "user": exchange.account_id}
+    )
+    return fills
+
+
+ASSET_IDS = {"BTC": 0, "ETH": 1, "SOL": 2, "BNB": 3, "DOGE": 4, "XRP": 5}
+
+
+def manual_order(
+    exchange: SimulatedHyperliquid,
+    coin: str,
+    *,
+    buy: bool,
+    size: str,
+    price: str,
+    reduce_only: bool = False,
+    tif: str = "Ioc",
+    cloid: str | None = None,
+) -> dict[str, Any]:
+    """An order placed on the account by someone else (a person in the venue's UI)."""
+    wire: dict[str, Any] = {
+        "a": ASSET_IDS[coin],
+        "b": buy,
+        "p": price,
+        "s": size,
+        "r": reduce_only,
+        "t": {"limit": {"tif": tif}},
+    }
+    if cloid is not None:
+        wire["c"] = cloid
+    action = {"type": "order", "orders": [wire], "grouping": "na"}
+    with exchange.gateway.locked() as venue:
+        answer: dict[str, Any] = venue.exchange(exchange.account_id, action)
+    return answer
+
+
+def manual_cancel(exchange: SimulatedHyperliquid, coin: str, cloid: str) -> dict[str, Any]:
+    """Someone cancels one of the account's orders in the venue's UI."""
+    action = {"type": "cancelByCloid", "cancels": [{"asset": ASSET_IDS[coin], "cloid": cloid}]}
+    with exchange.gateway.locked() as venue:
+        answer: dict[str, Any] = venue.exchange(exchange.account_id, action)
+    return answer

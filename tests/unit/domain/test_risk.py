@@ -568,6 +568,7 @@ def test_every_risk_rule_value_is_stable() -> None:
         "NO_PRICE": "no_price",
         "UNKNOWN_ASSET": "unknown_asset",
         "DECISION_SCHEMA": "decision_schema",
+        "COIN_HELD_BY_OTHER": "coin_held_by_other",
     }
 
 

@@ -569,6 +569,8 @@ def test_an_opening_fill_opens_the_position_and_clears_the_order() -> None:
         "fee": D("4.5"),
         "liquidity": "taker",
         "final": True,
+        "fill_id": "",
+        "oid": None,
     }
     assert position == Position(
         coin="BTC",
@@ -847,6 +849,7 @@ def test_funding_accrues_to_the_trader_and_the_open_position() -> None:
         "amount": D("-1.25"),
         "rate": D("0.0000125"),
         "price": D(100000),
+        "funding_id": "",
     }
     assert trader.funding == D("-0.75")
     assert trader.positions["BTC"].funding == D("-1.25")

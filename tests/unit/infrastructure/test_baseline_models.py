@@ -31,9 +31,11 @@ from domain.ledger import AccountSnapshot, EntryContext, ExitPlan, Position, val
 from domain.risk import OrderPlan, plan_orders
 from domain.values import OrderIntent, OrderSide, Signal
 from infrastructure import bootstrap
+from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from infrastructure.models.baseline import BaselineModel
-from infrastructure.simulator.paper import HYPERLIQUID_ASSETS, TAKER_FEE
 from tests.support.fakes import coin_snapshot
+
+TAKER_FEE = Decimal("0.00045")
 
 D = Decimal
 AT = datetime(2025, 10, 17, 12, 0, tzinfo=UTC)

@@ -180,9 +180,9 @@ def test_a_mistake_in_the_main_file_does_not_hide_those_in_the_others(ws: Worksp
         ("llm.yaml", "    cost_tier: high", "    cost_teir: high", "models.gpt-5.cost_teir"),
         (
             "exchange.yaml",
-            "    slippage_bps: 2",
-            "    slipage_bps: 2",
-            "providers.paper_trading.slipage_bps",
+            "    fee_maker_bps: 1.5",
+            "    fee_makr_bps: 1.5",
+            "providers.paper_trading.fee_makr_bps",
         ),
         ("market.yaml", "    speed: 60", "    sped: 60", "providers.replay.sped"),
     ],
@@ -543,7 +543,8 @@ FAKE_PASSWORD = "hunter2-s3cret"
 def _hyperliquid_provider(type_: str, private_key: str) -> str:
     return (
         f"  hl:\n    type: {type_}\n    private_key: {private_key}\n"
-        '    main_address: "0xabc"\n    timeout: 5s\n    retry: {max_attempts: 1}\n'
+        '    main_address: "0x14791697260e4c9a71f18484c9f997b308e59325"\n'
+        "    timeout: 5s\n    retry: {max_attempts: 1}\n"
         "    capabilities: [market_orders]\n"
     )
 

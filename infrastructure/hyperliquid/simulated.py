@@ -1,0 +1,87 @@
+"""The in-process simulator, traded through the very adapter that trades Hyperliquid.
+
+Orders are built, signed and read back exactly as on the venue; only the transport
+differs (the simulator's gateway in this process instead of HTTP), and the arena tells the
+venue the prices and the time (``mark``) because it has no market of its own.
+
+The simulated account has a fixed address derived from the provider id; its key does not
+exist. The engine trades it through an agent key made afresh at every start and approved
+by configuration (never an HTTP route), so no secret is stored anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+
+from eth_account import Account
+
+from infrastructure.hyperliquid.exchange import HyperliquidExchange, RetryPolicy
+from infrastructure.hyperliquid.nonces import NonceManager
+from infrastructure.hyperliquid.transport import InProcessTransport
+from infrastructure.simulator.gateway import SimGateway
+
+AGENT_NAME = "nof0-engine"
+
+
+def sim_account_address(provider: str) -> str:
+    return "0x" + hashlib.sha256(f"nof0/sim/{provider}".encode()).hexdigest()[:40]
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class SimulatedHyperliquid(HyperliquidExchange):
+    def __init__(
+        self,
+        name: str,
+        gateway: SimGateway,
+        *,
+        fund_usdc: Decimal,
+        clock_ms: Callable[[], int],
+        fee_taker: Decimal,
+        min_equity: Decimal = Decimal(0),
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        account = sim_account_address(name)
+        agent = Account.create()
+        transport = InProcessTransport(
+            lambda path, body: gateway.handle(path, body, client="in-process"),
+            name=f"sim:{name}",
+        )
+        super().__init__(
+            name,
+            transport,
+            wallet=agent,
+            account_address=account,
+            nonces=NonceManager(clock_ms),
+            fee_taker=fee_taker,
+            min_equity=min_equity,
+            retry=retry or RetryPolicy(attempts=1, backoff_s=0.0),
+        )
+        self.gateway = gateway
+        self._clock_ms = clock_ms
+        self._fund_usdc = fund_usdc
+        self._agent = agent.address
+
+    async def start(self) -> list[str]:
+        notes = []
+        # The venue's clock follows the arena's: bring it to now before anything is signed
+        # (nonces must lie near the venue's time).
+        self.gateway.advance(self._clock_ms())
+        if self.gateway.resolve_signer(self.main_address) is None:
+            self.gateway.fund(self.main_address, self._fund_usdc)
+            notes.append(f"funded simulated account {self.main_address} with {self._fund_usdc}")
+        self.gateway.approve_agent_trusted(self.main_address, self._agent, AGENT_NAME)
+        return notes + await super().start()
+
+    def mark(
+        self,
+        prices: Mapping[str, Decimal],
+        at: datetime,
+        funding: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        self.gateway.advance(_ms(at), dict(prices), funding_rates=dict(funding or {}) or None)

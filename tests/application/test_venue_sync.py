@@ -1,0 +1,482 @@
+"""Reconciliation with the venue (issue 3, parts 4–6) against the Hyperliquid simulator,
+traded through the Hyperliquid adapter.
+
+* Protection: exactly one reduce-only stop and one take-profit cover each position, are
+  re-sized after partial fills and partial closes, canceled when it closes, and a retry
+  never doubles them.
+* Virtual sub-accounts: fills, fees and funding go to the trader that caused them; one
+  trader per coin per account; Σ trader equity + unallocated = account equity.
+* What happens on the venue (stops, targets, liquidations, manual trades, foreign orders)
+  becomes events with price, fee and reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from application.cycle import DecisionCycle
+from application.orders import OrderDesk
+from application.ports import LogAlerts
+from application.settings import EngineSettings, TraderSettings
+from application.trading import TradingApp
+from application.venue_sync import VenueSync
+from domain.trader import Trader
+from infrastructure.clock import ManualClock
+from infrastructure.hyperliquid.simulated import SimulatedHyperliquid
+from infrastructure.hyperliquid.transport import TimedOut
+from infrastructure.prompts.renderer import JinjaPromptRenderer
+from infrastructure.simulator.config import BookModel, SimConfig
+from tests.support.fakes import (
+    REPO,
+    T0,
+    FixedMarket,
+    Harness,
+    ScriptedModel,
+    entry,
+    limits,
+    manual_order,
+    sim_exchange,
+    trader_settings,
+    venue_fills,
+    venue_info,
+    venue_open_orders,
+    venue_positions,
+)
+
+D = Decimal
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def names(trader_events: Sequence[Any]) -> list[str]:
+    return [type(e).__name__ for e in trader_events]
+
+
+def of_type(h_events: Sequence[Any], name: str) -> list[Any]:
+    return [e for e in h_events if type(e).__name__ == name]
+
+
+def protections(exchange: SimulatedHyperliquid, coin: str) -> dict[str, dict[str, Any]]:
+    """The trigger orders resting on the venue for ``coin``, by order type."""
+    found: dict[str, dict[str, Any]] = {}
+    for order in venue_open_orders(exchange):
+        if order["coin"] == coin:
+            assert order["orderType"] not in found, f"two {order['orderType']} orders for {coin}"
+            found[order["orderType"]] = order
+    return found
+
+
+# -- one trader ------------------------------------------------------------------------------
+
+
+def test_a_take_profit_closes_with_reason_target_and_cancels_the_stop() -> None:
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
+        await h.run_cycle()
+        target = h.trader().positions["BTC"].context.exit_plan.profit_target  # type: ignore[union-attr]
+        h.clock.advance(60)
+        h.set_price("BTC", target + 100)
+        report = await h.reconcile()
+        assert report.fills == 1
+        (closed,) = of_type(h.events(), "PositionClosed")
+        assert closed.reason == "target"
+        assert closed.gross_pnl > 0
+        fill = venue_fills(h.exchange)[0]
+        assert closed.exit_price == D(fill["px"])
+        assert closed.exit_fees == D(fill["fee"])
+        assert venue_open_orders(h.exchange) == []
+        # The stop went with the position (the venue drops reduce-only orders on a flat
+        # position; had it not, the engine would have canceled it).
+        (canceled,) = of_type(h.events(), "ProtectionCanceled")
+        assert canceled.kind == "stop"
+        assert canceled.reason in {"reduceOnlyCanceled", "position_closed"}
+        # A second pass finds nothing more to do.
+        again = await h.reconcile()
+        assert (again.fills, again.protections, again.settled) == (0, 0, 0)
+
+    run(scenario())
+
+
+def test_liquidation_is_recorded_with_its_price_fee_and_reason() -> None:
+    async def scenario() -> None:
+        # 1000 USDC on the account, a 5000 USD long at 10x: liquidated near −18.75 %.
+        settings = trader_settings(allocation=D(1000))
+        order = entry("BTC", quantity=0.05, leverage=10, stop_pct=0.2, reward_risk=3.5)
+        h = await Harness.create(answers=[{"BTC": order}], settings=settings)
+        await h.run_cycle()
+        assert venue_positions(h.exchange) == {"BTC": D("0.05")}
+        h.clock.advance(60)
+        h.set_price("BTC", 81000)  # above the stop at 80000, below the liquidation price
+        await h.reconcile()
+        (closed,) = of_type(h.events(), "PositionClosed")
+        assert closed.reason == "liquidation"
+        liquidation = venue_fills(h.exchange)[0]
+        assert liquidation["liquidation"]["method"] == "market"
+        assert closed.exit_price == D(liquidation["px"])
+        assert closed.exit_fees == D(liquidation["fee"])
+        assert venue_positions(h.exchange) == {}
+        assert h.trader().positions == {}
+        assert venue_open_orders(h.exchange) == []
+        assert h.trader().protections == {}
+        assert not h.trader().paused  # the books followed the venue: no drift
+
+    run(scenario())
+
+
+def test_a_partially_filled_entry_is_protected_for_what_filled() -> None:
+    async def scenario() -> None:
+        thin = SimConfig(book=BookModel(levels=2, level_usd={"*": D(400)}, jitter=D(0)))
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}], venue_config=thin)
+        await h.run_cycle()
+        held = venue_positions(h.exchange)["BTC"]
+        assert D(0) < held < D("0.02")
+        trader = h.trader()
+        assert trader.positions["BTC"].qty == held
+        (canceled,) = of_type(h.events(), "OrderCanceled")
+        assert canceled.reason == "ioc_remainder"
+        assert trader.pending == {}
+        orders = protections(h.exchange, "BTC")
+        assert set(orders) == {"Stop Market", "Take Profit Market"}
+        assert all(D(o["sz"]) == held for o in orders.values())
+
+    run(scenario())
+
+
+def test_protections_are_resized_after_a_partial_close_on_the_venue() -> None:
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
+        await h.run_cycle()
+        before = {g.kind.value: g.cloid for g in h.trader().protections.values()}
+        manual_order(h.exchange, "BTC", buy=False, size="0.005", price="90000", reduce_only=True)
+        await h.reconcile()
+        trader = h.trader()
+        assert trader.positions["BTC"].qty == D("0.015")
+        orders = protections(h.exchange, "BTC")
+        assert {k: D(o["sz"]) for k, o in orders.items()} == {
+            "Stop Market": D("0.015"),
+            "Take Profit Market": D("0.015"),
+        }
+        now = {g.kind.value: g for g in trader.protections.values()}
+        assert {k: g.generation for k, g in now.items()} == {"stop": 2, "target": 2}
+        assert {o["cloid"] for o in orders.values()} == {g.cloid for g in now.values()}
+        replaced = of_type(h.events(), "ProtectionCanceled")
+        assert sorted((c.cloid, c.reason) for c in replaced) == sorted(
+            (cloid, "replaced") for cloid in before.values()
+        )
+        assert of_type(h.events(), "PositionClosed") == []
+
+    run(scenario())
+
+
+def test_a_lost_answer_to_a_stop_is_looked_up_never_doubled() -> None:
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
+        transport = h.exchange.transport
+        original = transport.post
+        lost: list[str] = []
+
+        def lose_trigger_answers(path: str, payload: Any) -> Any:
+            answer = original(path, payload)
+            action = payload.get("action", {}) if path == "/exchange" else {}
+            if action.get("type") == "order" and "trigger" in action["orders"][0]["t"]:
+                lost.append(action["orders"][0]["c"])
+                raise TimedOut("the answer was lost")
+            return answer
+
+        transport.post = lose_trigger_answers  # type: ignore[method-assign]
+        await h.run_cycle()
+        assert len(lost) == 2  # each placed once; the retries found them by cloid
+        orders = protections(h.exchange, "BTC")
+        assert set(orders) == {"Stop Market", "Take Profit Market"}
+        assert {o["cloid"] for o in orders.values()} == set(lost)
+        confirmed = of_type(h.events(), "ProtectionConfirmed")
+        assert {c.cloid for c in confirmed} == set(lost)
+
+    run(scenario())
+
+
+def test_a_stop_canceled_by_hand_is_put_back() -> None:
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
+        await h.run_cycle()
+        stop = next(g for g in h.trader().protections.values() if g.kind.value == "stop")
+        with h.exchange.gateway.locked() as venue:
+            answer = venue.exchange(
+                h.exchange.account_id,
+                {"type": "cancelByCloid", "cancels": [{"asset": 0, "cloid": stop.cloid}]},
+            )
+        assert answer["response"]["data"]["statuses"] == ["success"]
+        await h.reconcile()
+        orders = protections(h.exchange, "BTC")
+        assert set(orders) == {"Stop Market", "Take Profit Market"}
+        current = next(g for g in h.trader().protections.values() if g.kind.value == "stop")
+        assert current.generation == 2
+        assert orders["Stop Market"]["cloid"] == current.cloid
+        gone = of_type(h.events(), "ProtectionCanceled")
+        assert [(g.cloid, g.kind) for g in gone] == [(stop.cloid, "stop")]
+
+    run(scenario())
+
+
+def test_a_gap_through_a_missing_stop_closes_at_market() -> None:
+    """The stop was canceled on the venue and the price gapped through its level before the
+    next pass: the venue refuses a stop that is already crossed, so the engine closes."""
+
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
+        await h.run_cycle()
+        stop = next(g for g in h.trader().protections.values() if g.kind.value == "stop")
+        with h.exchange.gateway.locked() as venue:
+            venue.exchange(
+                h.exchange.account_id,
+                {"type": "cancelByCloid", "cancels": [{"asset": 0, "cloid": stop.cloid}]},
+            )
+        h.clock.advance(60)
+        h.set_price("BTC", stop.trigger_price - 500)
+        report = await h.reconcile()
+        assert report.exits == 1
+        (closed,) = of_type(h.events(), "PositionClosed")
+        assert closed.reason == "stop"
+        assert venue_positions(h.exchange) == {}
+        refused = [a for a in h.alerts.sent if a[1] == "protection_refused"]
+        assert refused
+        assert "invalid_trigger_price" in refused[0][2]
+        await h.reconcile()
+        assert venue_open_orders(h.exchange) == []
+
+    run(scenario())
+
+
+def test_funding_goes_to_the_holder_with_the_venue_amount() -> None:
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
+        await h.run_cycle()
+        for _ in range(60):  # to past the hour
+            h.clock.advance(60)
+            h.mark()
+        await h.reconcile()
+        (settled,) = of_type(h.events(), "FundingSettled")
+        rows = venue_info(
+            h.exchange,
+            {"type": "userFunding", "user": h.exchange.account_id, "startTime": 0},
+        )
+        (row,) = rows
+        assert settled.amount == D(row["delta"]["usdc"])
+        assert settled.rate == D("0.0000125")
+        # Longs pay shorts at a positive rate: −size × oracle × rate.
+        assert settled.amount == (-D("0.02") * D(100000) * D("0.0000125")).quantize(D("0.000001"))
+        assert h.trader().funding == settled.amount
+        await h.reconcile()
+        assert len(of_type(h.events(), "FundingSettled")) == 1  # once, however often read
+
+    run(scenario())
+
+
+def test_a_foreign_order_is_observed_once_and_never_booked() -> None:
+    async def scenario() -> None:
+        h = await Harness.create()
+        manual_order(h.exchange, "ETH", buy=True, size="0.1", price="3000", tif="Gtc")
+        await h.reconcile()
+        await h.reconcile()
+        account = h.cycle.sync.venue_account()
+        assert account is not None
+        events = list(h.app.events.get(account.id))
+        observed = of_type(events, "ForeignOrderObserved")
+        assert [(e.coin, e.side, e.size, e.price) for e in observed] == [
+            ("ETH", "buy", D("0.1"), D(3000))
+        ]
+        assert h.trader().pending == {}
+        assert [a[1] for a in h.alerts.sent] == ["foreign_order"]
+
+    run(scenario())
+
+
+def test_a_foreign_fill_on_a_coin_no_trader_holds_is_observed_and_alerted() -> None:
+    async def scenario() -> None:
+        h = await Harness.create()
+        manual_order(h.exchange, "ETH", buy=True, size="0.1", price="4100")
+        await h.reconcile()
+        report = await h.reconcile()
+        account = h.cycle.sync.venue_account()
+        assert account is not None
+        events = list(h.app.events.get(account.id))
+        (fill,) = of_type(events, "ForeignFillObserved")
+        assert (fill.coin, fill.side, fill.size) == ("ETH", "buy", D("0.1"))
+        assert fill.fee > 0
+        assert report.drift == ["ETH: books 0 (none), venue 0.1"]
+        assert "position:ETH" in account.drift
+        assert h.trader().positions == {}
+        assert not h.trader().paused  # nobody's books hold ETH: nobody to pause
+        assert {"foreign_fill", "drift"} <= {a[1] for a in h.alerts.sent}
+
+    run(scenario())
+
+
+# -- several traders on one account ------------------------------------------------------------
+
+
+@dataclass
+class SharedAccount:
+    app: TradingApp
+    market: FixedMarket
+    clock: ManualClock
+    exchange: SimulatedHyperliquid
+    sync: VenueSync
+    cycles: dict[str, DecisionCycle]
+    models: dict[str, ScriptedModel]
+    alerts: LogAlerts
+
+    @classmethod
+    async def create(cls, traders: Sequence[TraderSettings], fund: Decimal) -> SharedAccount:
+        app = TradingApp(env={"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"})
+        market = FixedMarket({"BTC": "100000", "ETH": "4000", "SOL": "200"})
+        clock = ManualClock(T0)
+        alerts = LogAlerts()
+        engine = EngineSettings(schema_version="v1.0.0", order_retries=2, order_backoff_s=0.0)
+        exchange = sim_exchange(clock, fund=fund)
+        desk = OrderDesk(app, exchange, clock, engine, alerts)
+        sync = VenueSync(
+            app=app,
+            exchange=exchange,
+            desk=desk,
+            clock=clock,
+            alerts=alerts,
+            traders=traders,
+            engine=engine,
+        )
+        renderer = JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0")
+        models = {t.config_id: ScriptedModel([]) for t in traders}
+        cycles = {
+            t.config_id: DecisionCycle(
+                app=app,
+                settings=t,
+                engine=engine,
+                market=market,
+                exchange=exchange,
+                model=models[t.config_id],
+                renderer=renderer,
+                clock=clock,
+                alerts=alerts,
+                desk=desk,
+                sync=sync,
+            )
+            for t in traders
+        }
+        for t in traders:
+            app.save_trader(
+                Trader.register(
+                    config_id=t.config_id,
+                    name=t.name,
+                    model=t.model,
+                    allocation=t.allocation,
+                    coins=list(t.coins),
+                    at=clock.now(),
+                )
+            )
+        shared = cls(app, market, clock, exchange, sync, cycles, models, alerts)
+        shared.mark()
+        await exchange.start()
+        await sync.register(clock.now())
+        return shared
+
+    def mark(self) -> None:
+        self.exchange.mark(self.market.prices, self.clock.now())
+
+    async def decide(self, trader: str, answer: dict[str, Any]) -> Any:
+        self.models[trader].answers.append(answer)
+        self.clock.advance(60)
+        self.mark()
+        return await self.cycles[trader].run(self.clock.now())
+
+    def events(self, trader: str) -> list[Any]:
+        return list(self.app.trader_events(trader))
+
+
+def two_traders() -> list[TraderSettings]:
+    return [
+        trader_settings("alpha", allocation=D(4000), limits=limits(max_position_size_usd=D(3000))),
+        trader_settings("beta", allocation=D(4000), limits=limits(max_position_size_usd=D(3000))),
+    ]
+
+
+def test_one_trader_per_coin_per_account() -> None:
+    async def scenario() -> None:
+        shared = await SharedAccount.create(two_traders(), fund=D(10000))
+        await shared.decide("alpha", {"BTC": entry("BTC", quantity=0.02)})
+        await shared.decide(
+            "beta",
+            {"BTC": entry("BTC", quantity=0.01), "ETH": entry("ETH", quantity=0.5, price=4000)},
+        )
+        (refused,) = of_type(shared.events("beta"), "RiskRejected")
+        assert (refused.coin, refused.rule) == ("BTC", "coin_held_by_other")
+        assert refused.values == {"holder": "alpha"}
+        assert venue_positions(shared.exchange) == {"BTC": D("0.02"), "ETH": D("0.5")}
+        assert set(shared.app.get_trader("alpha").positions) == {"BTC"}
+        assert set(shared.app.get_trader("beta").positions) == {"ETH"}
+        # Once alpha is out, beta may trade BTC.
+        await shared.decide("alpha", {"BTC": {"signal": "close"}})
+        await shared.decide("beta", {"BTC": entry("BTC", quantity=0.01)})
+        assert set(shared.app.get_trader("beta").positions) == {"BTC", "ETH"}
+        assert venue_positions(shared.exchange) == {"BTC": D("0.01"), "ETH": D("0.5")}
+
+    asyncio.run(scenario())
+
+
+def test_fills_fees_and_funding_add_up_to_the_account_to_the_cent() -> None:
+    async def scenario() -> None:
+        shared = await SharedAccount.create(two_traders(), fund=D(10000))
+
+        async def gap() -> Decimal:
+            await shared.sync.run(shared.clock.now())
+            state = await shared.exchange.account_state()
+            equity, traders, unallocated = shared.sync.invariant(state)
+            assert unallocated == D(2000)  # 10000 funded, 8000 allocated
+            return equity - traders - unallocated
+
+        assert await gap() == 0
+        await shared.decide("alpha", {"BTC": entry("BTC", quantity=0.02)})
+        await shared.decide("beta", {"ETH": entry("ETH", long=False, quantity=0.5, price=4000)})
+        assert abs(await gap()) < D("0.01")
+        prices = [("101000", "3950"), ("99500", "4020"), ("100800", "3990")]
+        for btc, eth in prices * 10:  # ~ 90 minutes: moves, and funding at the hour
+            shared.clock.advance(180)
+            shared.market.prices.update({"BTC": D(btc), "ETH": D(eth)})
+            shared.mark()
+            assert abs(await gap()) < D("0.01")
+        await shared.decide("alpha", {"BTC": {"signal": "close"}})
+        assert abs(await gap()) < D("0.01")
+        alpha, beta = shared.app.get_trader("alpha"), shared.app.get_trader("beta")
+        assert alpha.funding < 0 < beta.funding  # the long paid, the short received
+        assert alpha.num_trades == 1
+        fees = sum(D(f["fee"]) for f in venue_fills(shared.exchange))
+        assert alpha.fees_paid + beta.fees_paid == fees
+
+    asyncio.run(scenario())
+
+
+def test_a_fill_is_recorded_by_exactly_one_trader_however_often_it_is_read() -> None:
+    async def scenario() -> None:
+        shared = await SharedAccount.create(two_traders(), fund=D(10000))
+        await shared.decide("alpha", {"BTC": entry("BTC", quantity=0.02)})
+        for _ in range(3):
+            await shared.sync.run(shared.clock.now())
+        await shared.decide("alpha", {"BTC": {"signal": "close"}})
+        await shared.decide("beta", {"BTC": entry("BTC", quantity=0.01)})
+        for _ in range(3):
+            shared.clock.advance(30)
+            await shared.sync.run(shared.clock.now())
+        recorded = [
+            e.fill_id
+            for trader in ("alpha", "beta")
+            for e in of_type(shared.events(trader), "OrderFilled")
+        ]
+        assert sorted(recorded) == sorted(str(f["tid"]) for f in venue_fills(shared.exchange))
+        assert len(recorded) == len(set(recorded))
+
+    asyncio.run(scenario())
