@@ -53,6 +53,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Speed figures: projection rebuild (SQLite, PostgreSQL), engine overhead per cycle."""
+    """Speed figures: projection rebuild (SQLite, PostgreSQL), engine overhead per cycle,
+    simulator orders/s in process and `nof0 sim serve` requests/s."""
     install(session, "test")
     session.run("python", "-m", "tests.bench", *session.posargs)

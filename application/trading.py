@@ -64,7 +64,10 @@ class TradingApp(Application[UUID]):
             trader: Trader = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
-        self._live[aggregate_id] = trader
+        if live is None or not live.pending_events:
+            # A copy with unsaved events belongs to whoever is changing it: it stays the
+            # working copy, and this reader gets the stored state.
+            self._live[aggregate_id] = trader
         return trader
 
     def get_trader(self, config_id: str) -> Trader:

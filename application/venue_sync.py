@@ -156,13 +156,14 @@ class VenueSync:
 
     def claimed_by_others(self, config_id: str) -> dict[str, str]:
         """Coins other traders on this account hold (their entries would merge with ours)."""
-        return {
-            coin: holder for coin, holder in holders(self._traders()).items() if holder != config_id
-        }
+        others = self._traders(excluding=config_id)
+        return {coin: holder for coin, holder in holders(others).items() if holder != config_id}
 
-    def _traders(self) -> list[Trader]:
+    def _traders(self, excluding: str | None = None) -> list[Trader]:
         result = []
         for config_id in self.settings:
+            if config_id == excluding:
+                continue
             trader = self.app.find_trader(config_id)
             if trader is not None:
                 result.append(trader)

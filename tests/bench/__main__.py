@@ -2,7 +2,8 @@
 
 * projection rebuild speed (events/s) on SQLite and PostgreSQL, over a log with realistic
   payloads (real market snapshots and rendered prompts, as the engine records them);
-* engine overhead per decision cycle with a baseline model (p50, p99), model time excluded.
+* engine overhead per decision cycle with a baseline model (p50, p99), model time excluded;
+* the Hyperliquid simulator: orders/s in-process, and ``nof0 sim serve`` requests/s.
 
 Figures are printed and written to ``.bench/results.json``. Targets (issue 2): rebuild at
 50,000 events/s or more on SQLite; cycle overhead under 1 ms at p99.
@@ -436,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--cycles", type=int, default=400)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--sim-orders", type=int, default=20_000)
+    parser.add_argument("--serve-seconds", type=float, default=3.0)
     args = parser.parse_args(argv)
     samples = asyncio.run(sample_inputs(40))
     results: dict[str, Any] = {"rebuild": [], "cycle": []}
@@ -473,6 +476,11 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
+    from tests.bench import sim_engine, sim_server
+
+    results["simulator"] = sim_engine.run(args.sim_orders)
+    results["sim_serve"] = sim_server.run(args.serve_seconds, log=lambda _: None)
+
     print("\nprojection rebuild (all five views, JSON files, batches of 1000)")
     for row in results["rebuild"]:
         print(
@@ -496,6 +504,20 @@ def main(argv: list[str] | None = None) -> int:
         f"default prompt for six coins and two open positions: "
         f"{row['prompt_tokens_cl100k']:,} tokens (cl100k_base, range "
         f"{row['prompt_tokens_range'][0]:,}–{row['prompt_tokens_range'][1]:,})"
+    )
+    sim = results["simulator"]
+    print("\nHyperliquid simulator, in process (IOC open/close, 0.01 BTC, book rebuilt per 100)")
+    print(
+        f"  {sim['orders_per_s']:,.0f} orders/s ({sim['orders']:.0f} orders, all filled: "
+        f"{sim['filled'] == sim['orders']})"
+    )
+    served = results["sim_serve"]
+    print("\nnof0 sim serve over HTTP (keep-alive; signed orders include signature recovery)")
+    print(
+        f"  /info allMids      1 client {served['info_allMids_1']:>8,.0f} req/s   "
+        f"4 clients {served['info_allMids_4']:>8,.0f} req/s\n"
+        f"  /exchange order    1 client {served['exchange_order_1']:>8,.0f} req/s   "
+        f"4 clients {served['exchange_order_4']:>8,.0f} req/s"
     )
     out = REPO / ".bench"
     out.mkdir(exist_ok=True)
