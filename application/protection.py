@@ -195,7 +195,8 @@ class ProtectionKeeper:
         )
         return False
 
-    async def _place(self, trader: Trader, want: DesiredProtection, result: KeepResult) -> bool:
+    def _record(self, trader: Trader, want: DesiredProtection, replaces: str | None = None) -> str:
+        """Record the protection before it is sent (a restart then finds it by cloid)."""
         cloid = trader.protect(
             coin=want.coin,
             kind=want.kind,
@@ -203,24 +204,20 @@ class ProtectionKeeper:
             trigger_price=want.trigger_price,
             limit_price=want.limit_price,
             at=self.clock.now(),
+            replaces=replaces,
         )
         self.app.save_trader(trader)
+        return cloid
+
+    async def _place(self, trader: Trader, want: DesiredProtection, result: KeepResult) -> bool:
+        cloid = self._record(trader, want)
         report = await self.desk.send(_ticket(cloid, want))
         return self._after_send(trader, cloid, want, report, result, counter="placed")
 
     async def _resize(
         self, trader: Trader, keep: Protection, want: DesiredProtection, result: KeepResult
     ) -> bool:
-        cloid = trader.protect(
-            coin=want.coin,
-            kind=want.kind,
-            size=want.size,
-            trigger_price=want.trigger_price,
-            limit_price=want.limit_price,
-            at=self.clock.now(),
-            replaces=keep.cloid,
-        )
-        self.app.save_trader(trader)
+        cloid = self._record(trader, want, replaces=keep.cloid)
         try:
             report: OrderReport | None = await self.exchange.modify(
                 keep.cloid, _ticket(cloid, want)

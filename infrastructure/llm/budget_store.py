@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 
 from application.budget import BudgetUsage
-from infrastructure.views.jsonfile import atomic_write
+from infrastructure.files import atomic_write
 
 
 class FileBudgetStore:

@@ -10,12 +10,12 @@ exactly at the last completed call.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
 
+from infrastructure.files import atomic_write, fsync_dir
 from infrastructure.simulator.state import Core, Record
 
 CORE = "core.json"
@@ -81,18 +81,5 @@ class Store:
         )
 
     def _replace(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, data)
+        fsync_dir(self.directory)  # make the rename itself durable

@@ -7,7 +7,6 @@ target on the book, and the shared account adds up.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +16,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from infrastructure import bootstrap
-from infrastructure.simulator.serve import ServeOptions, serve
+from infrastructure.simulator.serve import ServeOptions
+from tests.support.sim_server import serving
 from tests.support.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -27,23 +27,8 @@ pytestmark = pytest.mark.slow
 def served() -> Iterator[tuple[str, LocalAccount]]:
     master: LocalAccount = Account.create()
     options = ServeOptions(port=0, funds=[(master.address, Decimal(10_000))], history_days=14)
-    stop, ready = threading.Event(), threading.Event()
-    urls: list[str] = []
-
-    def started(url: str) -> None:
-        urls.append(url)
-        ready.set()
-
-    thread = threading.Thread(
-        target=serve, args=(options,), kwargs={"stop": stop, "ready": started}
-    )
-    thread.start()
-    try:
-        assert ready.wait(120), "the simulator did not start"
-        yield urls[0], master
-    finally:
-        stop.set()
-        thread.join(30)
+    with serving(options) as url:
+        yield url, master
 
 
 def test_the_arena_trades_the_served_simulator_with_stops_and_targets(

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,8 +30,8 @@ from hyperliquid.utils.error import ClientError
 from hyperliquid.utils.types import Cloid
 
 from infrastructure.simulator.errors import DESERIALIZE
-from infrastructure.simulator.serve import ServeOptions, serve
-from tests.support.sim_server import Sim, running_sim
+from infrastructure.simulator.serve import ServeOptions
+from tests.support.sim_server import Sim, running_sim, serving
 
 SESSION_SCRIPT = Path(__file__).with_name("sdk_session.py")
 HOUR_MS = 3_600_000
@@ -336,24 +335,8 @@ def run_session(url: str, master: LocalAccount) -> None:
 def test_sdk_session_against_serve() -> None:
     master: LocalAccount = Account.create()
     options = ServeOptions(port=0, funds=[(master.address, Decimal(100_000))], history_days=1)
-    stop, ready = threading.Event(), threading.Event()
-    urls: list[str] = []
-
-    def started(url: str) -> None:
-        urls.append(url)
-        ready.set()
-
-    thread = threading.Thread(
-        target=serve, args=(options,), kwargs={"stop": stop, "ready": started}
-    )
-    thread.start()
-    try:
-        assert ready.wait(60), "serve() did not become ready"
-        run_session(urls[0], master)
-    finally:
-        stop.set()
-        thread.join(30)
-    assert not thread.is_alive()
+    with serving(options, start_timeout_s=60) as url:
+        run_session(url, master)
 
 
 def _free_port() -> int:

@@ -8,6 +8,7 @@ would otherwise leak sockets, and ResourceWarnings fail the tests).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from hyperliquid.utils.signing import sign_agent, sign_l1_action
 from infrastructure.simulator.config import SimConfig
 from infrastructure.simulator.engine import SimVenue
 from infrastructure.simulator.gateway import SimGateway
+from infrastructure.simulator.serve import ServeOptions, serve
 from infrastructure.simulator.server import SimServer
 from tests.support.hl_faults import FaultPlan
 
@@ -113,6 +115,28 @@ def running_sim(
     finally:
         sim.close_clients()
         server.stop()
+
+
+@contextmanager
+def serving(options: ServeOptions, *, start_timeout_s: float = 120.0) -> Iterator[str]:
+    """``serve(options)`` (what ``nof0 sim serve`` runs) in a thread; yields its URL."""
+    stop, ready = threading.Event(), threading.Event()
+    urls: list[str] = []
+
+    def started(url: str) -> None:
+        urls.append(url)
+        ready.set()
+
+    kwargs = {"stop": stop, "ready": started}
+    thread = threading.Thread(target=serve, args=(options,), kwargs=kwargs)
+    thread.start()
+    try:
+        assert ready.wait(start_timeout_s), "serve() did not become ready"
+        yield urls[0]
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive(), "serve() did not stop"
 
 
 # -- request bodies signed exactly as the SDK signs them -------------------------------------

@@ -13,7 +13,8 @@ import pytest
 
 from infrastructure.clock import MIN_REAL_SLEEP_S, ManualClock, ReplayClock
 from infrastructure.eventstore import EventStoreError, open_trading_app, postgres_env, sqlite_env
-from infrastructure.views.jsonfile import POINTER, JsonViewStore, Namespaces, atomic_write
+from infrastructure.files import atomic_write
+from infrastructure.views.jsonfile import POINTER, JsonViewStore, Namespaces
 from projections.engine import ViewOutput
 
 T0 = datetime(2025, 10, 17, tzinfo=UTC)

@@ -387,3 +387,18 @@ def test_guard_refuses_data_stamped_after_as_of(tape: SyntheticTape) -> None:
         market._guard(660.0, 600.0, "BTC minute 10")
     with pytest.raises(LookAheadError):
         market._guard(600.5, 600.0, "BTC minute 9")
+
+
+def test_funding_rates_are_the_snapshots_and_never_from_the_future(
+    tape: SyntheticTape, forked: SyntheticTape
+) -> None:
+    as_of = at_minute(SPLIT + 1)
+    a, b = ReplayMarket(tape), ReplayMarket(forked)
+    rates = asyncio.run(a.funding_rates(COINS, as_of))
+    assert rates == asyncio.run(b.funding_rates(COINS, as_of))
+    snapshot = _snapshot(a, as_of)
+    for coin in COINS:
+        assert float(rates[coin]) == snapshot.coins[coin].funding_rate
+        assert rates[coin] == Decimal(f"{tape.coins[coin].funding_hourly[SPLIT]:.6g}")
+    with pytest.raises(MissingData):
+        asyncio.run(a.funding_rates(("BTC",), START))
