@@ -172,8 +172,17 @@ class OrderDesk:
                 )
                 continue
             if report.reason == VenueRejection.DUPLICATE_CLOID.value:
-                # The venue already has this very order (an earlier attempt landed).
-                return await self.lookup(ticket.cloid)
+                # The venue already has this very order open (an earlier attempt landed):
+                # that is proof enough, whatever a lagging lookup says.
+                known = await self.lookup(ticket.cloid)
+                if known is not None and known.state is not OrderState.UNKNOWN:
+                    return known
+                return OrderReport(
+                    ticket.cloid,
+                    OrderState.OPEN,
+                    reason=VenueRejection.DUPLICATE_CLOID.value,
+                    detail=f"already open on the venue: {report.detail}",
+                )
             return report
         return None
 

@@ -93,14 +93,29 @@ class ProtectionKeeper:
         trader: Trader,
         settings: TraderSettings,
         *,
-        open_cloids: set[str],
+        open_orders: Mapping[str, int],
         sz_decimals: Mapping[str, int],
         marks: Mapping[str, Decimal],
+        venue_qty: Mapping[str, Decimal] | None = None,
+        filled_cloids: set[str] | None = None,
     ) -> KeepResult:
+        """``open_orders``: cloid → oid of the account's open orders; ``venue_qty``: the
+        venue's size per coin (coins where it differs from the books
+        are left alone: that is drift, not something a stop can fix); ``filled_cloids``:
+        the cloids with a fill in the feed just read."""
         result = KeepResult()
+        filled = filled_cloids or set()
         coins = sorted(set(trader.positions) | {g.coin for g in trader.protections.values()})
         for coin in coins:
             position = trader.positions.get(coin)
+            if coin not in sz_decimals:
+                # Without the venue's rules for the coin nothing can be placed; canceling
+                # what is there would leave the position bare.
+                continue
+            if venue_qty is not None and venue_qty.get(coin, Decimal(0)) != (
+                position.qty if position else Decimal(0)
+            ):
+                continue
             closing = any(
                 p.coin == coin and p.intent is OrderIntent.CLOSE for p in trader.pending.values()
             )
@@ -115,7 +130,7 @@ class ProtectionKeeper:
             for kind in _KINDS:
                 want = next((d for d in desired if d.kind is kind), None)
                 covered = await self._reconcile_kind(
-                    trader, coin, kind, want, open_cloids, position, result
+                    trader, coin, kind, want, open_orders, filled, position, result
                 )
                 if position is None or covered or closing or coin in result.exits:
                     continue
@@ -130,7 +145,8 @@ class ProtectionKeeper:
         coin: str,
         kind: CloseReason,
         want: DesiredProtection | None,
-        open_cloids: set[str],
+        open_orders: Mapping[str, int],
+        filled: set[str],
         position: Position | None,
         result: KeepResult,
     ) -> bool:
@@ -142,10 +158,19 @@ class ProtectionKeeper:
         )
         live: list[Protection] = []
         for guard in guards:
-            if guard.cloid in open_cloids:
+            oid = open_orders.get(guard.cloid)
+            if oid is not None:
+                if guard.oid is None:
+                    trader.confirm_protection(guard.cloid, oid, self.clock.now())
+                    self.app.save_trader(trader)
                 live.append(guard)
                 continue
-            if await self._explain_missing(trader, guard, want):
+            verdict = await self._explain_missing(trader, guard, want, filled)
+            if verdict == "spent":
+                # It filled and its fill is not in the feed yet: it stays known (so the
+                # fill is booked as this stop/target) and nothing replaces it meanwhile.
+                return True
+            if verdict == "live":
                 live.append(guard)
         if want is None:
             reason = "position_closed" if position is None else "not_wanted"
@@ -162,38 +187,48 @@ class ProtectionKeeper:
         return True
 
     async def _explain_missing(
-        self, trader: Trader, guard: Protection, want: DesiredProtection | None
-    ) -> bool:
-        """A recorded protection is not open on the venue: find out why. True when it is
-        (still, or again) working."""
+        self,
+        trader: Trader,
+        guard: Protection,
+        want: DesiredProtection | None,
+        filled: set[str],
+    ) -> str:
+        """A recorded protection is not open on the venue: find out why. "live" when it is
+        (still, or again) working, "spent" when it filled and its fill is still to come,
+        "gone" otherwise."""
         report = await self.desk.lookup(guard.cloid)
         if report is None:
-            return True  # cannot tell: assume it is there rather than risk a duplicate
+            return "live"  # cannot tell: assume it is there rather than risk a duplicate
         if report.state in (OrderState.OPEN, OrderState.WAITING):
             self._confirm(trader, guard.cloid, report)
-            return True
+            return "live"
         if report.state is OrderState.UNKNOWN:
             if want is not None and guard.oid is None and _matches(guard, want):
                 # Recorded but never arrived (the process stopped before sending it, or the
                 # request was lost): send the very same order again.
                 sent = await self.desk.send(_ticket(guard.cloid, guard))
-                if sent is not None and sent.state in (OrderState.OPEN, OrderState.WAITING):
-                    self._confirm(trader, guard.cloid, sent)
-                    return True
-                if sent is None:
-                    return True
+                if sent is None or sent.state in (
+                    OrderState.OPEN,
+                    OrderState.WAITING,
+                    OrderState.UNKNOWN,
+                ):
+                    if sent is not None:
+                        self._confirm(trader, guard.cloid, sent)
+                    return "live"
                 self._drop(trader, guard.cloid, sent.reason or sent.state.value, sent.detail)
-                return False
+                return "gone"
             self._drop(trader, guard.cloid, VenueRejection.NOT_ON_VENUE.value, "not on the venue")
-            return False
-        # Filled (its fill closes or reduces the position), canceled or rejected.
+            return "gone"
+        if report.filled_size > 0 and guard.cloid not in filled:
+            return "spent"
+        # Filled (its fill is booked), canceled or rejected.
         self._drop(
             trader,
             guard.cloid,
             report.reason or report.state.value,
             report.detail or f"the venue reports it {report.state.value}",
         )
-        return False
+        return "gone"
 
     def _record(self, trader: Trader, want: DesiredProtection, replaces: str | None = None) -> str:
         """Record the protection before it is sent (a restart then finds it by cloid)."""
@@ -243,7 +278,7 @@ class ProtectionKeeper:
         *,
         counter: str,
     ) -> bool:
-        if report is None:
+        if report is None or report.state is OrderState.UNKNOWN:
             self.alerts.alert(
                 trader.config_id,
                 "protection_unknown",
@@ -251,13 +286,14 @@ class ProtectionKeeper:
                 "it is looked up on the next reconciliation",
             )
             return True
-        if report.state is OrderState.REJECTED or report.state is OrderState.UNKNOWN:
-            self._drop(trader, cloid, report.reason or report.state.value, report.detail)
+        if report.state is OrderState.REJECTED:
+            reason = report.reason or report.state.value
+            self._drop(trader, cloid, reason, report.detail)
             self.alerts.alert(
                 trader.config_id,
                 "protection_refused",
                 f"{want.kind.value} for {want.coin} at {want.trigger_price} refused: "
-                f"{report.reason} {report.detail}",
+                f"{reason}" + (f" ({report.detail})" if report.detail else ""),
             )
             log.error(
                 "trader=%s %s for %s refused: %s %s",
@@ -283,11 +319,15 @@ class ProtectionKeeper:
 
     async def _cancel(self, trader: Trader, guard: Protection, reason: str) -> int:
         try:
-            await self.exchange.cancel(guard.coin, guard.cloid)
+            canceled = await self.exchange.cancel(guard.coin, guard.cloid)
         except ExchangeError as exc:
             log.warning("trader=%s cancel of %s failed: %s", trader.config_id, guard.cloid, exc)
             return 0
-        # Canceled now, or already gone (filled or canceled): either way it no longer works.
+        if not canceled:
+            # The venue says it had nothing to cancel: make sure before forgetting it.
+            known = await self.desk.lookup(guard.cloid)
+            if known is None or known.state in (OrderState.OPEN, OrderState.WAITING):
+                return 0
         self._drop(trader, guard.cloid, reason, "")
         return 1
 

@@ -158,6 +158,11 @@ def apply_fill(
             entry_price=entry,
             entry_fees=position.entry_fees + fee,
             peak_qty=max(position.peak_qty, total),
+            # A position begun without a plan (a trade from outside) takes the plan of the
+            # first order that adds to it with one, so its stop and target are known.
+            context=context
+            if position.context.exit_plan is None and context.exit_plan is not None
+            else position.context,
         )
         return FillEffect(position=grown, realized_gross=ZERO)
 

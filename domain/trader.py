@@ -465,7 +465,9 @@ class Trader(Aggregate):
                 trader.last_funding_at = self.timestamp
             trader.funding += self.amount
             position = trader.positions.get(self.coin)
-            if position is not None:
+            # A payment reported late belongs to the position it was paid on, not to one
+            # opened since (the trader's total counts it either way).
+            if position is not None and position.opened_at <= self.timestamp:
                 trader.positions[self.coin] = replace(
                     position, funding=position.funding + self.amount
                 )

@@ -294,7 +294,7 @@ class PortfolioProjector(Projector[PortfolioState]):
         self._advance(state, book, seconds(event.timestamp))
         book.funding += event.amount
         position = book.positions.get(event.coin)
-        if position is not None:
+        if position is not None and position.opened_at <= event.timestamp:  # as the trader's
             book.positions[event.coin] = replace(position, funding=position.funding + event.amount)
         return True
 

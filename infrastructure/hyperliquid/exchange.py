@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +60,8 @@ log = logging.getLogger("nof0.hyperliquid")
 
 T = TypeVar("T")
 
+#: After the venue's per-address limit answers, the wait before the next action.
+ADDRESS_COOLDOWN_S = 10.0
 #: Fills and funding rows per response (the venue's cap) and the most we page through.
 PAGE = 2000
 MAX_ROWS = 10_000
@@ -140,6 +143,7 @@ class HyperliquidExchange:
         self._rng = rng or random.Random()
         self._assets: dict[str, _Asset] = {}
         self._leverage: dict[str, int] = {}
+        self._cooldown_until = 0.0
         # In-process transports answer at once; HTTP ones block and go to a thread.
         self._blocking = getattr(transport, "blocking", True)
 
@@ -173,6 +177,13 @@ class HyperliquidExchange:
 
     async def _action(self, action: dict[str, Any]) -> Any:
         """Sign and send an L1 action; the parsed answer (``status`` checked by callers)."""
+        wait = self._cooldown_until - time.monotonic()
+        if wait > 0:
+            # The venue's per-address limit allows one action per 10 s once exhausted:
+            # sending more only burns them.
+            raise ExchangeError(
+                f"{self.name}: address rate limit, next action in {wait:.0f}s", ambiguous=False
+            )
         nonce = self.nonces.next()
         signature = sign_l1_action(
             self.wallet, action, self.vault_address, nonce, None, self.is_mainnet
@@ -187,6 +198,10 @@ class HyperliquidExchange:
         answer = await self._post("/exchange", body)
         if not isinstance(answer, dict) or answer.get("status") not in ("ok", "err"):
             raise MalformedAnswer(f"{self.name}: unreadable /exchange answer: {str(answer)[:200]}")
+        if answer["status"] == "err" and classify(str(answer.get("response"))) is (
+            VenueRejection.RATE_LIMITED
+        ):
+            self._cooldown_until = time.monotonic() + ADDRESS_COOLDOWN_S
         return answer
 
     def _asset(self, coin: str) -> _Asset:
@@ -268,8 +283,27 @@ class HyperliquidExchange:
                 "lower total_equity_usd / allocation_pct in manager.yaml"
             )
         notes.append(f"account {self.account_id} value {state.equity:.2f} USDC")
+        await self._signed_probe()
+        notes.append("a signed no-op was accepted (the key signs for this network)")
         notes.append("no builder fee is attached to orders")
         return notes
+
+    async def _signed_probe(self) -> None:
+        """Send a signed no-op: a key that signs for the other network (mainnet/testnet),
+        a revoked or expired agent, or a broken clock shows here, not at the first order."""
+        try:
+            answer = await self._action({"type": "noop"})
+        except ExchangeError as exc:
+            raise ExchangeSetupError(
+                f"exchange {self.name}: the signed check action could not be sent: {exc}"
+            ) from None
+        if answer["status"] != "ok":
+            message = str(answer.get("response"))
+            raise ExchangeSetupError(
+                f"exchange {self.name}: the venue refused a signed no-op: {message}. An "
+                "unknown wallet usually means the key is not (or no longer) approved, or "
+                "that it signs for the other network: check testnet / api_url"
+            )
 
     async def _role(self, address: str) -> dict[str, Any]:
         try:
@@ -383,17 +417,20 @@ class HyperliquidExchange:
             return OrderReport(
                 cloid, OrderState.REJECTED, reason=classify(message).value, detail=message
             )
-        if "resting" in status:
-            return OrderReport(cloid, OrderState.OPEN, oid=int(status["resting"]["oid"]))
-        if "filled" in status:
-            filled = status["filled"]
-            return OrderReport(
-                cloid,
-                OrderState.FILLED,
-                oid=int(filled["oid"]),
-                filled_size=_dec(filled["totalSz"], "totalSz"),
-                avg_price=_dec(filled["avgPx"], "avgPx"),
-            )
+        try:
+            if "resting" in status:
+                return OrderReport(cloid, OrderState.OPEN, oid=int(status["resting"]["oid"]))
+            if "filled" in status:
+                filled = status["filled"]
+                return OrderReport(
+                    cloid,
+                    OrderState.FILLED,
+                    oid=int(filled["oid"]),
+                    filled_size=_dec(filled["totalSz"], "totalSz"),
+                    avg_price=_dec(filled["avgPx"], "avgPx"),
+                )
+        except (KeyError, TypeError, ValueError):
+            pass  # an answer we cannot read: the order may exist, so it is ambiguous
         raise MalformedAnswer(f"{self.name}: unreadable order status {status!r}")
 
     async def cancel(self, coin: str, cloid: str) -> bool:
@@ -418,8 +455,12 @@ class HyperliquidExchange:
         answer = await self._info({"type": "orderStatus", "user": self.account_id, "oid": cloid})
         if not isinstance(answer, dict):
             raise MalformedAnswer(f"{self.name}: unreadable orderStatus answer")
-        if answer.get("status") != "order":
+        if answer.get("status") == "unknownOid":
             return OrderReport(cloid, OrderState.UNKNOWN)
+        if answer.get("status") != "order":
+            # Only "unknownOid" says the venue has no such order; anything else is not an
+            # answer (and "unknown" would allow sending the order again).
+            raise MalformedAnswer(f"{self.name}: unreadable orderStatus answer: {answer}")
         try:
             wrapper = answer["order"]
             order = wrapper["order"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -186,8 +187,9 @@ def test_a_resent_stop_that_meets_its_own_open_order_adopts_it() -> None:
             stop = next(g for g in h.trader().protections.values() if g.kind.value == "stop")
             manual_cancel(h.venue, "BTC", stop.cloid)
             h.plan.on_exchange(Fault.drop_after(), action="order")
-            h.plan.on_info(UNKNOWN, info="orderStatus", times=2)
+            h.plan.on_info(UNKNOWN, info="orderStatus", times=3)  # it lags, and lags again
             await h.reconcile()
+            await h.reconcile()  # the next pass reads the venue's oid from its open orders
             stops = [o for o in venue_open_orders(h.venue) if o["orderType"] == "Stop Market"]
             assert len(stops) == 1
             current = next(g for g in h.trader().protections.values() if g.kind.value == "stop")
@@ -218,5 +220,66 @@ def test_a_feed_outage_records_nothing_wrong_and_the_next_pass_catches_up() -> N
             closed = [e for e in h.events() if type(e).__name__ == "PositionClosed"]
             assert [c.reason for c in closed] == ["target"]
             assert venue_open_orders(h.venue) == []
+
+    run(scenario)
+
+
+def test_an_order_answer_of_unexpected_shape_is_ambiguous_and_looked_up() -> None:
+    async def scenario() -> None:
+        async with http_harness() as h:
+            assert h.plan is not None
+            # The venue processes the order but its answer lacks the oid.
+            h.plan.on_exchange(Fault.drop_after(), action="order")
+            odd = {
+                "status": "ok",
+                "response": {
+                    "type": "order",
+                    "data": {"statuses": [{"filled": {"totalSz": "0.02", "avgPx": "100005"}}]},
+                },
+            }
+            h.plan.on_exchange(Fault.canned(odd), action="order")
+            await h.run_cycle()
+            assert_one_filled_entry(h)
+
+    run(scenario)
+
+
+def test_an_order_status_that_is_not_an_answer_is_never_read_as_unknown() -> None:
+    """Only ``unknownOid`` means "no such order"; an error body must not let the desk
+    send the order again."""
+
+    async def scenario() -> None:
+        async with http_harness() as h:
+            assert h.plan is not None
+            h.plan.on_exchange(Fault.drop_after(), action="order")
+            h.plan.on_info(Fault.canned({"error": "internal"}), info="orderStatus", times=10)
+            await h.run_cycle()
+            cloid = entry_cloid(h)
+            assert len(orders_for(h, cloid)) == 1
+            h.plan.clear()
+            await h.reconcile()
+            assert_one_filled_entry(h)
+
+    run(scenario)
+
+
+def test_a_stop_the_venue_still_holds_is_not_forgotten_after_a_refused_cancel() -> None:
+    async def scenario() -> None:
+        async with http_harness() as h:
+            assert h.plan is not None
+            await h.run_cycle()
+            h.cycle.sync.settings["alpha"] = replace(h.settings, take_profit_enabled=False)
+            refused = {
+                "status": "ok",
+                "response": {"type": "cancel", "data": {"statuses": [{"error": "busy"}]}},
+            }
+            h.plan.on_exchange(Fault.canned(refused), action="cancelByCloid")
+            await h.reconcile()
+            assert any(g.kind.value == "target" for g in h.trader().protections.values())
+            assert len(venue_open_orders(h.venue)) == 2
+            await h.reconcile()  # now the cancel goes through
+            kinds = [o["orderType"] for o in venue_open_orders(h.venue)]
+            assert kinds == ["Stop Market"]
+            assert all(g.kind.value == "stop" for g in h.trader().protections.values())
 
     run(scenario)

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from application.ports import ExchangeError
 from application.settings import TraderSettings
+from domain.trader import Trader
+from domain.values import Liquidity, OrderSide
 from infrastructure.hyperliquid.simulated import SimulatedHyperliquid
 from infrastructure.hyperliquid.transport import TimedOut
 from infrastructure.simulator.config import BookModel, SimConfig
 from tests.support.fakes import (
+    T0,
     Harness,
     entry,
     limits,
@@ -299,8 +304,11 @@ def test_a_foreign_fill_on_a_coin_no_trader_holds_is_observed_and_alerted() -> N
         assert report.drift == ["ETH: books 0 (none), venue 0.1"]
         assert "position:ETH" in account.drift
         assert h.trader().positions == {}
-        assert not h.trader().paused  # nobody's books hold ETH: nobody to pause
-        assert {"foreign_fill", "drift"} <= {a[1] for a in h.alerts.sent}
+        # Nobody's books hold ETH, but the account no longer adds up (the trade's fee and
+        # its open P&L are no trader's): the account's traders stop until someone looks.
+        assert h.trader().paused
+        assert h.trader().pause_reason.startswith("equity_drift")
+        assert {"foreign_fill", "drift", "equity_drift"} <= {a[1] for a in h.alerts.sent}
 
     run(scenario())
 
@@ -390,3 +398,154 @@ def test_a_fill_is_recorded_by_exactly_one_trader_however_often_it_is_read() -> 
         assert len(recorded) == len(set(recorded))
 
     asyncio.run(scenario())
+
+
+# -- regressions found in review ----------------------------------------------------------------
+
+
+def test_a_position_no_trader_holds_claims_its_coin() -> None:
+    """Someone else's ETH on the account: a trader's ETH entry would merge into it (and be
+    booked with it), so it is refused; the foreign fill stays off every book."""
+
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"ETH": entry("ETH", quantity=0.5, price=4000)}])
+        manual_order(h.exchange, "ETH", buy=True, size="0.1", price="4100")
+        await h.reconcile()
+        await h.run_cycle()
+        (refused,) = of_type(h.events(), "RiskRejected")
+        assert (refused.coin, refused.rule) == ("ETH", "coin_held_by_other")
+        assert refused.values["holder"] == "(outside the arena)"
+        assert of_type(h.events(), "OrderFilled") == []
+        assert venue_positions(h.exchange) == {"ETH": D("0.1")}
+
+    run(scenario())
+
+
+def test_a_stop_that_fires_during_a_pass_is_still_booked_as_the_stop() -> None:
+    """The stop fires after the pass read the open orders and the fills: it is neither open
+    nor in the fills it read. It is not replaced, and the next pass books it as the stop."""
+
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
+        await h.run_cycle()
+        stop = next(g for g in h.trader().protections.values() if g.kind.value == "stop")
+        read_fills = h.exchange.fills_since
+        fired: list[bool] = []
+
+        async def then_the_stop_fires(since: Any) -> Any:
+            rows = await read_fills(since)
+            if not fired:
+                fired.append(True)
+                h.clock.advance(60)
+                h.set_price("BTC", stop.trigger_price - 100)
+            return rows
+
+        h.exchange.fills_since = then_the_stop_fires  # type: ignore[method-assign]
+        await h.reconcile()
+        await h.reconcile()
+        (closed,) = of_type(h.events(), "PositionClosed")
+        assert closed.reason == "stop"
+        assert of_type(h.events(), "OrderRejected") == []
+        assert not [a for a in h.alerts.sent if a[1] == "protection_refused"]
+        assert venue_open_orders(h.exchange) == []
+
+    run(scenario())
+
+
+def test_without_the_asset_list_no_protection_is_canceled() -> None:
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
+        await h.run_cycle()
+
+        async def no_assets() -> Any:
+            raise ExchangeError("meta unavailable", ambiguous=False)
+
+        h.exchange.assets = no_assets  # type: ignore[method-assign]
+        report = await h.reconcile()
+        assert report.findings == ["assets unavailable: meta unavailable"]
+        assert set(protections(h.exchange, "BTC")) == {"Stop Market", "Take Profit Market"}
+        assert of_type(h.events(), "ProtectionCanceled") == []
+
+    run(scenario())
+
+
+def test_a_position_only_in_the_books_is_not_protected_again_and_again() -> None:
+    """The venue is flat but the books are not (its fill never reached the feed): that is
+    drift — the trader is paused — not a reason to place stops on every pass."""
+
+    async def scenario() -> None:
+        h = await Harness.create(answers=[{"BTC": entry("BTC", quantity=0.02)}])
+        await h.run_cycle()
+        manual_order(h.exchange, "BTC", buy=False, size="0.02", price="90000", reduce_only=True)
+        lost = {str(f["tid"]) for f in venue_fills(h.exchange) if not f.get("cloid")}
+        read_fills = h.exchange.fills_since
+
+        async def without_it(since: Any) -> Any:
+            return [f for f in await read_fills(since) if f.fill_id not in lost]
+
+        h.exchange.fills_since = without_it  # type: ignore[method-assign]
+        before = len(h.events())
+        for _ in range(5):
+            h.clock.advance(10)
+            h.mark()
+            await h.reconcile()
+        added = names(h.events()[before:])
+        assert "ProtectionPlaced" not in added
+        assert h.trader().paused
+        assert "drift" in h.trader().pause_reason
+
+    run(scenario())
+
+
+def test_drift_is_not_judged_for_a_trader_whose_cycle_is_running() -> None:
+    async def scenario() -> None:
+        shared = await SharedAccount.create(two_traders(), fund=D(10000))
+        await shared.decide("alpha", {"BTC": entry("BTC", quantity=0.02)})
+        lock = asyncio.Lock()
+        shared.sync.locks = {"alpha": lock}
+        alpha = shared.app.get_trader("alpha")
+        stop = next(g for g in alpha.protections.values() if g.kind.value == "stop")
+        await lock.acquire()  # alpha's cycle is waiting for its model
+        shared.clock.advance(60)
+        shared.market.prices["BTC"] = stop.trigger_price - 100
+        shared.mark()  # the stop fires; alpha's books cannot be updated now
+        first = await shared.sync.run(shared.clock.now())
+        second = await shared.sync.run(shared.clock.now())
+        assert first.skipped == second.skipped == ["alpha"]
+        assert second.drift == []
+        assert not [a for a in shared.alerts.sent if a[1] == "drift"]
+        lock.release()
+        await shared.sync.run(shared.clock.now())
+        (closed,) = of_type(shared.events("alpha"), "PositionClosed")
+        assert closed.reason == "stop"
+        assert not shared.app.get_trader("alpha").paused
+
+    run(scenario())
+
+
+def test_funding_reported_after_a_position_was_reopened_stays_with_the_old_trade() -> None:
+    trader = Trader.register(
+        config_id="alpha", name="alpha", model="m", allocation=D(1000), coins=["BTC"], at=T0
+    )
+    later = T0 + timedelta(hours=2)
+    trader.record_fill(
+        "0x01",
+        price=D(100000),
+        size=D("0.01"),
+        fee=D(0),
+        liquidity=Liquidity.TAKER,
+        at=later,
+        coin="BTC",
+        side=OrderSide.BUY,
+    )
+    paid_on_an_earlier_position = T0 + timedelta(hours=1)
+    trader.settle_funding(
+        coin="BTC",
+        amount=D("-0.5"),
+        rate=D("0.0000125"),
+        price=D(100000),
+        at=paid_on_an_earlier_position,
+        funding_id="f1",
+    )
+    assert trader.funding == D("-0.5")  # the trader's total counts it
+    assert trader.positions["BTC"].funding == 0  # the position opened after it does not
