@@ -450,7 +450,13 @@ class _Wiring:
         else:
             url = _api_url(provider.api_url, provider.testnet)
             live: MarketData = HyperliquidMarket(
-                HttpTransport(url, timeout_s=provider.http_timeout, budget=self.budget(url)),
+                # The shorter of the two: a tick waits for mids, and a standby can only take
+                # over once the primary has failed.
+                HttpTransport(
+                    url,
+                    timeout_s=min(provider.http_timeout, provider.timeout),
+                    budget=self.budget(url),
+                ),
                 clock=SystemClock(),
                 max_staleness_s=provider.max_staleness,
                 name=name,

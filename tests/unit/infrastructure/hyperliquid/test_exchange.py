@@ -389,3 +389,44 @@ def test_request_weights_and_the_client_side_budget() -> None:
     clock[0] = 20.0
     assert budget.spend(20) == pytest.approx(40.0)  # waits for the first spend to age out
     assert slept == [pytest.approx(40.0)]
+
+
+def test_an_agent_trades_a_vault_its_master_leads() -> None:
+    master, vault = Account.create(), Account.create()
+    gateway, address = venue(master=master)
+    gateway.fund(vault.address, D(5000))
+    gateway.set_vault_leader(vault.address, address)
+    agent = Account.create()
+    gateway.approve_agent_trusted(address, agent.address, "engine")
+    exchange = HyperliquidExchange(
+        "hl",
+        InProcessTransport(lambda path, body: gateway.handle(path, body, client="in-process")),
+        wallet=agent,
+        account_address=address,
+        vault_address=vault.address,
+        nonces=NonceManager(lambda: NOW_MS),
+        retry=RetryPolicy(attempts=1, backoff_s=0.0),
+    )
+    assert exchange.account_id == vault.address.lower()
+    run(exchange.start())
+    report = run(exchange.place(ticket("101000")))
+    assert report.state is OrderState.FILLED
+    vault_state = run(exchange.account_state())
+    assert vault_state.positions["BTC"].qty == D("0.01")
+    assert gateway.account_value(address) == D(10_000)  # the master's own account untouched
+
+
+def test_a_vault_the_key_does_not_lead_is_refused() -> None:
+    master, vault = Account.create(), Account.create()
+    gateway, address = venue(master=master)
+    gateway.fund(vault.address, D(5000))  # a plain user, not a vault
+    exchange = HyperliquidExchange(
+        "hl",
+        InProcessTransport(lambda path, body: gateway.handle(path, body, client="in-process")),
+        wallet=master,
+        account_address=address,
+        vault_address=vault.address,
+        nonces=NonceManager(lambda: NOW_MS),
+    )
+    with pytest.raises(ExchangeSetupError, match="is not a vault or sub-account"):
+        run(exchange.start())
