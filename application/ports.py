@@ -231,6 +231,17 @@ class VenueFunding:
 
 
 @dataclass(frozen=True)
+class VenueTransfer:
+    """Money that entered or left the account without trading (a deposit, a withdrawal, a
+    transfer between accounts): it moves the unallocated part, never a trader's equity."""
+
+    transfer_id: str
+    kind: str  # the venue's word for it: deposit, withdraw, accountClassTransfer, ...
+    amount: Decimal  # into the account (+) or out of it (−), fees included
+    time: datetime
+
+
+@dataclass(frozen=True)
 class VenueOrder:
     """An order open on the venue (resting, or a trigger waiting)."""
 
@@ -321,6 +332,10 @@ class Exchange(Protocol):
         ...
 
     async def funding_since(self, since: datetime) -> list[VenueFunding]: ...
+
+    async def transfers_since(self, since: datetime) -> list[VenueTransfer]:
+        """Deposits, withdrawals and transfers at or after ``since``, oldest first."""
+        ...
 
     async def account_state(self) -> VenueAccountState: ...
 

@@ -13,9 +13,12 @@ whole account, a pass:
 4. settles pending orders the venue has finished (IOC remainders, refusals, orders that
    never arrived);
 5. keeps every position's stop and target on the venue (``ProtectionKeeper``);
-6. compares each coin's size on the venue with the books: a difference seen on
-   consecutive passes pauses the traders concerned and raises an alert; and checks that
-   Σ trader equity + unallocated = account equity.
+6. records deposits, withdrawals and transfers (they move the unallocated part, never a
+   trader's equity);
+7. compares each coin's size on the venue with the books: a difference seen on
+   consecutive passes pauses the traders concerned and raises an alert; checks that
+   Σ trader equity + unallocated = account equity; and that the account still holds the
+   traders' allocations (unallocated ≥ 0: a withdrawal may have taken part of them).
 
 Traders whose lock is held (a cycle is running) are left for the next pass.
 """
@@ -69,6 +72,7 @@ class SyncReport:
     protections: int = 0
     exits: int = 0
     foreign: int = 0
+    transfers: int = 0
     skipped: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
@@ -128,6 +132,7 @@ class VenueSync:
         self._pass_lock = asyncio.Lock()
         self._fill_cursor: datetime | None = None
         self._funding_cursor: datetime | None = None
+        self._transfer_cursor: datetime | None = None
         self._drift_seen: dict[str, tuple[str, int]] = {}
         self._waiting_fills: dict[str, int] = {}
         self._last_state: VenueAccountState | None = None
@@ -156,6 +161,7 @@ class VenueSync:
             baseline_equity=state.equity - made,
             at=now,
         )
+        account.track_transfers(state.time, now)
         self.app.save_venue_account(account)
         return account
 
@@ -182,9 +188,12 @@ class VenueSync:
                 result.append(trader)
         return result
 
-    def invariant(self, state: VenueAccountState) -> tuple[Decimal, Decimal, Decimal]:
-        """(account equity, Σ trader equity, unallocated) at the venue's marks."""
-        account = self.venue_account()
+    def invariant(
+        self, state: VenueAccountState, account: VenueAccount | None = None
+    ) -> tuple[Decimal, Decimal, Decimal]:
+        """(account equity, Σ trader equity, unallocated) at the venue's marks (``account``:
+        the working copy a pass is changing; by default the stored one)."""
+        account = account or self.venue_account()
         traders = self._traders()
         total = sum((t.account(self._marks(t, state)).equity for t in traders), start=ZERO)
         allocated = sum((t.allocation for t in traders), start=ZERO)
@@ -309,7 +318,9 @@ class VenueSync:
         if full and account is not None:
             self._observe_foreign_orders(venue, everyone, account, now, report)
             self._check_positions(venue, everyone, mine, account, now, report, startup=startup)
-            self._check_equity(venue, account, mine, now, report, startup=startup)
+            if await self._record_transfers(venue.state, account, now, report):
+                self._check_equity(venue, account, mine, now, report, startup=startup)
+                self._check_backing(venue.state, account, mine, now, report)
             self.app.save_venue_account(account)
             if not report.skipped:
                 self._advance_cursors(venue)
@@ -612,6 +623,74 @@ class VenueSync:
                     held_trader.pause("drift", detail, now)
                     self.app.save_trader(held_trader)
 
+    async def _record_transfers(
+        self, state: VenueAccountState, account: VenueAccount, now: datetime, report: SyncReport
+    ) -> bool:
+        """Deposits, withdrawals and transfers the state read reflects, each once; False
+        when the venue could not say (the equity is then not judged this pass)."""
+        account.track_transfers(state.time, now)  # an account registered before tracking
+        after = account.transfers_after or state.time
+        since = max(after, self._transfer_cursor or after)
+        try:
+            transfers = await self.exchange.transfers_since(
+                since - timedelta(seconds=self.policy.overlap_s)
+            )
+        except ExchangeError as exc:
+            report.findings.append(f"transfers unavailable: {exc}")
+            log.warning("venue %s: transfers unavailable: %s", self.exchange.name, exc)
+            return False
+        for transfer in transfers:
+            if transfer.time > state.time:
+                continue  # after the state was read: the next pass, with the state showing it
+            if account.observe_transfer(
+                transfer_id=transfer.transfer_id,
+                kind=transfer.kind,
+                amount=transfer.amount,
+                venue_time=transfer.time,
+                at=now,
+            ):
+                report.transfers += 1
+                log.info(
+                    "venue %s: %s of %+.2f USDC: unallocated now %.2f",
+                    self.exchange.name,
+                    transfer.kind,
+                    transfer.amount,
+                    self.invariant(state, account)[2],
+                )
+        if self._transfer_cursor is None or state.time > self._transfer_cursor:
+            self._transfer_cursor = state.time
+        return True
+
+    def _check_backing(
+        self,
+        state: VenueAccountState,
+        account: VenueAccount,
+        mine: dict[str, Trader],
+        now: datetime,
+        report: SyncReport,
+    ) -> None:
+        """The account must hold what the traders were given: after a withdrawal that took
+        part of it, their sizing no longer rests on real money (they pause)."""
+        unallocated = self.invariant(state, account)[2]
+        key = "underfunded"
+        if unallocated >= -self.policy.equity_tolerance:
+            account.clear_drift(key, now)
+            return
+        detail = (
+            f"the account holds {-unallocated:.2f} USDC less than the traders' allocations "
+            "(withdrawn or transferred out)"
+        )
+        report.drift.append(detail)
+        names = sorted(mine)
+        if not account.detect_drift(key, detail, names, now):
+            return  # known (resuming holds while the shortfall stays the same)
+        self.alerts.alert("venue", "underfunded", f"{detail}; paused {', '.join(names)}")
+        log.error("venue %s: %s", self.exchange.name, detail)
+        for trader in mine.values():
+            if not trader.paused:
+                trader.pause("underfunded", detail, now)
+                self.app.save_trader(trader)
+
     def _check_equity(
         self,
         venue: _Venue,
@@ -624,7 +703,7 @@ class VenueSync:
     ) -> None:
         if report.skipped or any(t.pending for t in self._traders()):
             return  # an order in flight makes the books and the venue momentarily differ
-        equity, traders, unallocated = self.invariant(venue.state)
+        equity, traders, unallocated = self.invariant(venue.state, account)
         gap = equity - traders - unallocated
         report.equity_gap = gap
         key = "equity"
@@ -639,8 +718,7 @@ class VenueSync:
         names = sorted(mine)
         if account.detect_drift(key, detail, names, now):
             # The books no longer explain the account: no trader on it opens anything more
-            # until someone has looked (a deposit or withdrawal made outside the arena
-            # shifts it once; resuming then holds, as long as the gap does not change).
+            # until someone has looked (resuming holds as long as the gap does not change).
             self.alerts.alert("venue", "equity_drift", f"{detail}; paused {', '.join(names)}")
             log.error(
                 "venue %s: %s (account %.2f, traders %.2f, unallocated %.2f)",

@@ -8,6 +8,11 @@ trader. So are findings that the books and the venue disagree.
 The account's ``baseline_equity`` makes the shared-account invariant checkable:
 
     Σ trader equity + unallocated = account equity,  unallocated = baseline − Σ allocations
+
+Money that enters or leaves the account without trading (a deposit, a withdrawal, a
+transfer) moves the baseline, so it lands in the unallocated part and never in a trader's
+equity. Transfers count from ``transfers_after`` on (the venue time the baseline was read
+at, or first tracked): the baseline already holds the earlier ones.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ def venue_account_id(provider: str, address: str) -> UUID:
 
 class VenueAccount(Aggregate):
     TOPIC = "nof0/VenueAccount"
+    class_version = 2  # v2: deposits, withdrawals and transfers tracked
 
     provider: str
     address: str
@@ -36,6 +42,11 @@ class VenueAccount(Aggregate):
     foreign_orders: dict[int, str]  # open orders that are not ours: oid → coin
     seen_ids: list[str]  # foreign fills and funding payments observed lately
     drift: dict[str, str]  # open findings: key → detail
+    transfers_after: datetime | None  # venue time after which transfers move the baseline
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["transfers_after"] = None
 
     class Event(Aggregate.Event):
         TOPIC = "nof0/VenueAccount.Event"
@@ -57,6 +68,7 @@ class VenueAccount(Aggregate):
             account.foreign_orders = {}
             account.seen_ids = []
             account.drift = {}
+            account.transfers_after = None
 
     class ForeignOrderObserved(Aggregate.Event):
         """An open order on the account that no trader placed (kept out of every book)."""
@@ -109,6 +121,28 @@ class VenueAccount(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             _seen(aggregate, self.funding_id)
+
+    class TransfersTracked(Aggregate.Event):
+        """From ``after`` (venue time) on, deposits and withdrawals move the baseline."""
+
+        TOPIC = "nof0/VenueAccount.TransfersTracked"
+        after: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.transfers_after = self.after
+
+    class TransferObserved(Aggregate.Event):
+        """Money in (+) or out (−) of the account without trading: it is unallocated."""
+
+        TOPIC = "nof0/VenueAccount.TransferObserved"
+        transfer_id: str
+        kind: str
+        amount: Decimal
+        venue_time: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.baseline_equity += self.amount
+            _seen(aggregate, self.transfer_id)
 
     class DriftDetected(Aggregate.Event):
         """The books and the venue disagree beyond tolerance (``key`` names what)."""
@@ -228,6 +262,27 @@ class VenueAccount(Aggregate):
             amount=amount,
             rate=rate,
             size=size,
+            timestamp=at,
+        )
+        return True
+
+    def track_transfers(self, after: datetime, at: datetime) -> None:
+        if self.transfers_after is None:
+            self.trigger_event(self.TransfersTracked, after=after, timestamp=at)
+
+    def observe_transfer(
+        self, *, transfer_id: str, kind: str, amount: Decimal, venue_time: datetime, at: datetime
+    ) -> bool:
+        """Record a transfer once; False for one seen already or the baseline holds."""
+        after = self.transfers_after
+        if after is None or venue_time <= after or transfer_id in self.seen_ids:
+            return False
+        self.trigger_event(
+            self.TransferObserved,
+            transfer_id=transfer_id,
+            kind=kind,
+            amount=amount,
+            venue_time=venue_time,
             timestamp=at,
         )
         return True

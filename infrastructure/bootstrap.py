@@ -77,6 +77,7 @@ from projections.conversations import ConversationsProjector
 from projections.engine import CatchUp, Projector
 from projections.market import MarketProjector
 from projections.portfolio import PortfolioProjector
+from projections.status import StatusProjector
 from projections.trades import TradesProjector
 
 __all__ = [
@@ -226,6 +227,7 @@ def projectors(config: LoadedConfig) -> list[Projector[Any]]:
         TradesProjector(),
         AnalyticsProjector(),
         ConversationsProjector(per_trader=config.main.Projections.ConversationsPerTrader),
+        StatusProjector(),
     ]
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from projections.status import TraderStatus, VenueStatus
+
 # -- crypto-prices ----------------------------------------------------------------------
 
 
@@ -235,7 +237,14 @@ class ConversationsDocument(msgspec.Struct):
     conversations: list[Conversation]
 
 
-#: The nine MCP files and the document type each holds.
+class StatusDocument(msgspec.Struct):
+    """nof0's own (``/api/status``): see ``projections.status``."""
+
+    traders: list[TraderStatus]
+    venues: list[VenueStatus]
+
+
+#: The nine MCP files, nof0's status, and the document type each holds.
 FILES: dict[str, type[msgspec.Struct]] = {
     "crypto-prices.json": CryptoPricesDocument,
     "account-totals.json": AccountTotalsDocument,
@@ -245,5 +254,6 @@ FILES: dict[str, type[msgspec.Struct]] = {
     "trades.json": TradesDocument,
     "analytics.json": AnalyticsDocument,
     "conversations.json": ConversationsDocument,
+    "status.json": StatusDocument,
 }
 ANALYTICS_MODEL_FILE = "analytics-{model_id}.json"

@@ -49,10 +49,12 @@ from application.ports import (
     VenuePosition,
     VenueRefused,
     VenueRejection,
+    VenueTransfer,
 )
 from domain.risk import AssetRules
 from domain.values import Liquidity, OrderSide
 from infrastructure.hyperliquid.errors import classify, status_reason
+from infrastructure.hyperliquid.ledger import UnreadableDelta, perp_usdc_change
 from infrastructure.hyperliquid.nonces import NonceManager
 from infrastructure.hyperliquid.transport import Transport, TransportError
 
@@ -599,6 +601,39 @@ class HyperliquidExchange:
             except (KeyError, TypeError, ValueError, AttributeError):
                 raise MalformedAnswer(f"{self.name}: unreadable funding row {row!r}") from None
         return sorted(payments.values(), key=lambda f: (f.time, f.funding_id))
+
+    async def transfers_since(self, since: datetime) -> list[VenueTransfer]:
+        rows = await self._paged(
+            lambda start: {
+                "type": "userNonFundingLedgerUpdates",
+                "user": self.account_id,
+                "startTime": start,
+            },
+            _ms(since),
+        )
+        transfers: dict[str, VenueTransfer] = {}
+        for row in rows:
+            try:
+                delta = row["delta"]
+                kind = str(delta["type"])
+                change = perp_usdc_change(delta, self.account_id)
+                at = _time(row["time"])
+                transfer_id = f"{row.get('hash') or row['time']}:{kind}"
+            except (KeyError, TypeError, AttributeError, UnreadableDelta) as exc:
+                raise MalformedAnswer(
+                    f"{self.name}: unreadable ledger row {row!r} ({exc})"
+                ) from None
+            if change is None:
+                log.warning(
+                    "%s: ledger update of an unknown kind %r left out (if it moved money, "
+                    "the equity check will say so)",
+                    self.name,
+                    kind,
+                )
+                continue
+            if change != 0:
+                transfers[transfer_id] = VenueTransfer(transfer_id, kind, change, at)
+        return sorted(transfers.values(), key=lambda t: (t.time, t.transfer_id))
 
     async def account_state(self) -> VenueAccountState:
         answer = await self._info(

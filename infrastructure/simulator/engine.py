@@ -16,6 +16,7 @@ liquidation), ``account_actions`` (leverage, isolated margin, scheduled cancel),
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -43,6 +44,7 @@ from infrastructure.simulator.errors import AgentApprovalError, InfoRequestError
 from infrastructure.simulator.info import CandleSource
 from infrastructure.simulator.margin import summarize
 from infrastructure.simulator.rules import ZERO
+from infrastructure.simulator.state import LedgerUpdate
 from infrastructure.simulator.store import Store
 from infrastructure.simulator.trading import Venue
 
@@ -145,11 +147,41 @@ class SimVenue:
             self._commit()
 
     def fund(self, user: str, usdc: Decimal) -> None:
-        """Deposit USDC (configuration and CLI only; never an HTTP route)."""
-        acct = self._venue.account(user.lower())
+        """Deposit USDC (configuration and CLI only; never an HTTP route).
+
+        The deposit is in the user's ledger (userNonFundingLedgerUpdates), as on the venue."""
+        if usdc <= 0:
+            raise ValueError(f"a deposit must be positive, not {usdc}")
+        user = user.lower()
+        acct = self._venue.account(user)
         acct.cash += usdc
         acct.funded = True
+        self._ledger(user, "deposit", usdc)
         self._commit()
+
+    def withdraw(self, user: str, usdc: Decimal) -> None:
+        """Withdraw USDC (an operator's action, never an HTTP route): at most what the
+        account could withdraw on the venue (free margin, see ``margin``)."""
+        user = user.lower()
+        acct = self._venue.core.accounts.get(user)
+        if usdc <= 0:
+            raise ValueError(f"a withdrawal must be positive, not {usdc}")
+        free = (
+            ZERO
+            if acct is None
+            else summarize(acct, self._venue.marks(), self._venue.by_coin).withdrawable
+        )
+        if acct is None or usdc > free:
+            raise ValueError(f"{user} can withdraw at most {free} USDC, not {usdc}")
+        acct.cash -= usdc
+        self._ledger(user, "withdraw", usdc)
+        self._commit()
+
+    def _ledger(self, user: str, kind: str, usdc: Decimal) -> None:
+        venue = self._venue
+        seq = venue.next_seq()
+        digest = hashlib.sha256(f"ledger:{venue.config.seed}:{user}:{seq}".encode()).hexdigest()
+        venue.record(LedgerUpdate(seq, user, venue.now, kind, usdc, "0x" + digest, nonce=seq))
 
     def set_candle_source(self, source: CandleSource | None) -> None:
         self._candle_source = source

@@ -39,6 +39,7 @@ HANDLERS: dict[str, Handler] = {
     "userFills": info_orders.user_fills,
     "userFillsByTime": info_orders.user_fills_by_time,
     "userFunding": info_orders.user_funding,
+    "userNonFundingLedgerUpdates": info_orders.user_ledger,
 }
 
 

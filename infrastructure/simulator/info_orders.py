@@ -196,3 +196,20 @@ def user_funding(venue: Venue, request: Request) -> list[dict[str, Any]]:
         if row.time >= start and (end is None or row.time <= end)
     ]
     return rows[:MAX_TIME_ROWS]
+
+
+def user_ledger(venue: Venue, request: Request) -> list[dict[str, Any]]:
+    """userNonFundingLedgerUpdates: the deposits and withdrawals (the simulator has no
+    other transfers)."""
+    user = user_field(request)
+    start = int_field(request, "startTime")
+    end = optional_int_field(request, "endTime")
+    rows = []
+    for row in venue.journal.ledger.get(user, ()):
+        if row.time < start or (end is not None and row.time > end):
+            continue
+        delta: dict[str, Any] = {"type": row.kind, "usdc": wire(row.usdc)}
+        if row.kind == "withdraw":
+            delta.update(nonce=row.nonce, fee="0.0")
+        rows.append({"time": row.time, "hash": row.hash, "delta": delta})
+    return rows[:MAX_ROWS]

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 
 from infrastructure.simulator.config import SimConfig
-from infrastructure.simulator.state import Fill, FundingRate, Order, OrderDone, Record, UserFunding
+from infrastructure.simulator.state import (
+    Fill,
+    FundingRate,
+    LedgerUpdate,
+    Order,
+    OrderDone,
+    Record,
+    UserFunding,
+)
 
 
 class Journal:
@@ -13,6 +21,7 @@ class Journal:
         self._config = config
         self.fills: dict[str, deque[Fill]] = {}
         self.user_funding: dict[str, deque[UserFunding]] = {}
+        self.ledger: dict[str, deque[LedgerUpdate]] = {}
         self.rates: dict[str, deque[FundingRate]] = {}
         self.done: dict[str, OrderedDict[int, Order]] = {}
         self._done_seq: dict[int, int] = {}  # oid -> seq of its record (for compaction)
@@ -34,6 +43,9 @@ class Journal:
         elif isinstance(record, UserFunding):
             kept = self.user_funding.setdefault(record.user, deque(maxlen=config.funding_kept))
             kept.append(record)
+        elif isinstance(record, LedgerUpdate):
+            kept_ledger = self.ledger.setdefault(record.user, deque(maxlen=config.funding_kept))
+            kept_ledger.append(record)
         elif isinstance(record, FundingRate):
             kept_rates = self.rates.setdefault(record.coin, deque(maxlen=config.funding_kept))
             kept_rates.append(record)
@@ -67,6 +79,8 @@ class Journal:
             records.extend(fills)
         for funding in self.user_funding.values():
             records.extend(funding)
+        for ledger in self.ledger.values():
+            records.extend(ledger)
         for rates in self.rates.values():
             records.extend(rates)
         for done in self.done.values():
@@ -78,6 +92,7 @@ class Journal:
         return (
             sum(len(kept) for kept in self.fills.values())
             + sum(len(kept) for kept in self.user_funding.values())
+            + sum(len(kept) for kept in self.ledger.values())
             + sum(len(kept) for kept in self.rates.values())
             + sum(len(kept) for kept in self.done.values())
         )

@@ -138,6 +138,18 @@ class UserFunding(msgspec.Struct, tag="funding"):
     hash: str
 
 
+class LedgerUpdate(msgspec.Struct, tag="ledger"):
+    """Money in or out of an account without trading (userNonFundingLedgerUpdates)."""
+
+    seq: int
+    user: str
+    time: int
+    kind: str  # "deposit" | "withdraw"
+    usdc: Decimal  # the amount, always positive
+    hash: str
+    nonce: int = 0
+
+
 class FundingRate(msgspec.Struct, tag="rate"):
     seq: int
     coin: str
@@ -151,4 +163,4 @@ class OrderDone(msgspec.Struct, tag="order"):
     order: Order
 
 
-Record = Fill | UserFunding | FundingRate | OrderDone
+Record = Fill | UserFunding | LedgerUpdate | FundingRate | OrderDone

@@ -30,6 +30,7 @@ from interfaces.http.schemas import (
     LeaderboardResponse,
     PositionsResponse,
     SinceInceptionResponse,
+    StatusResponse,
     TradesResponse,
 )
 from projections.reading import DocumentReader
@@ -164,6 +165,13 @@ class ApiController(Controller):
     @get("/conversations", summary="Latest model invocations per trader")
     async def conversations(self, state: State) -> ConversationsResponse:
         return await load(state, "conversations.json", ConversationsResponse)
+
+    @get(
+        "/status",
+        summary="What needs attention: paused traders and why, refusals, venue findings",
+    )
+    async def status(self, state: State) -> StatusResponse:
+        return await load(state, "status.json", StatusResponse)
 
 
 @get("/healthz", summary="Liveness and where the views come from", tags=["ops"])

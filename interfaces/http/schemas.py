@@ -12,6 +12,7 @@ from projections.documents import (
     LeaderboardDocument,
     PositionsDocument,
     SinceInceptionDocument,
+    StatusDocument,
     TradesDocument,
 )
 
@@ -45,6 +46,12 @@ class AnalyticsResponse(AnalyticsDocument, kw_only=True):
 
 
 class ConversationsResponse(ConversationsDocument, kw_only=True):
+    serverTime: int = 0
+
+
+class StatusResponse(StatusDocument, kw_only=True):
+    """nof0's own: paused traders and why, refusals, venue findings and transfers."""
+
     serverTime: int = 0
 
 

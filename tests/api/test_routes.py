@@ -319,3 +319,26 @@ def test_conversations_keep_the_latest_per_trader(client: Any) -> None:
     counts = Counter(item["model_id"] for item in conversations)
     for model in TRADERS:
         assert counts[model] == min(CONVERSATIONS_PER_TRADER, invocations[model]), model
+
+
+# -- nof0's own status route ---------------------------------------------------------------
+
+
+def test_status_shows_every_trader_and_the_shared_venue_account(client: Any) -> None:
+    response = client.get("/api/status")
+    assert response.status_code == 200, response.text[:300]
+    assert "_view" not in response.text
+    body = response.json()
+    assert type(body["serverTime"]) is int
+    rows = {row["model_id"]: row for row in body["traders"]}
+    assert set(rows) == set(TRADERS)
+    for row in rows.values():
+        assert row["cycles"] > 0
+        assert row["last_cycle_at"] is not None
+        assert row["paused"] is False
+        assert row["llm_failures"] == 0
+    (venue,) = body["venues"]
+    assert venue["provider"] == "paper_trading"  # the provider id in exchange.yaml
+    assert venue["address"].startswith("0x")
+    assert venue["findings"] == []  # the books followed the venue all along
+    assert venue["transfers"] == []  # funded before the arena registered it

@@ -413,7 +413,7 @@ def test_one_failing_trader_does_not_stop_the_others(tmp_path: Path) -> None:
             raise RuntimeError("a bug in one trader's model adapter")
 
     async def scenario() -> None:
-        h = await Harness.create()
+        h = await Harness.create(fund=Decimal(20000))  # both traders' allocations
         good = trader_settings("good")
         bad = trader_settings("bad")
         arena = Arena(

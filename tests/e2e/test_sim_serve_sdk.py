@@ -259,6 +259,11 @@ def test_funding_over_an_hour_boundary(trader: Trader) -> None:
     assert rows[0]["time"] >= boundary
 
 
+def test_the_deposit_is_in_the_non_funding_ledger(trader: Trader) -> None:
+    rows = trader.info.user_non_funding_ledger_updates(trader.user, 0)
+    assert [row["delta"] for row in rows] == [{"type": "deposit", "usdc": "1000000.0"}]
+
+
 def test_cross_liquidation_shows_in_fills(trader: Trader) -> None:
     sim = trader.sim
     thin: LocalAccount = Account.create()

@@ -21,12 +21,14 @@ from domain.ledger import EntryContext, ExitPlan
 from domain.risk import PlannedOrder, Rejection
 from domain.trader import PausePolicy, PromptRecord, Trader, make_cloid
 from domain.values import CloseReason, Liquidity, OrderIntent, OrderSide, Signal, SkipReason
+from domain.venue_account import VenueAccount
 from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from projections.analytics import AnalyticsProjector
 from projections.conversations import ConversationsProjector
 from projections.engine import CatchUp, Projector, ViewOutput
 from projections.market import MarketProjector
 from projections.portfolio import PortfolioProjector
+from projections.status import StatusProjector
 from projections.trades import TradesProjector
 from tests.support.fakes import T0
 
@@ -42,6 +44,7 @@ def all_projectors() -> list[Projector[Any]]:
         TradesProjector(),
         AnalyticsProjector(),
         ConversationsProjector(per_trader=3),
+        StatusProjector(),
     ]
 
 
@@ -80,7 +83,7 @@ class Redelivering:
 
 # -- random histories -------------------------------------------------------------------------
 
-KINDS = ["cycle"] * 6 + ["fill"] * 5 + ["funding", "skip", "pause"]
+KINDS = ["cycle"] * 6 + ["fill"] * 5 + ["funding", "skip", "pause", "venue"]
 SIGNALS = ["buy_to_enter", "sell_to_enter", "buy_to_enter", "close", "close", "hold", "garbage"]
 step = st.tuples(
     st.sampled_from(KINDS),
@@ -108,6 +111,11 @@ def build_history(traders: int, steps: list[tuple[str, int, str, str, bool, int]
         )
         app.save_trader(trader)
         agents.append(trader)
+    venue = VenueAccount.register(
+        provider="sim", address="0x" + "ab" * 20, baseline_equity=Decimal(30_000), at=now
+    )
+    venue.track_transfers(now, now)
+    app.save_venue_account(venue)
     for index, (kind, minutes, coin, signal, flag, wiggle) in enumerate(steps):
         trader = agents[index % traders]
         now += timedelta(minutes=minutes)
@@ -129,8 +137,44 @@ def build_history(traders: int, steps: list[tuple[str, int, str, str, bool, int]
                 trader.resume("test", now)
             else:
                 trader.pause("test", "random", now)
+        elif kind == "venue":
+            _venue_step(venue, now, coin, flag, wiggle, index)
+            app.save_venue_account(venue)
         app.save_trader(trader)
     return app
+
+
+def _venue_step(
+    venue: VenueAccount, now: datetime, coin: str, flag: bool, wiggle: int, index: int
+) -> None:
+    """Something the reconciliation finds on the shared account."""
+    if wiggle % 3 == 0:
+        if flag:
+            venue.detect_drift(f"position:{coin}", f"{coin} off by {wiggle}", ["t0"], now)
+        else:
+            venue.clear_drift(f"position:{coin}", now)
+    elif wiggle % 3 == 1:
+        venue.observe_transfer(
+            transfer_id=f"0x{index}:deposit",
+            kind="deposit" if flag else "withdraw",
+            amount=Decimal(wiggle) if flag else -Decimal(abs(wiggle)),
+            venue_time=now,
+            at=now,
+        )
+    elif flag:
+        venue.observe_order(
+            oid=abs(wiggle) % 4,
+            cloid=None,
+            coin=coin,
+            side="B",
+            size=Decimal(1),
+            price=PRICES[coin],
+            trigger_price=None,
+            reduce_only=False,
+            at=now,
+        )
+    else:
+        venue.order_gone(abs(wiggle) % 4, now)
 
 
 def _cycle(

@@ -4,7 +4,8 @@ adapter and the simulator.
 
 After every step and a reconciliation pass:
 
-* Σ trader equity + unallocated = account equity, to the cent;
+* Σ trader equity + unallocated = account equity, to the cent, and unallocated is what the
+  traders were not given plus deposits minus withdrawals (nobody is paused for them);
 * each coin's size on the venue equals the books' (and at most one trader holds it);
 * every venue fill is in exactly one book, once;
 * every open position has exactly one stop and one target on the venue, for its full size.
@@ -46,6 +47,7 @@ class SharedAccountMachine(RuleBasedStateMachine):
                 fund=D(10000),
             )
         )
+        self.unallocated = D(10000) - 2 * D(4000)  # moved by deposits and withdrawals only
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -124,6 +126,31 @@ class SharedAccountMachine(RuleBasedStateMachine):
         self.shared.mark()
         self.reconcile()
 
+    @rule(usdc=st.integers(min_value=1, max_value=3000))
+    def deposit(self, usdc: int) -> None:
+        self.shared.clock.advance(1)
+        self.shared.mark()
+        self.shared.exchange.gateway.fund(self.shared.exchange.account_id, D(usdc))
+        self.unallocated += usdc
+        self.reconcile()
+
+    @rule(share=st.sampled_from([D("0.1"), D("0.5"), D(1)]))
+    def withdraw(self, share: Decimal) -> None:
+        """The owner takes money out of what no trader was given (never more)."""
+        usdc = (self.unallocated * share).quantize(D("0.01"), rounding=ROUND_DOWN)
+        if usdc <= 0:
+            return
+        self.shared.clock.advance(1)
+        self.shared.mark()
+        with self.shared.exchange.gateway.locked() as venue:
+            try:
+                venue.withdraw(self.shared.exchange.account_id, usdc)
+            except ValueError:
+                event("withdrawal refused by the venue (margin in use)")
+                return
+        self.unallocated -= usdc
+        self.reconcile()
+
     # -- what must always hold ----------------------------------------------------------------
 
     @invariant()
@@ -131,6 +158,10 @@ class SharedAccountMachine(RuleBasedStateMachine):
         state = self.run(self.shared.exchange.account_state())
         equity, traders, unallocated = self.shared.sync.invariant(state)
         assert abs(equity - traders - unallocated) < D("0.01"), (equity, traders, unallocated)
+        assert unallocated == self.unallocated
+        for t in TRADERS:
+            reason = self.shared.app.get_trader(t).pause_reason
+            assert not reason.startswith(("equity_drift", "underfunded")), (t, reason)
 
     @invariant()
     def the_books_hold_what_the_venue_holds(self) -> None:

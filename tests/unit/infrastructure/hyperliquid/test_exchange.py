@@ -304,6 +304,67 @@ def test_fills_are_paged_by_time_and_deduplicated_across_pages() -> None:
     assert asked[0] == NOW_MS
 
 
+def test_deposits_and_withdrawals_read_back_signed_and_once() -> None:
+    gateway, address = venue()
+    gateway.advance(NOW_MS + 1000)
+    gateway.fund(address, D(250))
+    gateway.advance(NOW_MS + 2000)
+    with gateway.locked() as sim:
+        sim.withdraw(address, D(100))
+    exchange = adapter(gateway, Account.create(), address)
+    since = datetime.fromtimestamp((NOW_MS + 1) / 1000, UTC)
+    transfers = run(exchange.transfers_since(since))
+    assert [(t.kind, t.amount) for t in transfers] == [("deposit", D(250)), ("withdraw", D(-100))]
+    assert [t.time for t in transfers] == [
+        datetime.fromtimestamp((NOW_MS + 1000) / 1000, UTC),
+        datetime.fromtimestamp((NOW_MS + 2000) / 1000, UTC),
+    ]
+    assert len({t.transfer_id for t in transfers}) == 2
+    everything = run(exchange.transfers_since(datetime.fromtimestamp(0, UTC)))
+    assert [t.amount for t in everything] == [TEN_THOUSAND, D(250), D(-100)]
+
+
+def ledger_adapter(rows: list[Any]) -> HyperliquidExchange:
+    def handler(path: str, body: Any) -> tuple[int, Any]:
+        assert body["type"] == "userNonFundingLedgerUpdates"
+        return 200, rows
+
+    return HyperliquidExchange(
+        "hl",
+        InProcessTransport(handler),
+        wallet=Account.create(),
+        account_address="0x" + "11" * 20,
+        nonces=NonceManager(lambda: NOW_MS),
+    )
+
+
+def test_ledger_kinds_without_perp_money_or_unknown_are_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rows = [
+        {"time": NOW_MS, "hash": "0x01", "delta": {"type": "spotTransfer", "token": "PURR"}},
+        {"time": NOW_MS, "hash": "0x02", "delta": {"type": "brandNew", "usdc": "5"}},
+        {"time": NOW_MS + 1, "hash": "0x03", "delta": {"type": "deposit", "usdc": "7"}},
+    ]
+    transfers = run(ledger_adapter(rows).transfers_since(datetime.fromtimestamp(0, UTC)))
+    assert [(t.transfer_id, t.amount) for t in transfers] == [("0x03:deposit", D(7))]
+    assert "unknown kind 'brandNew'" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"time": NOW_MS, "hash": "0x01", "delta": {"type": "deposit", "usdc": "lots"}},
+        {"time": NOW_MS, "hash": "0x01"},
+        {"time": "yesterday", "hash": "0x01", "delta": {"type": "deposit", "usdc": "1"}},
+        "not a row",
+    ],
+)
+def test_an_unreadable_ledger_row_is_a_malformed_answer(row: Any) -> None:
+    with pytest.raises(ExchangeError, match=r"unreadable ledger row|time is not an integer"):
+        run(ledger_adapter([row]).transfers_since(datetime.fromtimestamp(0, UTC)))
+
+
 # -- transports --------------------------------------------------------------------------------
 
 

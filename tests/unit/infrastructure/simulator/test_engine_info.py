@@ -12,9 +12,11 @@ import pytest
 from infrastructure.simulator.engine import InfoRequestError, SimVenue
 from tests.unit.infrastructure.simulator.simkit import (
     ALICE,
+    BOB,
     ETH,
     HOUR,
     HOUR0,
+    MIDS,
     SOL,
     T0,
     D,
@@ -405,6 +407,44 @@ def test_user_funding(busy: SimVenue, shared_dir: Path) -> None:
     ours = busy.info({"type": "userFunding", "user": ALICE, "startTime": 0})
     theirs = sample(shared_dir, "info_userFunding_examples.json")["items"][0]["response"]
     same_shape(ours, theirs)
+
+
+def test_user_non_funding_ledger_updates_list_deposits_and_withdrawals() -> None:
+    sim = venue()  # ALICE funded with 10000 before T0
+    sim.advance(T0 + 1000, prices(MIDS))
+    sim.fund(ALICE, D(500))
+    one(sim, limit(ETH, True, "2010", "4", "Ioc"))  # 8000 USD of ETH at 20x: 400 margin
+    sim.advance(T0 + 2000, prices(MIDS))
+    sim.withdraw(ALICE, D(1000))
+    rows = sim.info({"type": "userNonFundingLedgerUpdates", "user": ALICE, "startTime": 0})
+    assert [(r["time"], r["delta"]["type"], r["delta"]["usdc"]) for r in rows] == [
+        (0, "deposit", "10000.0"),
+        (T0 + 1000, "deposit", "500.0"),
+        (T0 + 2000, "withdraw", "1000.0"),
+    ]
+    assert rows[2]["delta"]["fee"] == "0.0"
+    assert isinstance(rows[2]["delta"]["nonce"], int)
+    assert all(r["hash"].startswith("0x") and len(r["hash"]) == 66 for r in rows)
+    assert len({r["hash"] for r in rows}) == 3
+    window = {"startTime": T0 + 1, "endTime": T0 + 1500}
+    bounded = sim.info({"type": "userNonFundingLedgerUpdates", "user": ALICE, **window})
+    assert [r["delta"]["usdc"] for r in bounded] == ["500.0"]
+    assert sim.info({"type": "userNonFundingLedgerUpdates", "user": BOB, "startTime": 0}) == []
+
+
+def test_a_withdrawal_is_limited_to_what_the_account_may_withdraw() -> None:
+    sim = venue(cash="1000")
+    one(sim, limit(ETH, True, "2010", "4", "Ioc"))  # ~8000 USD at 20x: ~800 held by transfers
+    value = sim.account_value(ALICE)
+    with pytest.raises(ValueError, match="can withdraw at most"):
+        sim.withdraw(ALICE, D(900))
+    with pytest.raises(ValueError, match="positive"):
+        sim.withdraw(ALICE, D(0))
+    with pytest.raises(ValueError, match="can withdraw at most 0"):
+        sim.withdraw(BOB, D(1))
+    with pytest.raises(ValueError, match="positive"):
+        sim.fund(ALICE, D(-5))
+    assert sim.account_value(ALICE) == value  # nothing moved
 
 
 # -- roles ---------------------------------------------------------------------------------------

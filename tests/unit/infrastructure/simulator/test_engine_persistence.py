@@ -51,6 +51,9 @@ USER_QUERIES = (
 def snapshot(sim: SimVenue) -> dict[str, Any]:
     views: dict[str, Any] = {kind: sim.info({"type": kind, "user": ALICE}) for kind in USER_QUERIES}
     views["userFunding"] = sim.info({"type": "userFunding", "user": ALICE, "startTime": 0})
+    views["ledger"] = sim.info(
+        {"type": "userNonFundingLedgerUpdates", "user": ALICE, "startTime": 0}
+    )
     views["fundingHistory"] = sim.info({"type": "fundingHistory", "coin": "ETH", "startTime": 0})
     views["l2Book"] = sim.info({"type": "l2Book", "coin": "ETH"})
     views["now"] = sim.now_ms
@@ -79,6 +82,7 @@ def eventful(state_dir: Path | None, seed: int = 0, book: Any = None) -> SimVenu
     sim.exchange(ALICE, {"type": "scheduleCancel", "time": HOUR0 + 5 * HOUR})
     sim.advance(HOUR0 + HOUR + 5, prices({"ETH": "1985", "SOL": "101"}))  # maker fill, funding
     one(sim, limit(ETH, False, "1900", "0.2", "Ioc"), user=BOB)
+    sim.withdraw(ALICE, D(25))
     return sim
 
 
@@ -91,6 +95,7 @@ def test_a_reopened_venue_continues_exactly(tmp_path: Path) -> None:
     assert again.resolve_signer(ALICE, "0x" + "d4" * 20) == "0x" + "d4" * 20
     assert again.use_nonce(AGENT, T0) == f"Invalid nonce: duplicate nonce {T0}"
     assert again.account_value(ALICE) == sim.account_value(ALICE)
+    assert [row["delta"]["type"] for row in before["ledger"]] == ["deposit", "withdraw"]
     # counters continue: the next order and fill get the next oid and tid
     for one_venue in (sim, again):
         one(one_venue, limit(ETH, True, "2010", "0.1", "Ioc"))

@@ -1,0 +1,260 @@
+"""The status view: what needs a person's attention, per trader and per venue account.
+
+A failure is recorded as an event with a typed reason; this view makes the ones an
+operator acts on visible through the API (``/api/status``): which traders are paused and
+why, the last cycle skipped, model failures, risk and venue refusals, the open findings of
+each venue account (position or equity drift, an account that no longer holds the traders'
+allocations), orders and fills on the account that no trader made, and the money that went
+in or out without trading. Not a nof1 route: nof0's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+from domain.trader import Trader
+from domain.venue_account import VenueAccount
+from projections.common import num, seconds
+from projections.engine import Projector, ViewMeta
+
+#: The newest transfers kept per venue account.
+TRANSFERS_KEPT = 50
+
+
+class Refusal(msgspec.Struct):
+    """The newest refusal of a kind (its reason or rule, what was wrong, when)."""
+
+    reason: str
+    detail: str
+    time: float
+
+
+class TraderStatus(msgspec.Struct):
+    model_id: str
+    model: str  # the model deciding now (after switches)
+    paused: bool = False
+    pause_reason: str = ""
+    paused_at: float | None = None
+    cycles: int = 0
+    last_cycle_at: float | None = None
+    cycles_skipped: int = 0
+    last_skip: Refusal | None = None
+    llm_failures: int = 0
+    last_llm_failure: Refusal | None = None
+    risk_rejections: int = 0
+    last_risk_rejection: Refusal | None = None
+    order_rejections: int = 0
+    last_order_rejection: Refusal | None = None
+    model_switches: int = 0
+
+
+class Finding(msgspec.Struct):
+    key: str  # position:<coin>, equity, underfunded
+    detail: str
+    since: float
+    traders: list[str]  # paused for it
+
+
+class Transfer(msgspec.Struct):
+    id: str
+    kind: str
+    amount: float  # into the account (+) or out of it (−)
+    time: float  # venue time
+
+
+class VenueStatus(msgspec.Struct):
+    provider: str
+    address: str
+    baseline_equity: float  # initial equity + transfers (unallocated = this − allocations)
+    findings: list[Finding] = []
+    foreign_orders_open: int = 0
+    foreign_fills: int = 0
+    transfers: list[Transfer] = []
+
+
+class StatusMeta(ViewMeta):
+    names: dict[str, str] = {}  # trader aggregate id (hex) → config id
+    venues: dict[str, int] = {}  # venue aggregate id (hex) → index in ``venues``
+    foreign_orders: dict[str, list[int]] = {}  # venue id (hex) → open foreign oids
+
+
+class StatusState(msgspec.Struct):
+    traders: list[TraderStatus] = []
+    venues: list[VenueStatus] = []
+    view: StatusMeta = msgspec.field(name="_view", default_factory=lambda: StatusMeta(""))
+
+
+class StatusProjector(Projector[StatusState]):
+    name = "status"
+    version = 1
+    primary = "status.json"
+    state_type: ClassVar[type[Any]] = StatusState
+
+    def initial(self) -> StatusState:
+        return StatusState(view=StatusMeta(self.view_name))
+
+    def meta(self, state: StatusState) -> ViewMeta:
+        return state.view
+
+    def apply(self, state: StatusState, event: Any) -> bool:
+        kind = type(event)
+        if kind is Trader.Registered:
+            state.view.names[_id(event)] = event.config_id
+            state.traders.append(TraderStatus(model_id=event.config_id, model=event.model))
+            return True
+        if kind is VenueAccount.Registered:
+            return _venue_registered(state, event)
+        handler = _TRADER.get(kind)
+        if handler is not None:
+            trader = _trader(state, event)
+            if trader is None:
+                return False
+            handler(trader, event)
+            return True
+        venue_handler = _VENUE.get(kind)
+        if venue_handler is not None:
+            key = _id(event)
+            index = state.view.venues.get(key)
+            if index is None:
+                return False
+            return venue_handler(state, key, state.venues[index], event)
+        return False
+
+
+def _id(event: Any) -> str:
+    return str(event.originator_id.hex)
+
+
+def _trader(state: StatusState, event: Any) -> TraderStatus | None:
+    config_id = state.view.names.get(_id(event))
+    return next((t for t in state.traders if t.model_id == config_id), None)
+
+
+def _venue_registered(state: StatusState, event: Any) -> bool:
+    key = _id(event)
+    state.view.venues[key] = len(state.venues)
+    state.venues.append(
+        VenueStatus(
+            provider=event.provider,
+            address=event.address,
+            baseline_equity=num(event.baseline_equity),
+        )
+    )
+    return True
+
+
+# -- trader events ---------------------------------------------------------------------------
+
+
+def _cycle(trader: TraderStatus, event: Any) -> None:
+    trader.cycles += 1
+    trader.last_cycle_at = seconds(event.as_of)
+
+
+def _skipped(trader: TraderStatus, event: Any) -> None:
+    trader.cycles_skipped += 1
+    trader.last_cycle_at = seconds(event.as_of)
+    trader.last_skip = Refusal(event.reason, event.detail, seconds(event.as_of))
+
+
+def _llm_failed(trader: TraderStatus, event: Any) -> None:
+    trader.llm_failures += 1
+    trader.last_llm_failure = Refusal(event.reason, event.detail, seconds(event.timestamp))
+
+
+def _risk_rejected(trader: TraderStatus, event: Any) -> None:
+    trader.risk_rejections += 1
+    detail = f"{event.coin} {event.signal}: {event.detail}"
+    trader.last_risk_rejection = Refusal(event.rule, detail, seconds(event.timestamp))
+
+
+def _order_rejected(trader: TraderStatus, event: Any) -> None:
+    trader.order_rejections += 1
+    detail = f"{event.coin}: {event.detail}"
+    trader.last_order_rejection = Refusal(event.reason, detail, seconds(event.timestamp))
+
+
+def _paused(trader: TraderStatus, event: Any) -> None:
+    trader.paused = True
+    trader.pause_reason = f"{event.reason}: {event.detail}" if event.detail else event.reason
+    trader.paused_at = seconds(event.timestamp)
+
+
+def _resumed(trader: TraderStatus, event: Any) -> None:
+    trader.paused = False
+    trader.pause_reason = ""
+    trader.paused_at = None
+
+
+def _switched(trader: TraderStatus, event: Any) -> None:
+    trader.model = event.to_model
+    trader.model_switches += 1
+
+
+_TRADER = {
+    Trader.DecisionRequested: _cycle,
+    Trader.CycleSkipped: _skipped,
+    Trader.LLMFailed: _llm_failed,
+    Trader.RiskRejected: _risk_rejected,
+    Trader.OrderRejected: _order_rejected,
+    Trader.Paused: _paused,
+    Trader.Resumed: _resumed,
+    Trader.ModelSwitched: _switched,
+}
+
+
+# -- venue account events --------------------------------------------------------------------
+
+
+def _drift(state: StatusState, key: str, venue: VenueStatus, event: Any) -> bool:
+    venue.findings = [f for f in venue.findings if f.key != event.key]
+    venue.findings.append(
+        Finding(event.key, event.detail, seconds(event.timestamp), list(event.traders))
+    )
+    return True
+
+
+def _cleared(state: StatusState, key: str, venue: VenueStatus, event: Any) -> bool:
+    before = len(venue.findings)
+    venue.findings = [f for f in venue.findings if f.key != event.key]
+    return len(venue.findings) != before
+
+
+def _transfer(state: StatusState, key: str, venue: VenueStatus, event: Any) -> bool:
+    venue.baseline_equity = num(event.amount) + venue.baseline_equity
+    row = Transfer(event.transfer_id, event.kind, num(event.amount), seconds(event.venue_time))
+    venue.transfers = [*venue.transfers[-(TRANSFERS_KEPT - 1) :], row]
+    return True
+
+
+def _foreign_order(state: StatusState, key: str, venue: VenueStatus, event: Any) -> bool:
+    open_oids = state.view.foreign_orders.setdefault(key, [])
+    if event.oid not in open_oids:
+        open_oids.append(event.oid)
+    venue.foreign_orders_open = len(open_oids)
+    return True
+
+
+def _foreign_order_gone(state: StatusState, key: str, venue: VenueStatus, event: Any) -> bool:
+    open_oids = state.view.foreign_orders.get(key, [])
+    if event.oid in open_oids:
+        open_oids.remove(event.oid)
+    venue.foreign_orders_open = len(open_oids)
+    return True
+
+
+def _foreign_fill(state: StatusState, key: str, venue: VenueStatus, event: Any) -> bool:
+    venue.foreign_fills += 1
+    return True
+
+
+_VENUE = {
+    VenueAccount.DriftDetected: _drift,
+    VenueAccount.DriftCleared: _cleared,
+    VenueAccount.TransferObserved: _transfer,
+    VenueAccount.ForeignOrderObserved: _foreign_order,
+    VenueAccount.ForeignOrderGone: _foreign_order_gone,
+    VenueAccount.ForeignFillObserved: _foreign_fill,
+}
