@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     results["simulator"] = sim_engine.run(args.sim_orders)
     results["sim_serve"] = sim_server.run(args.serve_seconds, log=lambda _: None)
 
-    print("\nprojection rebuild (all five views, JSON files, batches of 1000)")
+    print("\nprojection rebuild (every view: the nine files and status, JSON, batches of 1000)")
     for row in results["rebuild"]:
         print(
             f"  {row['store']:<10} {row['events']:>8} events  "
