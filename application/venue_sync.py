@@ -196,9 +196,21 @@ class VenueSync:
         account = account or self.venue_account()
         traders = self._traders()
         total = sum((t.account(self._marks(t, state)).equity for t in traders), start=ZERO)
-        allocated = sum((t.allocation for t in traders), start=ZERO)
-        baseline = account.baseline_equity if account is not None else state.equity
-        return state.equity, total, baseline - allocated
+        if account is None:
+            return state.equity, total, state.equity - self._allocated(traders)
+        return state.equity, total, self.unallocated(account, traders)
+
+    def unallocated(
+        self, account: VenueAccount, traders: Iterable[Trader] | None = None
+    ) -> Decimal:
+        """The account's capital no trader was given: baseline − Σ allocations."""
+        return account.baseline_equity - self._allocated(
+            self._traders() if traders is None else traders
+        )
+
+    @staticmethod
+    def _allocated(traders: Iterable[Trader]) -> Decimal:
+        return sum((t.allocation for t in traders), start=ZERO)
 
     @staticmethod
     def _marks(trader: Trader, state: VenueAccountState) -> dict[str, Decimal]:
@@ -320,7 +332,7 @@ class VenueSync:
             self._check_positions(venue, everyone, mine, account, now, report, startup=startup)
             if await self._record_transfers(venue.state, account, now, report):
                 self._check_equity(venue, account, mine, now, report, startup=startup)
-                self._check_backing(venue.state, account, mine, now, report)
+                self._check_backing(account, mine, now, report)
             self.app.save_venue_account(account)
             if not report.skipped:
                 self._advance_cursors(venue)
@@ -655,7 +667,7 @@ class VenueSync:
                     self.exchange.name,
                     transfer.kind,
                     transfer.amount,
-                    self.invariant(state, account)[2],
+                    self.unallocated(account),
                 )
         if self._transfer_cursor is None or state.time > self._transfer_cursor:
             self._transfer_cursor = state.time
@@ -663,7 +675,6 @@ class VenueSync:
 
     def _check_backing(
         self,
-        state: VenueAccountState,
         account: VenueAccount,
         mine: dict[str, Trader],
         now: datetime,
@@ -671,7 +682,7 @@ class VenueSync:
     ) -> None:
         """The account must hold what the traders were given: after a withdrawal that took
         part of it, their sizing no longer rests on real money (they pause)."""
-        unallocated = self.invariant(state, account)[2]
+        unallocated = self.unallocated(account)
         key = "underfunded"
         if unallocated >= -self.policy.equity_tolerance:
             account.clear_drift(key, now)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import anthropic
 import httpx2
@@ -132,9 +132,31 @@ def _compose(answer: str, reasoning: str) -> str:
 
 
 class _Client:
-    """What both adapters share: failure mapping, body decoding, the reply."""
+    """What both adapters share: the SDK client, failure mapping, body decoding, the reply."""
 
-    endpoint: ModelEndpoint
+    protocol: ClassVar[str]
+    _sdk: ClassVar[Callable[..., Any]]  # the SDK's async client class
+    _client: Any
+
+    def __init__(
+        self, endpoint: ModelEndpoint, *, http_client: httpx2.AsyncClient | None = None
+    ) -> None:
+        if endpoint.protocol != self.protocol:
+            raise ValueError(f"model {endpoint.name!r} does not speak the {self.protocol} protocol")
+        self.endpoint = endpoint
+        self.name = endpoint.name
+        self._owns_http = http_client is None
+        self._client = self._sdk(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            timeout=endpoint.timeout_s,
+            max_retries=endpoint.max_retries,
+            http_client=http_client,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._client.close()
 
     def _fail(self, reason: ModelFailure, detail: str, started: float) -> ModelError:
         # Redact before shortening: a cut could leave a prefix of the key that no longer matches.
@@ -227,21 +249,9 @@ def _openai_text(content: object) -> str | None:
 class OpenAICompatibleModel(_Client):
     """Chat Completions through ``openai.AsyncOpenAI``."""
 
-    def __init__(
-        self, endpoint: ModelEndpoint, *, http_client: httpx2.AsyncClient | None = None
-    ) -> None:
-        if endpoint.protocol != "openai":
-            raise ValueError(f"model {endpoint.name!r} does not speak the openai protocol")
-        self.endpoint = endpoint
-        self.name = endpoint.name
-        self._owns_http = http_client is None
-        self._client = openai.AsyncOpenAI(
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url,
-            timeout=endpoint.timeout_s,
-            max_retries=endpoint.max_retries,
-            http_client=http_client,
-        )
+    protocol = "openai"
+    _sdk = openai.AsyncOpenAI
+    _client: openai.AsyncOpenAI
 
     def _response_format(self) -> ResponseFormat | None:
         mode = self.endpoint.structured_output
@@ -311,10 +321,6 @@ class OpenAICompatibleModel(_Client):
             started=started,
         )
 
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._client.close()
-
 
 # -- Anthropic ----------------------------------------------------------------------------
 
@@ -326,21 +332,9 @@ class AnthropicModel(_Client):
     API version 2026-10-21 (the SDK's default) answers 400 to them, even at their defaults.
     The SDK sends the key as ``Authorization: Bearer``."""
 
-    def __init__(
-        self, endpoint: ModelEndpoint, *, http_client: httpx2.AsyncClient | None = None
-    ) -> None:
-        if endpoint.protocol != "anthropic":
-            raise ValueError(f"model {endpoint.name!r} does not speak the anthropic protocol")
-        self.endpoint = endpoint
-        self.name = endpoint.name
-        self._owns_http = http_client is None
-        self._client = anthropic.AsyncAnthropic(
-            api_key=endpoint.api_key,
-            base_url=endpoint.base_url,
-            timeout=endpoint.timeout_s,
-            max_retries=endpoint.max_retries,
-            http_client=http_client,
-        )
+    protocol = "anthropic"
+    _sdk = anthropic.AsyncAnthropic
+    _client: anthropic.AsyncAnthropic
 
     async def decide(self, request: DecisionRequest) -> DecisionReply:
         ep = self.endpoint
@@ -406,10 +400,6 @@ class AnthropicModel(_Client):
             usage_keys=("input_tokens", "output_tokens"),
             started=started,
         )
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._client.close()
 
 
 def build_model(endpoint: ModelEndpoint) -> OpenAICompatibleModel | AnthropicModel:

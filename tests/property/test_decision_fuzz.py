@@ -4,7 +4,6 @@ the answer with a typed ``DecisionParseError`` or returns items that honour the 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ from hypothesis import strategies as st
 
 from domain.decision import DecisionItem, DecisionParseError, ParsedDecision, parse_decision
 from domain.values import LLMFailureReason, Signal
+from tests.unit.domain.decision_corpus import COINS, assert_item_contract
 
-COINS = ("BTC", "ETH", "SOL", "BNB", "DOGE", "XRP")
 FIELDS = (
     "signal",
     "coin",
@@ -29,7 +28,6 @@ FIELDS = (
     "decisions",
 )
 SIGNALS = tuple(s.value for s in Signal)
-ENTRY_SIGNALS = (Signal.BUY_TO_ENTER, Signal.SELL_TO_ENTER)
 
 
 def read(raw: str, coins: tuple[str, ...] = COINS) -> ParsedDecision | None:
@@ -49,27 +47,7 @@ def check_contract(parsed: ParsedDecision, coins: tuple[str, ...] = COINS) -> No
     # An answer with no valid item is a refusal, never an empty decision.
     assert parsed.items
     for item in parsed.items:
-        assert isinstance(item, DecisionItem)
-        assert item.coin in coins
-        assert isinstance(item.signal, Signal)
-        if item.confidence is not None:
-            assert Decimal(0) <= item.confidence <= Decimal(1)
-        for value in (item.quantity, item.profit_target, item.stop_loss, item.risk_usd):
-            assert value is None or (isinstance(value, Decimal) and value.is_finite())
-        if item.signal in ENTRY_SIGNALS:
-            assert item.quantity is not None
-            assert item.quantity > 0
-            assert type(item.leverage) is int
-            assert item.leverage >= 1
-            assert item.profit_target is not None
-            assert item.profit_target > 0
-            assert item.stop_loss is not None
-            assert item.stop_loss > 0
-            assert item.confidence is not None
-            assert item.risk_usd is not None
-            assert item.risk_usd >= 0
-            assert isinstance(item.invalidation_condition, str)
-            assert item.invalidation_condition
+        assert_item_contract(item, coins)
 
 
 # -- arbitrary text -------------------------------------------------------------------------------

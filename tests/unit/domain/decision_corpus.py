@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from domain.decision import ItemError
+from domain.decision import DecisionItem, ItemError
 from domain.values import LLMFailureReason, Signal
 
 COINS: tuple[str, ...] = ("BTC", "ETH", "SOL", "BNB", "DOGE", "XRP")
@@ -456,3 +457,31 @@ CORPUS: tuple[Case, ...] = (
         valid=(("BTC", BUY), ("ETH", SELL)),
     ),
 )
+
+
+ENTRY_SIGNALS = (Signal.BUY_TO_ENTER, Signal.SELL_TO_ENTER)
+
+
+def assert_item_contract(item: DecisionItem, coins: tuple[str, ...] = COINS) -> None:
+    """What every item ``parse_decision`` keeps honours, whatever the model wrote."""
+    assert isinstance(item, DecisionItem)
+    assert item.coin in coins
+    assert isinstance(item.signal, Signal)
+    if item.confidence is not None:
+        assert Decimal(0) <= item.confidence <= Decimal(1)
+    for value in (item.quantity, item.profit_target, item.stop_loss, item.risk_usd):
+        assert value is None or (isinstance(value, Decimal) and value.is_finite())
+    if item.signal in ENTRY_SIGNALS:
+        assert item.quantity is not None
+        assert item.quantity > 0
+        assert type(item.leverage) is int
+        assert item.leverage >= 1
+        assert item.profit_target is not None
+        assert item.profit_target > 0
+        assert item.stop_loss is not None
+        assert item.stop_loss > 0
+        assert item.confidence is not None
+        assert item.risk_usd is not None
+        assert item.risk_usd >= 0
+        assert isinstance(item.invalidation_condition, str)
+        assert item.invalidation_condition

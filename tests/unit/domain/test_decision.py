@@ -25,33 +25,11 @@ from tests.unit.domain.decision_corpus import (
     CORPUS,
     ETH_HOLD,
     Case,
+    assert_item_contract,
     btc_entry,
     dump,
     eth_short,
 )
-
-ENTRY_SIGNALS = (Signal.BUY_TO_ENTER, Signal.SELL_TO_ENTER)
-
-
-def assert_item_contract(item: DecisionItem, coins: tuple[str, ...] = COINS) -> None:
-    assert item.coin in coins
-    assert isinstance(item.signal, Signal)
-    if item.confidence is not None:
-        assert Decimal(0) <= item.confidence <= Decimal(1)
-    if item.signal in ENTRY_SIGNALS:
-        assert item.quantity is not None
-        assert item.quantity > 0
-        assert type(item.leverage) is int
-        assert item.leverage >= 1
-        assert item.profit_target is not None
-        assert item.profit_target > 0
-        assert item.stop_loss is not None
-        assert item.stop_loss > 0
-        assert item.confidence is not None
-        assert item.risk_usd is not None
-        assert item.risk_usd >= 0
-        assert item.invalidation_condition != ""
-
 
 # -- the corpus ------------------------------------------------------------------------------
 
