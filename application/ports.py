@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from application.redaction import redact
 from domain.risk import AssetRules
 from domain.values import Liquidity, OrderSide
 
@@ -75,7 +76,13 @@ class MarketSnapshot(msgspec.Struct, frozen=True):
 
 
 class MarketDataError(Exception):
-    """Base of market data failures; the cycle is skipped, never guessed."""
+    """Base of market data failures; the cycle is skipped, never guessed.
+
+    Like every error a provider raises through a port, its message is redacted when it is
+    made: it may quote what a server answered."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(redact(message))
 
 
 class MissingData(MarketDataError):
@@ -280,7 +287,7 @@ class ExchangeError(Exception):
     by its cloid, never simply sent again)."""
 
     def __init__(self, message: str, *, ambiguous: bool = True) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.ambiguous = ambiguous
 
 
@@ -288,6 +295,7 @@ class VenueRefused(Exception):
     """The venue answered and refused an action (not an order: those get an ``OrderReport``)."""
 
     def __init__(self, reason: str, detail: str) -> None:
+        detail = redact(detail)
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -295,6 +303,9 @@ class VenueRefused(Exception):
 
 class ExchangeSetupError(Exception):
     """The venue account cannot be traded as configured; the message says what to fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 class Exchange(Protocol):
@@ -454,6 +465,7 @@ class ModelError(Exception):
     ``reason`` is a :class:`ModelFailure` value; ``detail`` never contains secrets."""
 
     def __init__(self, reason: str, detail: str, latency_ms: int = 0) -> None:
+        detail = redact(detail)
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import msgspec
 
+from application.redaction import redact_bytes
+
 S = TypeVar("S", bound=msgspec.Struct)
 
 _ENCODER = msgspec.json.Encoder(decimal_format="string")
@@ -96,9 +98,11 @@ class Projector(ABC, Generic[S]):
         files: dict[str, bytes] = {}
         stamp = {"_view": {"name": self.view_name, "position": position}}
         for filename, document in self.secondary(state).items():
-            files[filename] = _with_stamp(_ENCODER.encode(document), stamp)
-        files[self.primary] = _ENCODER.encode(state)
-        return ViewOutput(self.view_name, position, files, self.cache_keys(state))
+            files[filename] = redact_bytes(_with_stamp(_ENCODER.encode(document), stamp))
+        files[self.primary] = redact_bytes(_ENCODER.encode(state))
+        # Events written before a secret was masked keep their bytes; the views never do.
+        keys = {key: redact_bytes(value) for key, value in self.cache_keys(state).items()}
+        return ViewOutput(self.view_name, position, files, keys)
 
 
 def _with_stamp(encoded: bytes, stamp: Mapping[str, Any]) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from application.redaction import install_log_redaction, register_secrets
 from infrastructure.config.models import (
     ExchangeConfig,
     ExecutorConfig,
@@ -26,6 +27,7 @@ from infrastructure.config.models import (
     ManagerConfig,
     MarketConfig,
 )
+from infrastructure.config.secrets import secret_values
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET = re.compile(r"(key|pass|secret|private|token)", re.IGNORECASE)
@@ -317,6 +319,9 @@ def load_config(
         if value is not None:
             loaded[section] = value
 
+    # Registered before anything can fail, so no later text can carry them.
+    register_secrets(value for doc in docs.values() for value in secret_values(doc.data))
+    install_log_redaction()
     resolved_data = _data_dir(main_path, main_doc, data_dir)
     if governance:
         problems += governance_problems(docs, resolved_data)

@@ -18,7 +18,6 @@ Anthropic ``thinking`` blocks) is put first in the reply, inside ``<think>...</t
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,16 +30,15 @@ from anthropic.types import ToolChoiceToolParam, ToolParam
 from openai.types.chat.completion_create_params import ResponseFormat
 
 from application.ports import DecisionReply, DecisionRequest, ModelError, ModelFailure
+from application.redaction import SECRETS, redact
 
 TOOL_NAME = "submit_decision"
 SCHEMA_NAME = "decision"
 EXCERPT_CHARS = 200
-REDACTED = "[redacted]"
 
 StructuredOutput = Literal["none", "json_object", "json_schema", "tool"]
 _OPENAI_MODES: frozenset[str] = frozenset({"none", "json_object", "json_schema"})
 _ANTHROPIC_MODES: frozenset[str] = frozenset({"none", "tool"})
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;}]+")
 
 
 @dataclass(frozen=True)
@@ -82,15 +80,13 @@ class ModelEndpoint:
 # -- shared helpers -----------------------------------------------------------------------
 
 
-def _redact(text: str, secret: str) -> str:
-    if secret:
-        text = text.replace(secret, REDACTED)
-    return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
-
-
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _error_message(body: object, fallback: str) -> str:
@@ -145,6 +141,7 @@ class _Client:
             raise ValueError(f"model {endpoint.name!r} does not speak the {self.protocol} protocol")
         self.endpoint = endpoint
         self.name = endpoint.name
+        SECRETS.register(endpoint.api_key)  # also when built without a configuration file
         self._owns_http = http_client is None
         self._client = self._sdk(
             api_key=endpoint.api_key,
@@ -160,7 +157,7 @@ class _Client:
 
     def _fail(self, reason: ModelFailure, detail: str, started: float) -> ModelError:
         # Redact before shortening: a cut could leave a prefix of the key that no longer matches.
-        text = _short(_redact(f"{self.endpoint.name}: {detail}", self.endpoint.api_key))
+        text = _short(redact(f"{self.endpoint.name}: {detail}"))
         return ModelError(reason, text, _elapsed_ms(started))
 
     def _from_sdk(self, exc: openai.APIError | anthropic.APIError, started: float) -> ModelError:
@@ -198,7 +195,8 @@ class _Client:
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            excerpt = raw[:80].decode(errors="replace")
+            # Redacted whole before the cut, which could split a key into an unmatched part.
+            excerpt = _cut(redact(raw.decode(errors="replace")), 80)
             raise self._fail(
                 ModelFailure.MALFORMED_RESPONSE, f"HTTP 200 body is not JSON: {excerpt!r}", started
             ) from None
@@ -223,7 +221,8 @@ class _Client:
         usage = usage if isinstance(usage, Mapping) else {}
         model = body.get("model")
         return DecisionReply(
-            text=_compose(answer, reasoning),
+            # The answer is provider text too: a proxy or a model may echo the request.
+            text=redact(_compose(answer, reasoning)),
             model=model if isinstance(model, str) and model else self.endpoint.model_name,
             tokens_in=_int(usage.get(usage_keys[0])),
             tokens_out=_int(usage.get(usage_keys[1])),
