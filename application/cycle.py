@@ -326,6 +326,10 @@ class DecisionCycle:
             at=at,
             cached=reply.cached,
         )
+        if trader.paused:
+            # Paused (by an operator) while the model was answering: no order goes out.
+            self.app.save_trader(trader)
+            return CycleOutcome(cfg.config_id, cycle_id, "paused", trader.pause_reason)
         plan = plan_orders(
             parsed.items,
             account=trader.account(marks),

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from application.control import Flattener
 from application.cycle import CycleOutcome, DecisionCycle, SchemaCheck
 from application.gateway import DecisionGateway
 from application.orders import OrderDesk
@@ -62,8 +63,10 @@ class _TraderState:
     runtime: TraderRuntime
     cycle: DecisionCycle
     lock: asyncio.Lock
+    flattener: Flattener
     last_cycle_at: datetime | None = None
     paused: bool = False
+    flatten_requested: bool = False
     failures_in_row: int = 0
 
 
@@ -133,8 +136,9 @@ class Arena:
                 desk=venue.sync.desk,
                 sync=venue.sync,
             )
+            flattener = Flattener(app, venue.sync.desk, venue.sync, rt.market, clock, alerts)
             self._states[rt.settings.config_id] = _TraderState(
-                rt, cycle, locks[rt.settings.config_id]
+                rt, cycle, locks[rt.settings.config_id], flattener
             )
         self._tasks: set[asyncio.Task[None]] = set()
         self.cycles_run = 0
@@ -218,6 +222,7 @@ class Arena:
         trader = self.app.get_trader(state.runtime.settings.config_id)
         state.last_cycle_at = trader.last_cycle_at
         state.paused = trader.paused
+        state.flatten_requested = trader.flatten_requested
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -254,7 +259,10 @@ class Arena:
             if state.lock.locked():
                 continue
             self._refresh(state)
-            if self._due(state, now):
+            if state.flatten_requested:
+                # An operator's flatten comes before any decision, paused or not.
+                self._spawn(config_id, self._flatten(state))
+            elif self._due(state, now):
                 self._spawn(config_id, self._cycle(state, now))
 
     async def _reconcile(self, venue: _VenueState, now: datetime) -> None:
@@ -311,6 +319,17 @@ class Arena:
         task = asyncio.create_task(work, name=f"trader:{config_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _flatten(self, state: _TraderState) -> None:
+        async with state.lock:
+            try:
+                report = await state.flattener.run(state.runtime.settings)
+            except Exception as exc:  # noqa: BLE001 - logged and alerted; retried next tick
+                self._failed(state, "flatten", exc)
+                return
+            for problem in report.problems:
+                log.warning("trader=%s flatten: %s", report.trader, problem)
+            self._refresh(state)
 
     async def _cycle(self, state: _TraderState, now: datetime) -> None:
         async with state.lock:

@@ -136,5 +136,14 @@ class TradingApp(Application[UUID]):
         to_event = self.mapper.to_domain_event
         return [(n.id, to_event(n)) for n in notifications]
 
+    def registered_trader_ids(self) -> list[str]:
+        """The config ids of every trader ever registered, in registration order."""
+        ids: list[str] = []
+        after = 0
+        while batch := self.read_events(after, 1000, topics=(Trader.Registered.TOPIC,)):
+            ids += [event.config_id for _, event in batch]  # type: ignore[attr-defined]
+            after = batch[-1][0]
+        return ids
+
     def trader_events(self, config_id: str) -> Iterable[DomainEventProtocol[UUID]]:
         return self.events.get(trader_id(config_id))

@@ -108,7 +108,7 @@ class TraderError(Exception):
 
 class Trader(Aggregate):
     TOPIC = "nof0/Trader"
-    class_version = 2  # v2: venue protections and fill/funding de-duplication
+    class_version = 3  # v2: venue protections, fill/funding de-duplication; v3: controls
 
     config_id: str
     name: str
@@ -143,6 +143,8 @@ class Trader(Aggregate):
     last_fill_at: datetime | None
     last_funding_at: datetime | None
     closed_at: dict[str, datetime]  # when each coin's last position closed
+    flatten_requested: bool  # an operator asked to flatten; the engine carries it out
+    last_control: dict[str, str] | None  # the newest operator action (action, reason, by, at)
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -153,6 +155,11 @@ class Trader(Aggregate):
         state["last_fill_at"] = None
         state["last_funding_at"] = None
         state["closed_at"] = {}
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["flatten_requested"] = False
+        state["last_control"] = None
 
     class Event(Aggregate.Event):
         TOPIC = "nof0/Trader.Event"
@@ -195,6 +202,7 @@ class Trader(Aggregate):
             trader.last_equity = self.allocation
             trader.returns_n, trader.returns_mean, trader.returns_m2 = 0, 0.0, 0.0
             Trader.upcast_v1_v2(trader.__dict__)
+            Trader.upcast_v2_v3(trader.__dict__)
 
     class CapitalAllocated(Aggregate.Event):
         TOPIC = "nof0/Trader.CapitalAllocated"
@@ -556,6 +564,35 @@ class Trader(Aggregate):
             aggregate.paused = False
             aggregate.pause_reason = ""
             aggregate.recent_outcomes = []
+
+    class OperatorActed(Aggregate.Event):
+        """An operator's control action, with the reason given and which credential asked
+        (a token id or the command line's user and host, never a secret)."""
+
+        TOPIC = "nof0/Trader.OperatorActed"
+        action: str  # a ControlAction value
+        reason: str
+        credential: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.last_control = {
+                "action": self.action,
+                "reason": self.reason,
+                "credential": self.credential,
+                "at": self.timestamp.isoformat(),
+            }
+            if self.action in ("flatten", "kill_flatten"):
+                aggregate.flatten_requested = True
+
+    class Flattened(Aggregate.Event):
+        """A flatten request was carried out: no position, no entry, no protection left."""
+
+        TOPIC = "nof0/Trader.Flattened"
+        closed: list[str]  # the coins closed at market
+        canceled: int  # entries and protections canceled
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.flatten_requested = False
 
     class ModelSwitched(Aggregate.Event):
         TOPIC = "nof0/Trader.ModelSwitched"
@@ -1025,6 +1062,15 @@ class Trader(Aggregate):
     def resume(self, reason: str, at: datetime) -> None:
         if self.paused:
             self.trigger_event(self.Resumed, reason=reason, timestamp=at)
+
+    def record_control(self, action: str, reason: str, credential: str, at: datetime) -> None:
+        self.trigger_event(
+            self.OperatorActed, action=action, reason=reason, credential=credential, timestamp=at
+        )
+
+    def finish_flatten(self, closed: list[str], canceled: int, at: datetime) -> None:
+        if self.flatten_requested:
+            self.trigger_event(self.Flattened, closed=closed, canceled=canceled, timestamp=at)
 
     def switch_model(self, to_model: str, reason: str, at: datetime) -> None:
         if to_model != self.model:

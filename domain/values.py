@@ -53,6 +53,7 @@ class CloseReason(StrEnum):
     TARGET = "target"
     LIQUIDATION = "liquidation"
     EXTERNAL = "external"
+    OPERATOR = "operator"  # flattened by an operator
 
 
 class SkipReason(StrEnum):

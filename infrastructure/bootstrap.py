@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import getpass
 import logging
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,9 +23,10 @@ import msgspec
 import redis
 
 from application.budget import BudgetGuard, BudgetPolicy, Price
+from application.control import ControlError, ControlResult, OperatorControl, kill_targets
 from application.gateway import DecisionGateway, ModelSpec
 from application.manager import Arena, TraderRuntime
-from application.ports import Clock, DecisionModel, Exchange, LogAlerts, MarketData
+from application.ports import Alerts, Clock, DecisionModel, Exchange, LogAlerts, MarketData
 from application.routing import ModelChoice, ModelRouter, RouterPolicy
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
@@ -82,6 +85,7 @@ from projections.trades import TradesProjector
 
 __all__ = [
     "ConfigError",
+    "ControlError",
     "Engine",
     "LoadedConfig",
     "NotAvailable",
@@ -90,7 +94,12 @@ __all__ = [
     "build_engine",
     "build_readers",
     "check_config",
+    "cli_credential",
+    "control_traders",
+    "flatten_trader",
+    "kill_switch",
     "load_config",
+    "operator_control",
     "pause_trader",
     "projection_status",
     "rebuild_projections",
@@ -804,28 +813,47 @@ def engine_lock(config: LoadedConfig) -> Iterator[None]:
 # -- trader control -----------------------------------------------------------------------
 
 
+def cli_credential() -> str:
+    """Who asked, for the audit trail of a command-line control action."""
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+
+
+def operator_control(
+    config: LoadedConfig,
+    *,
+    app: TradingApp | None = None,
+    clock: Clock | None = None,
+    alerts: Alerts | None = None,
+) -> OperatorControl:
+    """The control commands over this arena's event store (the engine's own app when it is
+    in the same process, so its working copies see the change at once)."""
+    return OperatorControl(app or open_app(config), clock or SystemClock(), alerts)
+
+
+def control_traders(config: LoadedConfig, app: TradingApp) -> list[str]:
+    """Every trader the kill switch reaches: configured ones, then any other registered."""
+    configured = [t.id for t in config.manager.traders]
+    return kill_targets(configured, app.registered_trader_ids())
+
+
 def pause_trader(config: LoadedConfig, trader: str, reason: str) -> bool:
-    return _control(config, trader, pause=True, reason=reason)
+    control = operator_control(config)
+    return control.pause(trader, reason=reason, credential=cli_credential()).changed
 
 
 def resume_trader(config: LoadedConfig, trader: str, reason: str) -> bool:
-    return _control(config, trader, pause=False, reason=reason)
+    control = operator_control(config)
+    return control.resume(trader, reason=reason, credential=cli_credential()).changed
 
 
-def _control(config: LoadedConfig, config_id: str, *, pause: bool, reason: str) -> bool:
-    app = open_app(config)
-    trader = app.find_trader(config_id)
-    if trader is None:
-        raise LookupError(f"no trader {config_id!r} in the event store")
-    clock = SystemClock()
-    at = max(clock.now(), trader.modified_on)
-    before = trader.paused
-    if pause:
-        trader.pause("operator", reason, at)
-    else:
-        trader.resume(reason or "operator", at)
-    app.save_trader(trader)
-    return before != trader.paused
+def flatten_trader(config: LoadedConfig, trader: str, reason: str) -> ControlResult:
+    return operator_control(config).flatten(trader, reason=reason, credential=cli_credential())
+
+
+def kill_switch(config: LoadedConfig, *, flatten: bool, reason: str) -> list[ControlResult]:
+    control = operator_control(config)
+    targets = control_traders(config, control.app)
+    return control.kill(targets, flatten=flatten, reason=reason, credential=cli_credential())
 
 
 def trader_rows(config: LoadedConfig) -> Sequence[dict[str, Any]]:

@@ -66,15 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--last", type=int, default=None, help="only the last N cycles each")
     _common(verify)
 
-    traders = commands.add_parser("traders", help="list, pause or resume traders")
+    traders = commands.add_parser("traders", help="list, pause, resume or flatten traders")
     trader_commands = traders.add_subparsers(dest="action", required=True)
     listing = trader_commands.add_parser("list", help="traders and their state")
     _common(listing)
-    for action in ("pause", "resume"):
-        sub = trader_commands.add_parser(action, help=f"{action} a trader")
+    helps = {
+        "pause": "no new entries; stops and targets stay on the venue",
+        "resume": "decide again",
+        "flatten": "pause, cancel entries, close positions at market, cancel protections",
+    }
+    for action, text in helps.items():
+        sub = trader_commands.add_parser(action, help=text)
         sub.add_argument("trader", help="the trader's config id")
         sub.add_argument("--reason", default="operator request")
         _common(sub)
+    kill = commands.add_parser("kill", help="the kill switch: pause (or flatten) every trader")
+    kill.add_argument("--flatten", action="store_true", help="flatten every trader too")
+    kill.add_argument("--reason", default="kill switch")
+    _common(kill)
     sim_cli.add_parser(commands)
     return parser
 
@@ -182,15 +191,39 @@ def cmd_traders(args: argparse.Namespace) -> int:
             )
         return 0
     try:
+        if args.action == "flatten":
+            bootstrap.flatten_trader(config, args.trader, args.reason)
+            print(
+                f"{args.trader}: paused; flatten requested (the running engine cancels its "
+                "entries, closes its positions at market and cancels its protections)"
+            )
+            return 0
         if args.action == "pause":
             changed = bootstrap.pause_trader(config, args.trader, args.reason)
         else:
             changed = bootstrap.resume_trader(config, args.trader, args.reason)
-    except LookupError as exc:
+    except (LookupError, bootstrap.ControlError) as exc:
         print(str(exc), file=sys.stderr)
         return 1
     verb = "paused" if args.action == "pause" else "resumed"
     print(f"{args.trader}: {verb}" if changed else f"{args.trader}: already {verb}")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        results = bootstrap.kill_switch(config, flatten=args.flatten, reason=args.reason)
+    except bootstrap.ControlError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    what = "paused and flatten requested" if args.flatten else "paused"
+    for result in results:
+        print(f"{result.trader}: {what}")
+    if not results:
+        print("no trader is registered: nothing to stop")
     return 0
 
 
@@ -210,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "projections": cmd_projections,
         "replay": cmd_replay,
         "traders": cmd_traders,
+        "kill": cmd_kill,
         "sim": sim_cli.run,
     }
     try:

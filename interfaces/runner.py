@@ -12,6 +12,7 @@ import uvicorn
 
 from infrastructure import bootstrap
 from interfaces.http.app import create_app
+from interfaces.http.control import ControlAccess
 
 log = logging.getLogger("nof0")
 
@@ -38,8 +39,17 @@ async def run_arena(config: bootstrap.LoadedConfig, *, host: str, port: int) -> 
         for finding in engine.findings:
             log.info("start-up: %s", finding)
 
+        access = ControlAccess(
+            control=bootstrap.operator_control(
+                config, app=engine.app, clock=engine.clock, alerts=engine.alerts
+            ),
+            tokens=config.control_tokens,
+            kill_targets=lambda: bootstrap.control_traders(config, engine.app),
+        )
         app = create_app(
-            lambda: bootstrap.build_readers(config), title=f"nof0 ({config.main.Name})"
+            lambda: bootstrap.build_readers(config),
+            title=f"nof0 ({config.main.Name})",
+            control=access,
         )
         server = _Server(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")

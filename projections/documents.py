@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from projections.status import TraderStatus, VenueStatus
+from projections.status import ControlRecord, TraderStatus, VenueStatus
 
 # -- crypto-prices ----------------------------------------------------------------------
 
@@ -242,6 +242,7 @@ class StatusDocument(msgspec.Struct):
 
     traders: list[TraderStatus]
     venues: list[VenueStatus]
+    control_actions: list[ControlRecord] = []  # the newest operator actions, newest last
 
 
 #: The nine MCP files, nof0's status, and the document type each holds.

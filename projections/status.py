@@ -21,6 +21,8 @@ from projections.engine import Projector, ViewMeta
 
 #: The newest transfers kept per venue account.
 TRANSFERS_KEPT = 50
+#: The newest operator actions kept (arena-wide).
+CONTROLS_KEPT = 100
 
 
 class Refusal(msgspec.Struct):
@@ -28,6 +30,16 @@ class Refusal(msgspec.Struct):
 
     reason: str
     detail: str
+    time: float
+
+
+class ControlRecord(msgspec.Struct):
+    """An operator's action: what, on whom, why, and which credential asked."""
+
+    trader: str
+    action: str
+    reason: str
+    credential: str
     time: float
 
 
@@ -48,6 +60,9 @@ class TraderStatus(msgspec.Struct):
     order_rejections: int = 0
     last_order_rejection: Refusal | None = None
     model_switches: int = 0
+    last_control: ControlRecord | None = None
+    flatten_pending: bool = False
+    flattened_at: float | None = None
 
 
 class Finding(msgspec.Struct):
@@ -83,6 +98,7 @@ class StatusMeta(ViewMeta):
 class StatusState(msgspec.Struct):
     traders: list[TraderStatus] = []
     venues: list[VenueStatus] = []
+    control_actions: list[ControlRecord] = []  # newest last
     view: StatusMeta = msgspec.field(name="_view", default_factory=lambda: StatusMeta(""))
 
 
@@ -106,6 +122,8 @@ class StatusProjector(Projector[StatusState]):
             return True
         if kind is VenueAccount.Registered:
             return _venue_registered(state, event)
+        if kind is Trader.OperatorActed:
+            return _control(state, event)
         handler = _TRADER.get(kind)
         if handler is not None:
             trader = _trader(state, event)
@@ -188,6 +206,25 @@ def _resumed(trader: TraderStatus, event: Any) -> None:
     trader.paused_at = None
 
 
+def _control(state: StatusState, event: Any) -> bool:
+    trader = _trader(state, event)
+    if trader is None:
+        return False
+    record = ControlRecord(
+        trader.model_id, event.action, event.reason, event.credential, seconds(event.timestamp)
+    )
+    trader.last_control = record
+    if event.action in ("flatten", "kill_flatten"):
+        trader.flatten_pending = True
+    state.control_actions = [*state.control_actions[-(CONTROLS_KEPT - 1) :], record]
+    return True
+
+
+def _flattened(trader: TraderStatus, event: Any) -> None:
+    trader.flatten_pending = False
+    trader.flattened_at = seconds(event.timestamp)
+
+
 def _switched(trader: TraderStatus, event: Any) -> None:
     trader.model = event.to_model
     trader.model_switches += 1
@@ -202,6 +239,7 @@ _TRADER = {
     Trader.Paused: _paused,
     Trader.Resumed: _resumed,
     Trader.ModelSwitched: _switched,
+    Trader.Flattened: _flattened,
 }
 
 

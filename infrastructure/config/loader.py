@@ -78,6 +78,8 @@ class LoadedConfig:
     market: MarketConfig
     files: Mapping[str, Path]
     data_dir: Path
+    #: Control route credentials: token id → token (from the environment; never logged).
+    control_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def resolve(self, section: str, relative: str) -> Path:
         """A path written in ``section``'s file, resolved against that file's directory."""
@@ -321,6 +323,11 @@ def load_config(
 
     # Registered before anything can fail, so no later text can carry them.
     register_secrets(value for doc in docs.values() for value in secret_values(doc.data))
+    tokens: dict[str, str] = {}
+    if main is not None:
+        tokens, found = _control_tokens(main, main_doc, env)
+        problems += found
+        register_secrets(env.get(spec.Env, "") for spec in main.Control.Tokens)
     install_log_redaction()
     resolved_data = _data_dir(main_path, main_doc, data_dir)
     if governance:
@@ -338,7 +345,38 @@ def load_config(
         market=loaded["Market"],  # type: ignore[arg-type]
         files=files,
         data_dir=resolved_data,
+        control_tokens=tokens,
     )
+
+
+#: A control token guesses no faster than its length allows.
+MIN_CONTROL_TOKEN = 16
+
+
+def _control_tokens(
+    main: MainConfig, doc: _Document, env: Mapping[str, str]
+) -> tuple[dict[str, str], list[Problem]]:
+    tokens: dict[str, str] = {}
+    problems: list[Problem] = []
+    name = display(doc.path)
+    for i, spec in enumerate(main.Control.Tokens):
+        where = f"Control.Tokens[{i}]"
+        value = env.get(spec.Env, "")
+        if spec.Id in tokens:
+            problems.append(Problem(name, f"{where}.Id", f"token id {spec.Id!r} is used twice"))
+        elif value and len(value) < MIN_CONTROL_TOKEN:
+            problems.append(
+                Problem(
+                    name,
+                    f"{where}.Env",
+                    f"${{{spec.Env}}} holds a token shorter than {MIN_CONTROL_TOKEN} characters",
+                    "a long random token, e.g. `openssl rand -hex 24`",
+                    _line(doc, ("Control", "Tokens", i)),
+                )
+            )
+        elif value:
+            tokens[spec.Id] = value
+    return tokens, problems
 
 
 def _data_dir(main_path: Path, main_doc: _Document, override: Path | str | None) -> Path | None:

@@ -82,6 +82,19 @@ class FileRef(Section):
     File: str
 
 
+class ControlToken(Section):
+    """A credential for the control routes: the token is read from the environment
+    variable ``Env``; ``Id`` is what the audit trail records (never the token)."""
+
+    Id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    Env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ControlConfig(Section):
+    #: No token set: the control routes are off (and say so).
+    Tokens: list[ControlToken] = []
+
+
 class MainConfig(Section):
     Name: str = Field("nof0", pattern=r"^[a-z][a-z0-9_]{0,30}$")
     Env: Literal["test", "dev", "prod"] = "dev"
@@ -93,6 +106,7 @@ class MainConfig(Section):
     TTL: TTLConfig = TTLConfig()
     Logging: LoggingConfig = LoggingConfig()
     Projections: ProjectionsConfig = ProjectionsConfig()
+    Control: ControlConfig = ControlConfig()
     LLM: FileRef
     Executor: FileRef
     Manager: FileRef

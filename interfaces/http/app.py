@@ -21,6 +21,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.params import PathParameter, QueryParameter
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from interfaces.http.control import ControlAccess, ControlController
 from interfaces.http.schemas import (
     AccountTotalsResponse,
     AnalyticsResponse,
@@ -198,18 +199,23 @@ def create_app(
     version: str = "0.1.0",
     debug: bool = False,
     metrics: bool = True,
+    control: ControlAccess | None = None,
 ) -> Litestar:
-    """Build the API; the reader is opened in the lifespan and closed after it."""
+    """Build the API; the reader is opened in the lifespan and closed after it.
+
+    ``control``: the operator commands and their credentials (``None``: the control routes
+    answer that control is off)."""
 
     @asynccontextmanager
     async def views(app: Litestar) -> AsyncIterator[None]:
+        app.state.control = control
         app.state.reader = reader_factory()
         try:
             yield
         finally:
             await app.state.reader.close()
 
-    handlers: list[Any] = [ApiController, healthz]
+    handlers: list[Any] = [ApiController, ControlController, healthz]
     middleware: list[Any] = []
     if metrics:
         prometheus = PrometheusConfig(app_name="nof0", prefix="nof0_api", group_path=True)
