@@ -19,7 +19,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -48,9 +48,10 @@ from application.routing import ModelChoice, ModelRouter, RouterPolicy, Switch
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
 from application.venue_sync import VenueSync
+from domain.breakers import BreakerRule, Trip, TripAction, throttle, tripped
 from domain.decision import ParsedDecision, apply_schema_verdicts, parse_decision
 from domain.ledger import liquidation_price
-from domain.risk import AssetRules, PlannedOrder, plan_orders
+from domain.risk import AssetRules, OrderPlan, PlannedOrder, plan_orders
 from domain.trader import PromptRecord, Trader, make_cloid
 from domain.values import LLMFailureReason, SkipReason
 
@@ -340,6 +341,7 @@ class DecisionCycle:
             taker_fee_rate=self.exchange.fee_taker,
             claimed=self.sync.claimed_by_others(cfg.config_id),
         )
+        plan = self._breakers(trader, plan, marks, at)
         for rejection in plan.rejections:
             trader.reject(cycle_id, rejection, at)
             log.info(
@@ -368,6 +370,47 @@ class DecisionCycle:
             fills,
         )
         return CycleOutcome(cfg.config_id, cycle_id, "decided", signals, cloids, fills)
+
+    def _breakers(
+        self, trader: Trader, plan: OrderPlan, marks: dict[str, Decimal], at: datetime
+    ) -> OrderPlan:
+        """Trip or clear the loss breakers at this valuation; refuse what they and the
+        throttles forbid. A trip is recorded (and alerted) once; it pauses or flattens the
+        trader when the configuration says so."""
+        limits = self.settings.breakers
+        equity = trader.account(marks).equity
+        trips = tripped(limits, equity=equity, day_base=trader.day_base, peak=trader.peak_equity)
+        holding = {t.rule.value for t in trips}
+        for rule, since in list(trader.breakers.items()):
+            daily = rule == BreakerRule.DAILY_LOSS.value
+            if daily and since[:10] != trader.day:
+                trader.clear_breaker(rule, "a new day", at)
+            elif not daily and rule not in holding:
+                trader.clear_breaker(rule, "no longer holds", at)
+            elif daily and rule not in holding:
+                trips.append(Trip(BreakerRule.DAILY_LOSS, f"tripped {since}", {}))
+        for trip in trips:
+            if not trader.trip_breaker(trip.rule.value, trip.detail, limits.on_trip.value, at):
+                continue
+            message = f"{trip.rule.value}: {trip.detail}; new entries refused"
+            if limits.on_trip is not TripAction.REFUSE_ENTRIES:
+                trader.pause("breaker", f"{trip.rule.value}: {trip.detail}", at)
+                message = f"{trip.rule.value}: {trip.detail}; paused"
+            if limits.on_trip is TripAction.FLATTEN:
+                trader.record_control("flatten", trip.detail, f"breaker:{trip.rule.value}", at)
+                message += " and flattening"
+            self.alerts.alert(trader.config_id, "breaker", message)
+            log.warning("trader=%s breaker %s", trader.config_id, message)
+        hour_ago = at - timedelta(hours=1)
+        return throttle(
+            plan,
+            limits,
+            trips=trips,
+            now=at,
+            closed_at=dict(trader.closed_at),
+            opened_at={coin: p.opened_at for coin, p in trader.positions.items()},
+            opened_last_hour=sum(1 for t in trader.recent_entries if t > hour_ago),
+        )
 
     def _switches(self, trader: Trader, switches: list[Switch], at: datetime) -> None:
         for switch in switches:

@@ -508,9 +508,13 @@ class Alerts(Protocol):
 
 @dataclass
 class LogAlerts:
-    """Alerts kept in memory (and logged by the caller); the default sink."""
+    """Alerts kept in memory (and logged by the caller); the default sink. ``forward``:
+    other sinks (a webhook) that get every alert too."""
 
     sent: list[tuple[str, str, str]] = field(default_factory=list)
+    forward: list[Alerts] = field(default_factory=list)
 
     def alert(self, trader: str, kind: str, message: str) -> None:
         self.sent.append((trader, kind, message))
+        for sink in self.forward:
+            sink.alert(trader, kind, message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from domain.breakers import BreakerLimits
 from domain.risk import RiskLimits
 from domain.trader import PausePolicy
 
@@ -27,6 +28,7 @@ class TraderSettings:
     auto_start: bool = True
     stop_loss_enabled: bool = True
     take_profit_enabled: bool = True
+    breakers: BreakerLimits = field(default_factory=BreakerLimits)
 
 
 @dataclass(frozen=True)

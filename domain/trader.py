@@ -31,6 +31,8 @@ from domain.ledger import (
 from domain.risk import PlannedOrder, Rejection, RiskRule
 from domain.values import ZERO, CloseReason, Liquidity, OrderIntent, OrderSide, SkipReason
 
+#: Entry times kept for the pace throttle (new positions per hour).
+RECENT_ENTRIES = 100
 #: Cycle outcomes kept for the failure-rate pause (the longest window configurable).
 RECENT_WINDOW = 1000
 #: Venue fill and funding ids remembered to record each exactly once (far more than a
@@ -145,6 +147,11 @@ class Trader(Aggregate):
     closed_at: dict[str, datetime]  # when each coin's last position closed
     flatten_requested: bool  # an operator asked to flatten; the engine carries it out
     last_control: dict[str, str] | None  # the newest operator action (action, reason, by, at)
+    day: str  # the UTC date of the newest valuation (YYYY-MM-DD)
+    day_base: Decimal  # the equity when that day began
+    peak_equity: Decimal  # the highest equity recorded
+    breakers: dict[str, str]  # tripped breaker rule → the detail of its trip
+    recent_entries: list[datetime]  # when entries were placed lately (pace throttle)
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -160,6 +167,12 @@ class Trader(Aggregate):
     def upcast_v2_v3(state: dict[str, Any]) -> None:
         state["flatten_requested"] = False
         state["last_control"] = None
+        equity = state.get("last_equity", ZERO)
+        state["day"] = ""
+        state["day_base"] = equity
+        state["peak_equity"] = equity
+        state["breakers"] = {}
+        state["recent_entries"] = []
 
     class Event(Aggregate.Event):
         TOPIC = "nof0/Trader.Event"
@@ -310,6 +323,9 @@ class Trader(Aggregate):
         justification: str
 
         def apply(self, aggregate: Any) -> None:
+            if self.intent != OrderIntent.CLOSE.value:
+                recent = [*aggregate.recent_entries, self.timestamp]
+                aggregate.recent_entries = recent[-RECENT_ENTRIES:]
             aggregate.pending[self.cloid] = PendingOrder(
                 cloid=self.cloid,
                 cycle_id=self.cycle_id,
@@ -593,6 +609,27 @@ class Trader(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.flatten_requested = False
+
+    class BreakerTripped(Aggregate.Event):
+        """A loss breaker tripped: new entries are refused while it holds (once per trip)."""
+
+        TOPIC = "nof0/Trader.BreakerTripped"
+        rule: str  # a BreakerRule value
+        detail: str
+        action: str  # a TripAction value
+
+        def apply(self, aggregate: Any) -> None:
+            # Keyed by the UTC day of the trip: a daily limit holds until the day is over.
+            day = self.timestamp.date().isoformat()
+            aggregate.breakers = {**aggregate.breakers, self.rule: f"{day} {self.detail}"}
+
+    class BreakerCleared(Aggregate.Event):
+        TOPIC = "nof0/Trader.BreakerCleared"
+        rule: str
+        reason: str  # "new_day", "recovered", "operator"
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.breakers = {k: v for k, v in aggregate.breakers.items() if k != self.rule}
 
     class ModelSwitched(Aggregate.Event):
         TOPIC = "nof0/Trader.ModelSwitched"
@@ -1072,6 +1109,19 @@ class Trader(Aggregate):
         if self.flatten_requested:
             self.trigger_event(self.Flattened, closed=closed, canceled=canceled, timestamp=at)
 
+    def trip_breaker(self, rule: str, detail: str, action: str, at: datetime) -> bool:
+        """Record a trip; False when that breaker already holds (nothing new to say)."""
+        if rule in self.breakers:
+            return False
+        self.trigger_event(
+            self.BreakerTripped, rule=rule, detail=detail, action=action, timestamp=at
+        )
+        return True
+
+    def clear_breaker(self, rule: str, reason: str, at: datetime) -> None:
+        if rule in self.breakers:
+            self.trigger_event(self.BreakerCleared, rule=rule, reason=reason, timestamp=at)
+
     def switch_model(self, to_model: str, reason: str, at: datetime) -> None:
         if to_model != self.model:
             self.trigger_event(
@@ -1086,6 +1136,7 @@ class Trader(Aggregate):
 def _hour_turns(trader: Trader, at: datetime) -> None:
     """Before a valuation-changing event: when it starts a new hour, the equity at the end
     of the previous hour closes that hour's return (the same rule as the views')."""
+    _day_turns(trader, at)
     marker = int(max(0.0, (at - trader.created_on).total_seconds()) // 3600)
     if marker <= trader.hour:
         return
@@ -1101,6 +1152,15 @@ def _hour_turns(trader: Trader, at: datetime) -> None:
 
 def _revalue(trader: Trader) -> None:
     trader.last_equity = trader.account(trader.marks).equity
+    trader.peak_equity = max(trader.peak_equity, trader.last_equity)
+
+
+def _day_turns(trader: Trader, at: datetime) -> None:
+    """Before a valuation-changing event: a new UTC day starts from the last equity."""
+    day = at.date().isoformat()
+    if day != trader.day:
+        trader.day = day
+        trader.day_base = trader.last_equity
 
 
 def _remember_outcome(trader: Trader, *, ok: bool) -> None:

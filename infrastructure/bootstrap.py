@@ -31,11 +31,14 @@ from application.routing import ModelChoice, ModelRouter, RouterPolicy
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
 from application.verify import ReplayVerifier, VerifyReport
+from domain.breakers import BreakerLimits, TripAction
 from domain.risk import RiskLimits
 from domain.trader import PausePolicy
+from infrastructure.alerts.webhook import WebhookAlerts
 from infrastructure.clock import ReplayClock, SystemClock
 from infrastructure.config.loader import ConfigError, LoadedConfig, Problem, load_config
 from infrastructure.config.models import (
+    BreakerParams,
     CacheNode,
     HyperliquidExchangeConfig,
     PriceSplit,
@@ -204,6 +207,26 @@ def trader_settings(config: LoadedConfig, trader: TraderConfig) -> TraderSetting
         auto_start=trader.auto_start,
         stop_loss_enabled=rp.stop_loss_enabled,
         take_profit_enabled=rp.take_profit_enabled,
+        breakers=_breakers(ex.breakers, rp.breakers),
+    )
+
+
+def _breakers(defaults: BreakerParams, own: BreakerParams) -> BreakerLimits:
+    def pick(name: str) -> Any:
+        value = getattr(own, name)
+        return getattr(defaults, name) if value is None else value
+
+    def pct(name: str) -> Decimal | None:
+        value = pick(name)
+        return None if value is None else Decimal(str(value))
+
+    return BreakerLimits(
+        max_daily_loss_pct=pct("max_daily_loss_pct"),
+        max_drawdown_pct=pct("max_drawdown_pct"),
+        reentry_cooldown_s=pick("reentry_cooldown"),
+        max_new_positions_per_hour=pick("max_new_positions_per_hour"),
+        min_holding_s=pick("min_holding_time"),
+        on_trip=TripAction(pick("on_trip") or TripAction.REFUSE_ENTRIES.value),
     )
 
 
@@ -417,6 +440,9 @@ class Engine:
         await task
         worker_stop.set()
         await worker
+        for sink in self.alerts.forward:
+            if isinstance(sink, WebhookAlerts):
+                await asyncio.to_thread(sink.close)  # deliver what is queued, then stop
 
 
 MAINNET_URL = "https://api.hyperliquid.xyz"  # the SDK signs mainnet-style for this exact URL
@@ -697,6 +723,24 @@ def _gateway(
     )
 
 
+def _alert_sinks(config: LoadedConfig) -> list[Alerts]:
+    mon = config.manager.monitoring
+    if not mon.alert_webhook:
+        return []
+    return [
+        WebhookAlerts(
+            mon.alert_webhook,
+            fmt=mon.alert_format,
+            chat_id=mon.alert_telegram_chat_id,
+            dedup_window_s=mon.alert_dedup_window,
+            rate_per_minute=mon.alert_rate_per_minute,
+            max_queue=mon.alert_queue_size,
+            retries=mon.alert_retries,
+            timeout_s=mon.alert_timeout,
+        )
+    ]
+
+
 def build_engine(
     config: LoadedConfig, *, app: TradingApp | None = None, clock: Clock | None = None
 ) -> Engine:
@@ -771,7 +815,7 @@ def build_engine(
         order_backoff_s=retry.backoff,
         order_max_backoff_s=retry.max_backoff,
     )
-    alerts = LogAlerts()
+    alerts = LogAlerts(forward=_alert_sinks(config))
     arena = Arena(
         app=app,
         runtimes=runtimes,

@@ -191,6 +191,18 @@ class OutputValidation(Section):
     fail_on_invalid: bool = True
 
 
+class BreakerParams(Section):
+    """Loss breakers and pace throttles; unset: off. In executor.yaml (``breakers``) for
+    every trader, in a trader's ``risk_params.breakers`` to override it."""
+
+    max_daily_loss_pct: float | None = Field(None, gt=0, le=100)
+    max_drawdown_pct: float | None = Field(None, gt=0, le=100)
+    reentry_cooldown: Duration | None = None
+    max_new_positions_per_hour: int | None = Field(None, ge=1, le=10_000)
+    min_holding_time: Duration | None = None
+    on_trip: Literal["refuse_entries", "pause", "flatten"] | None = None
+
+
 class ExecutorConfig(Section):
     prompt_schema_version: str = Field(min_length=1)
     prompt_validation: PromptValidation = PromptValidation()
@@ -205,6 +217,7 @@ class ExecutorConfig(Section):
     decision_timeout: Duration = 60.0
     max_concurrent_decisions: int = Field(1, ge=1)
     output_validation: OutputValidation = OutputValidation()
+    breakers: BreakerParams = BreakerParams()
 
 
 # -- manager.yaml -----------------------------------------------------------------------
@@ -220,6 +233,7 @@ class RiskParams(Section):
     min_confidence: float | None = Field(None, ge=0, le=100)
     stop_loss_enabled: bool = True
     take_profit_enabled: bool = True
+    breakers: BreakerParams = BreakerParams()
 
 
 class TraderConfig(Section):
@@ -274,7 +288,24 @@ class ManagerSection(Section):
 
 class MonitoringConfig(Section):
     update_interval: Duration = 15.0
+    #: A JSON POST per alert; empty: alerts are logged and kept in memory only.
     alert_webhook: str = ""
+    alert_format: Literal["json", "slack", "discord", "telegram"] = "json"
+    alert_telegram_chat_id: str = ""
+    alert_dedup_window: Duration = 300.0  # repeats of an alert within it are folded
+    alert_rate_per_minute: int = Field(30, ge=1, le=10_000)
+    alert_queue_size: int = Field(1000, ge=1, le=1_000_000)
+    alert_retries: int = Field(3, ge=0, le=10)
+    alert_timeout: Duration = 5.0
+
+    @field_validator("alert_webhook")
+    @classmethod
+    def _webhook(cls, value: str) -> str:
+        # Never echo the value: a webhook URL embeds its secret.
+        if value and not re.fullmatch(r"https?://[^\s]+", value):
+            raise ValueError("must be an http(s) URL")
+        return value
+
     metrics_exporter: Literal["prometheus", "none"] = "prometheus"
 
 

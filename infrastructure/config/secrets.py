@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 #: Keys whose string values are secrets. ``token`` alone, not ``max_completion_tokens``.
-_SECRET_KEY = re.compile(r"(?i)(key|pass(word)?|secret|private|(^|_)token$|credential)")
+_SECRET_KEY = re.compile(r"(?i)(key|pass(word)?|secret|private|(^|_)token$|credential|webhook)")
 _NOT_SECRET_KEY = re.compile(r"(?i)^(key_env|.*_env|.*_file)$")
 _DSN_PASSWORD = re.compile(r"(?i)(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 
