@@ -132,7 +132,40 @@ def check_config(path: Path | str, data_dir: Path | str | None = None) -> CheckR
         config = load_config(path, data_dir=data_dir)
     except ConfigError as exc:
         return CheckReport(False, exc.problems, [])
-    return CheckReport(True, [], describe(config))
+    return CheckReport(True, [], describe(config) + stranded_traders(config))
+
+
+def stranded_traders(config: LoadedConfig) -> list[str]:
+    """Traders with positions that no configured, started trader manages: removed from
+    ``manager.yaml`` or ``auto_start: false``. They place no new entry; their stops and
+    targets stay on the venue; an operator closes them (``nof0 traders flatten``)."""
+    if not config.main.Postgres.DataSource and not event_db(config).exists():
+        return []  # no arena has run here yet; do not create a store to look
+    try:
+        app = open_app(config)
+    except EventStoreError as exc:
+        return [f"warning: cannot read the event store to look for stranded positions: {exc}"]
+    started = {t.id for t in config.manager.traders if t.auto_start}
+    configured = {t.id for t in config.manager.traders}
+    lines = []
+    for config_id in app.registered_trader_ids():
+        if config_id in started:
+            continue
+        trader = app.find_trader(config_id)
+        if trader is None or not trader.positions:
+            continue
+        held = ", ".join(sorted(trader.positions))
+        if config_id in configured:
+            fix = f"`nof0 traders flatten {config_id}` closes them"
+            why = "auto_start is false"
+        else:
+            fix = "put it back in manager.yaml (auto_start: false) to flatten it"
+            why = "not in manager.yaml"
+        lines.append(
+            f"warning: trader {config_id} ({why}) holds {held}: no new entries, its stops and "
+            f"targets stay on the venue; {fix}"
+        )
+    return lines
 
 
 def describe(config: LoadedConfig) -> list[str]:

@@ -243,3 +243,30 @@ def test_a_config_with_invalid_yaml_is_reported_not_raised(
     [line] = problem_lines(out)
     assert line.startswith(f"  - {ws.main}:")
     assert "invalid YAML" in line
+
+
+# -- stranded positions ---------------------------------------------------------------------
+
+
+def test_check_names_traders_with_positions_that_no_started_trader_manages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.arena import OfflineArena
+
+    ws = Workspace(tmp_path / "arena")
+    data = tmp_path / "data"
+    arena = OfflineArena.open(data, config_path=ws.main)
+    arena.run_sync(minutes=6 * 60)
+    holders = [t for t in arena.engine.arena.trader_ids if arena.engine.app.get_trader(t).positions]
+    assert holders, "someone holds a position after six hours"
+    code, out = check(capsys, "--config", str(ws.main), "--data-dir", str(data))
+    assert code == 0
+    assert not [line for line in out if "warning: trader" in line], "all are managed"
+
+    index = arena.engine.arena.trader_ids.index(holders[0])
+    ws.set("manager.yaml", ("traders", index, "auto_start"), False)
+    code, out = check(capsys, "--config", str(ws.main), "--data-dir", str(data))
+    (line,) = [line for line in out if "warning: trader" in line]
+    assert holders[0] in line
+    assert "auto_start is false" in line
+    assert f"nof0 traders flatten {holders[0]}" in line

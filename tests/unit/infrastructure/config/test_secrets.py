@@ -28,6 +28,7 @@ def test_secret_keys_and_passwords_inside_connection_strings_are_found() -> None
         "redis-pass-4444",
         "0x" + "ab" * 32,
         "hook-secret-55",
+        "https://user:hook-secret-55@hooks.example/x",  # a webhook URL is a secret whole
         "quoted pw 66",
     }
 
