@@ -142,6 +142,10 @@ class Arena:
             )
         self._tasks: set[asyncio.Task[None]] = set()
         self.cycles_run = 0
+        bound = engine.max_concurrent_decisions
+        self._slots = asyncio.Semaphore(bound) if bound > 0 else None
+        self.deciding = 0  # cycles deciding now
+        self.most_deciding = 0  # the most ever deciding at once
 
     @property
     def trader_ids(self) -> list[str]:
@@ -333,7 +337,19 @@ class Arena:
 
     async def _cycle(self, state: _TraderState, now: datetime) -> None:
         async with state.lock:
+            if self._slots is None:
+                await self._counted(state, now)
+                return
+            async with self._slots:  # at most max_concurrent_decisions cycles at once
+                await self._counted(state, now)
+
+    async def _counted(self, state: _TraderState, now: datetime) -> None:
+        self.deciding += 1
+        self.most_deciding = max(self.most_deciding, self.deciding)
+        try:
             await self._run_cycle(state, now)
+        finally:
+            self.deciding -= 1
 
     async def _run_cycle(self, state: _TraderState, now: datetime) -> None:
         config_id = state.runtime.settings.config_id

@@ -40,3 +40,5 @@ class EngineSettings:
     order_backoff_s: float = 0.2
     order_max_backoff_s: float = 2.0
     reconcile_interval_s: float = 10.0  # how often each venue account is reconciled
+    #: Cycles deciding at once (a bounded pool over the model calls); 0: no bound.
+    max_concurrent_decisions: int = 0

@@ -847,6 +847,7 @@ def build_engine(
         order_retries=retry.max_attempts,
         order_backoff_s=retry.backoff,
         order_max_backoff_s=retry.max_backoff,
+        max_concurrent_decisions=ex.max_concurrent_decisions,
     )
     alerts = LogAlerts(forward=_alert_sinks(config))
     arena = Arena(
