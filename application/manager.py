@@ -36,6 +36,7 @@ from application.ports import (
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
 from application.venue_sync import SyncPolicy, VenueSync
+from domain.breakers import due_after
 from domain.trader import Trader
 
 log = logging.getLogger("nof0.engine")
@@ -287,7 +288,20 @@ class Arena:
             return False
         if state.last_cycle_at is None:
             return True
-        return now - state.last_cycle_at >= timedelta(seconds=cfg.decision_interval_s)
+        limits = cfg.breakers
+        if limits.min_sharpe is None and limits.cooldown_after_losses is None:
+            return now - state.last_cycle_at >= timedelta(seconds=cfg.decision_interval_s)
+        trader = self.app.get_trader(cfg.config_id)
+        due, _ = due_after(
+            limits,
+            interval_s=cfg.decision_interval_s,
+            last_cycle_at=state.last_cycle_at,
+            loss_streak=trader.loss_streak,
+            last_loss_at=trader.last_loss_at,
+            sharpe=trader.sharpe(),
+            returns=trader.returns_n,
+        )
+        return now >= due
 
     async def _mark(self, now: datetime) -> dict[int, dict[str, Decimal]]:
         """Fetch mids once per market provider and mark in-process venues to market."""

@@ -43,6 +43,14 @@ class BreakerLimits:
     max_new_positions_per_hour: int | None = None
     min_holding_s: float | None = None  # a model's close before it is refused
     on_trip: TripAction = TripAction.REFUSE_ENTRIES
+    #: After this many losing trades in a row, no cycle for ``loss_cooldown_s``.
+    cooldown_after_losses: int | None = None
+    loss_cooldown_s: float = 3600.0
+    #: Below this Sharpe (after ``sharpe_min_returns`` hourly returns) a trader decides
+    #: ``sharpe_slowdown`` times less often.
+    min_sharpe: float | None = None
+    sharpe_min_returns: int = 24
+    sharpe_slowdown: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -153,3 +161,32 @@ def throttle(
                 continue
         kept.append(order)
     return OrderPlan(tuple(kept), tuple(refused))
+
+
+def due_after(
+    limits: BreakerLimits,
+    *,
+    interval_s: float,
+    last_cycle_at: datetime,
+    loss_streak: int,
+    last_loss_at: datetime | None,
+    sharpe: float,
+    returns: int,
+) -> tuple[datetime, str]:
+    """When the next cycle is due, and why if later than the decision interval: a cooldown
+    after consecutive losses, or Sharpe gating (a trader doing badly decides less often)."""
+    due = last_cycle_at + timedelta(seconds=interval_s)
+    why = ""
+    if (
+        limits.min_sharpe is not None
+        and returns >= limits.sharpe_min_returns
+        and sharpe < limits.min_sharpe
+    ):
+        due = last_cycle_at + timedelta(seconds=interval_s * limits.sharpe_slowdown)
+        why = f"sharpe {sharpe:.2f} below {limits.min_sharpe:g}"
+    after = limits.cooldown_after_losses
+    if after is not None and loss_streak >= after and last_loss_at is not None:
+        until = last_loss_at + timedelta(seconds=limits.loss_cooldown_s)
+        if until > due:
+            due, why = until, f"{loss_streak} losing trades in a row"
+    return due, why

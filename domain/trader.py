@@ -152,6 +152,8 @@ class Trader(Aggregate):
     peak_equity: Decimal  # the highest equity recorded
     breakers: dict[str, str]  # tripped breaker rule → the detail of its trip
     recent_entries: list[datetime]  # when entries were placed lately (pace throttle)
+    loss_streak: int  # losing trades in a row
+    last_loss_at: datetime | None
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -173,6 +175,8 @@ class Trader(Aggregate):
         state["peak_equity"] = equity
         state["breakers"] = {}
         state["recent_entries"] = []
+        state["loss_streak"] = 0
+        state["last_loss_at"] = None
 
     class Event(Aggregate.Event):
         TOPIC = "nof0/Trader.Event"
@@ -464,8 +468,11 @@ class Trader(Aggregate):
             aggregate.num_trades += 1
             if self.net_pnl > 0:
                 aggregate.num_wins += 1
+                aggregate.loss_streak = 0
             else:
                 aggregate.num_losses += 1
+                aggregate.loss_streak += 1
+                aggregate.last_loss_at = self.closed_at
 
     class FundingSettled(Aggregate.Event):
         TOPIC = "nof0/Trader.FundingSettled"

@@ -260,6 +260,11 @@ def _breakers(defaults: BreakerParams, own: BreakerParams) -> BreakerLimits:
         max_new_positions_per_hour=pick("max_new_positions_per_hour"),
         min_holding_s=pick("min_holding_time"),
         on_trip=TripAction(pick("on_trip") or TripAction.REFUSE_ENTRIES.value),
+        cooldown_after_losses=pick("cooldown_after_losses"),
+        loss_cooldown_s=pick("loss_cooldown") or 3600.0,
+        min_sharpe=pick("min_sharpe"),
+        sharpe_min_returns=pick("sharpe_min_returns") or 24,
+        sharpe_slowdown=pick("sharpe_slowdown") or 3.0,
     )
 
 

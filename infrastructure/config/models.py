@@ -201,6 +201,11 @@ class BreakerParams(Section):
     max_new_positions_per_hour: int | None = Field(None, ge=1, le=10_000)
     min_holding_time: Duration | None = None
     on_trip: Literal["refuse_entries", "pause", "flatten"] | None = None
+    cooldown_after_losses: int | None = Field(None, ge=1, le=1000)  # no cycle for a while
+    loss_cooldown: Duration | None = None  # default 1h
+    min_sharpe: float | None = None  # below it (after sharpe_min_returns hours) decide less
+    sharpe_min_returns: int | None = Field(None, ge=2, le=100_000)
+    sharpe_slowdown: float | None = Field(None, ge=1, le=100)
 
 
 class ExecutorConfig(Section):

@@ -91,3 +91,46 @@ def test_minimum_holding_time_refuses_a_model_close_not_a_stop() -> None:
     )
     assert [o.coin for o in out.orders] == ["ETH"]
     assert out.rejections[0].rule == "min_holding_time"
+
+
+def test_a_losing_streak_cools_the_trader_down() -> None:
+    from domain.breakers import due_after
+
+    limits = BreakerLimits(cooldown_after_losses=3, loss_cooldown_s=3600)
+    common = {"interval_s": 180.0, "last_cycle_at": NOW, "sharpe": 0.0, "returns": 0}
+    due, why = due_after(limits, loss_streak=2, last_loss_at=NOW, **common)  # type: ignore[arg-type]
+    assert (due, why) == (NOW + timedelta(seconds=180), "")
+    due, why = due_after(limits, loss_streak=3, last_loss_at=NOW, **common)  # type: ignore[arg-type]
+    assert due == NOW + timedelta(hours=1)
+    assert why == "3 losing trades in a row"
+
+
+def test_sharpe_gating_slows_a_trader_doing_badly_once_there_is_history() -> None:
+    from domain.breakers import due_after
+
+    limits = BreakerLimits(min_sharpe=0.0, sharpe_min_returns=24, sharpe_slowdown=3)
+    base = {"interval_s": 180.0, "last_cycle_at": NOW, "loss_streak": 0, "last_loss_at": None}
+    early, _ = due_after(limits, sharpe=-2.0, returns=5, **base)  # type: ignore[arg-type]
+    assert early == NOW + timedelta(seconds=180)
+    slow, why = due_after(limits, sharpe=-2.0, returns=30, **base)  # type: ignore[arg-type]
+    assert slow == NOW + timedelta(seconds=540)
+    assert "sharpe -2.00 below 0" in why
+    fine, _ = due_after(limits, sharpe=0.5, returns=30, **base)  # type: ignore[arg-type]
+    assert fine == NOW + timedelta(seconds=180)
+
+
+def test_breaker_settings_come_from_the_executor_defaults_and_the_trader(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from infrastructure import bootstrap
+    from tests.support.workspace import Workspace
+
+    root = Path(str(tmp_path))
+    ws = Workspace(root / "arena")
+    ws.set("executor.yaml", ("breakers",), {"max_daily_loss_pct": 5, "cooldown_after_losses": 4})
+    ws.set("manager.yaml", ("traders", 0, "risk_params", "breakers"), {"max_daily_loss_pct": 2})
+    config = bootstrap.load_config(ws.main, data_dir=root / "data", env={})
+    first, second = (bootstrap.trader_settings(config, t) for t in config.manager.traders[:2])
+    assert first.breakers.max_daily_loss_pct == D(2)  # the trader's own
+    assert second.breakers.max_daily_loss_pct == D(5)  # the default
+    assert first.breakers.cooldown_after_losses == second.breakers.cooldown_after_losses == 4
