@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from application.capital import Rebalancer
 from application.control import Flattener
 from application.cycle import CycleOutcome, DecisionCycle, SchemaCheck
 from application.gateway import DecisionGateway
@@ -91,6 +92,7 @@ class Arena:
         alerts: Alerts,
         reconcile_intervals: dict[str, float] | None = None,
         sync_policy: SyncPolicy | None = None,
+        rebalancer: Rebalancer | None = None,
     ) -> None:
         """``reconcile_intervals``: seconds between reconciliations per exchange provider
         (0: every tick, right for the in-process simulator); default the engine's."""
@@ -98,6 +100,8 @@ class Arena:
         self.clock = clock
         self.engine = engine
         self.alerts = alerts
+        #: ``allocation_strategy: performance_based``; None: the configured allocations.
+        self.rebalancer = rebalancer
         self._states: dict[str, _TraderState] = {}
         locks = {rt.settings.config_id: asyncio.Lock() for rt in runtimes}
         self._venues: dict[int, _VenueState] = {}
@@ -199,7 +203,8 @@ class Arena:
                     cfg.model,
                     cfg.allocation,
                 )
-            else:
+            elif not (self.rebalancer is not None and trader.reallocated):
+                # Performance-based allocations survive a restart; fixed ones follow the file.
                 trader.allocate(cfg.allocation, now)
                 self.app.save_trader(trader)
         for venue in self._venues.values():
@@ -260,6 +265,10 @@ class Arena:
             if last is None or (now - last).total_seconds() >= venue.interval_s:
                 venue.running = True
                 self._spawn(f"venue:{venue.exchange.name}", self._reconcile(venue, now))
+        # Between cycles only: a reallocation must not change a trader mid-decision.
+        idle = not any(state.lock.locked() for state in self._states.values())
+        if self.rebalancer is not None and idle and self.rebalancer.due(now):
+            self.rebalancer.run(now)
         for config_id, state in self._states.items():
             if state.lock.locked():
                 continue

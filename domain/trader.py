@@ -153,6 +153,8 @@ class Trader(Aggregate):
     breakers: dict[str, str]  # tripped breaker rule → the detail of its trip
     recent_entries: list[datetime]  # when entries were placed lately (pace throttle)
     loss_streak: int  # losing trades in a row
+    model_cost: Decimal  # what its model calls cost (USD)
+    reallocated: bool  # its allocation is set by performance, not by the configuration
     last_loss_at: datetime | None
 
     @staticmethod
@@ -176,6 +178,8 @@ class Trader(Aggregate):
         state["breakers"] = {}
         state["recent_entries"] = []
         state["loss_streak"] = 0
+        state["model_cost"] = ZERO
+        state["reallocated"] = False
         state["last_loss_at"] = None
 
     class Event(Aggregate.Event):
@@ -228,7 +232,31 @@ class Trader(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             _hour_turns(aggregate, self.timestamp)
+            # Capital moved in or out is not a gain or a loss: the bases move with it.
+            delta = self.allocation - self.previous
             aggregate.allocation = self.allocation
+            aggregate.hour_base += delta
+            aggregate.day_base += delta
+            aggregate.peak_equity += delta
+            _revalue(aggregate)
+
+    class CapitalReallocated(Aggregate.Event):
+        """Capital moved by ``allocation_strategy: performance_based``, with the inputs that
+        decided it (so a replay shows why)."""
+
+        TOPIC = "nof0/Trader.CapitalReallocated"
+        allocation: Decimal
+        previous: Decimal
+        inputs: dict[str, str]
+
+        def apply(self, aggregate: Any) -> None:
+            _hour_turns(aggregate, self.timestamp)
+            delta = self.allocation - self.previous
+            aggregate.allocation = self.allocation
+            aggregate.hour_base += delta
+            aggregate.day_base += delta
+            aggregate.peak_equity += delta
+            aggregate.reallocated = True
             _revalue(aggregate)
 
     class DecisionRequested(Aggregate.Event):
@@ -274,6 +302,7 @@ class Trader(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.open_cycle = None
+            aggregate.model_cost += self.cost_usd
             _remember_outcome(aggregate, ok=True)
 
     class ModelAttemptFailed(Aggregate.Event):
@@ -709,6 +738,16 @@ class Trader(Aggregate):
         if allocation != self.allocation:
             self.trigger_event(
                 self.CapitalAllocated, allocation=allocation, previous=self.allocation, timestamp=at
+            )
+
+    def reallocate(self, allocation: Decimal, inputs: dict[str, str], at: datetime) -> None:
+        if allocation != self.allocation:
+            self.trigger_event(
+                self.CapitalReallocated,
+                allocation=allocation,
+                previous=self.allocation,
+                inputs=inputs,
+                timestamp=at,
             )
 
     def request_decision(

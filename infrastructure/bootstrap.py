@@ -23,6 +23,7 @@ import msgspec
 import redis
 
 from application.budget import BudgetGuard, BudgetPolicy, Price
+from application.capital import Rebalancer
 from application.control import ControlError, ControlResult, OperatorControl, kill_targets
 from application.gateway import DecisionGateway, ModelSpec
 from application.manager import Arena, TraderRuntime
@@ -32,6 +33,7 @@ from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
 from application.verify import ReplayVerifier, VerifyReport
 from domain.breakers import BreakerLimits, TripAction
+from domain.capital import CapitalPolicy
 from domain.risk import RiskLimits
 from domain.trader import PausePolicy
 from infrastructure.alerts.webhook import WebhookAlerts
@@ -761,6 +763,21 @@ def _gateway(
     )
 
 
+def _rebalancer(config: LoadedConfig, app: TradingApp) -> Rebalancer | None:
+    mgr = config.manager.manager
+    if mgr.allocation_strategy != "performance_based":
+        return None
+    total = Decimal(str(mgr.total_equity_usd))
+    pool = (total * (100 - Decimal(str(mgr.reserve_equity_pct))) / 100).quantize(Decimal("0.01"))
+    return Rebalancer(
+        app=app,
+        traders=[t.id for t in config.manager.traders],
+        pool=pool,
+        interval_s=mgr.rebalance_interval,
+        policy=CapitalPolicy(max_step_pct=Decimal(str(mgr.rebalance_max_step_pct))),
+    )
+
+
 def _alert_sinks(config: LoadedConfig) -> list[Alerts]:
     mon = config.manager.monitoring
     if not mon.alert_webhook:
@@ -863,6 +880,7 @@ def build_engine(
         engine=engine_settings,
         alerts=alerts,
         reconcile_intervals={name: _reconcile_interval(config, name) for name in exchanges},
+        rebalancer=_rebalancer(config, app),
     )
     worker = ProjectionWorker(
         source=app,

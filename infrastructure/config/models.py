@@ -284,6 +284,7 @@ class ManagerSection(Section):
     reserve_equity_pct: float = Field(10, ge=0, lt=100)
     allocation_strategy: Literal["fixed", "performance_based"] = "fixed"
     rebalance_interval: Duration = 3600.0
+    rebalance_max_step_pct: float = Field(20, gt=0, le=100)  # per trader per rebalance
     state_storage_backend: Literal["events"] = "events"
     state_storage_path: str = ""
     tick_interval: Duration = 1.0
