@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from infrastructure.simulator import info_account, info_market, info_orders
+from infrastructure.simulator import info_account, info_general, info_market, info_orders
 from infrastructure.simulator.errors import InfoRequestError
 from infrastructure.simulator.info_fields import Request
 from infrastructure.simulator.info_market import CandleSource
@@ -40,6 +40,28 @@ HANDLERS: dict[str, Handler] = {
     "userFillsByTime": info_orders.user_fills_by_time,
     "userFunding": info_orders.user_funding,
     "userNonFundingLedgerUpdates": info_orders.user_ledger,
+    # Answered in the venue's shapes for an account or market that has none of the thing.
+    "exchangeStatus": info_general.exchange_status,
+    "userAbstraction": info_general.user_abstraction,
+    "perpDexs": info_general.perp_dexs,
+    "spotMetaAndAssetCtxs": info_general.spot_meta_and_asset_ctxs,
+    "spotClearinghouseState": info_general.spot_clearinghouse_state,
+    "predictedFundings": info_general.predicted_fundings,
+    "maxBuilderFee": info_general.max_builder_fee,
+    "referral": info_general.referral,
+    "subAccounts": info_general.sub_accounts,
+    "userVaultEquities": info_general.user_vault_equities,
+    "vaultDetails": info_general.vault_details,
+    "portfolio": info_general.portfolio,
+    "delegations": info_general.delegations,
+    "delegatorSummary": info_general.delegator_summary,
+    "delegatorHistory": info_general.empty_user_list,
+    "delegatorRewards": info_general.empty_user_list,
+    "twapHistory": info_general.empty_user_list,
+    "userTwapSliceFills": info_general.empty_user_list,
+    "perpsAtOpenInterestCap": info_general.perps_at_open_interest_cap,
+    "marginTable": info_general.margin_table,
+    "userToMultiSigSigners": info_general.user_to_multi_sig_signers,
 }
 
 

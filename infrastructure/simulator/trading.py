@@ -30,6 +30,7 @@ Matching rules (the simulator's choices where Hyperliquid's are not observable):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -545,6 +546,10 @@ class Venue:
         if old is None:  # the same order twice in one batch
             return {"error": errors.MODIFY_MISSING}
         del acct.open_orders[old.oid]
+        if wire_order.cloid is None and old.cloid is not None:
+            # The order keeps its client id across a modify (ccxt's editOrder sends none): a
+            # cancel or status query by that cloid reaches the replacement.
+            wire_order = dataclasses.replace(wire_order, cloid=old.cloid)
         status, new = self.place(user, wire_order, inherit=old)
         if new is None:
             acct.open_orders[old.oid] = old

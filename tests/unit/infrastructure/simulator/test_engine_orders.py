@@ -6,6 +6,8 @@ bids 1999.0 × 2.002, 1997.0 × 2.004, ...).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from infrastructure.simulator.config import DEFAULT_DUPLICATE_CLOID_ERROR
@@ -442,3 +444,32 @@ def test_noop_and_unsupported_actions() -> None:
         "response": {"type": "default"},
     }
     assert sim.exchange(ALICE, {"type": "usdSend"})["status"] == "err"
+
+
+@pytest.mark.parametrize("kind", ["modify", "batchModify"])
+def test_an_order_keeps_its_cloid_across_a_modify_that_names_none(kind: str) -> None:
+    sim = venue()
+    one(sim, limit(ETH, True, "1990", "1", cloid=cloid(9)))
+    new = limit(ETH, True, "1985", "2")  # no "c", as ccxt's editOrder sends it
+    if kind == "modify":
+        action: dict[str, Any] = {"type": "modify", "oid": 1, "order": new}
+    else:
+        action = {"type": "batchModify", "modifies": [{"oid": cloid(9), "order": new}]}
+    assert sim.exchange(ALICE, action)["status"] == "ok"
+    (row,) = sim.info({"type": "openOrders", "user": ALICE})
+    assert (row["oid"], row["cloid"]) == (2, cloid(9))
+    status = sim.info({"type": "orderStatus", "user": ALICE, "oid": cloid(9)})
+    assert status["order"]["order"]["oid"] == 2
+    assert status["order"]["status"] == "open"
+    cancel = {"type": "cancelByCloid", "cancels": [{"asset": ETH, "cloid": cloid(9)}]}
+    assert sim.exchange(ALICE, cancel)["response"]["data"]["statuses"] == ["success"]
+    assert open_oids(sim) == []
+
+
+def test_a_modify_that_names_a_new_cloid_takes_it() -> None:
+    sim = venue()
+    one(sim, limit(ETH, True, "1990", "1", cloid=cloid(9)))
+    action = {"type": "modify", "oid": 1, "order": limit(ETH, True, "1985", "2", cloid=cloid(10))}
+    assert sim.exchange(ALICE, action)["status"] == "ok"
+    (row,) = sim.info({"type": "openOrders", "user": ALICE})
+    assert row["cloid"] == cloid(10)
