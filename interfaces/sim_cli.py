@@ -61,6 +61,21 @@ def _port(text: str) -> int:
     return port
 
 
+def rate_limit(text: str) -> int | None:
+    """``--rate-limit``: request weight per minute per client, or ``off``."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        weight = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"the rate limit {text!r} is not a number of weight per minute, nor 'off'"
+        ) from None
+    if weight < 1:
+        raise argparse.ArgumentTypeError("the rate limit must be at least 1 (or 'off')")
+    return weight
+
+
 def _seed(text: str) -> int:
     try:
         seed = int(text)
@@ -106,6 +121,13 @@ def add_parser(
         "--state", type=Path, default=None, metavar="DIR", help="keep the venue in DIR"
     )
     serve.add_argument("--seed", type=_seed, default=7, help="price path seed (default: 7)")
+    serve.add_argument(
+        "--rate-limit",
+        type=rate_limit,
+        default=1200,
+        metavar="N|off",
+        help="request weight per minute per client (default: 1200, the venue's); off: none",
+    )
     return sim
 
 
@@ -123,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         vaults=list(args.vault),
         state_dir=args.state,
         seed=args.seed,
+        weight_per_minute=args.rate_limit,
     )
 
     def ready(url: str) -> None:

@@ -32,6 +32,7 @@ expensive part, runs outside it.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -204,9 +205,10 @@ class SimGateway:
         venue: SimVenue,
         *,
         is_mainnet: bool = False,
-        weight_per_minute: int = 1200,
+        weight_per_minute: int | None = 1200,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``weight_per_minute``: each client's IP budget (the venue's 1200); None: no limit."""
         self.venue = venue
         self.is_mainnet = is_mainnet
         self.weight_per_minute = weight_per_minute
@@ -222,7 +224,8 @@ class SimGateway:
         try:
             if path not in ("/info", "/exchange"):
                 return 404, None
-            if client != IN_PROCESS and not self._spend(client, request_weight(path, body)):
+            limited = client != IN_PROCESS and self.weight_per_minute is not None
+            if limited and not self._spend(client, request_weight(path, body)):
                 return 429, None
             if path == "/info":
                 return self._info(body)
@@ -233,6 +236,29 @@ class SimGateway:
             log.exception("the simulator failed on %s", path)
             return 500, None
 
+    def retry_after(self, client: str, path: str, body: Any) -> int:
+        """Whole seconds until ``client`` may send this request again (for ``Retry-After``)."""
+        limit = self.weight_per_minute
+        if limit is None:
+            return 0
+        weight = request_weight(path, body)
+        now = self._clock()
+        with self._budget_lock:
+            budget = self._budgets.get(client)
+            if budget is None:
+                return 0
+            total = budget.total
+            for stamp, spent in budget.spent:  # the oldest weight frees first
+                if total + weight <= limit:
+                    break
+                total -= spent
+                wait = WINDOW_S - (now - stamp)
+            else:
+                wait = WINDOW_S
+            if budget.total + weight <= limit:
+                return 0
+        return max(1, math.ceil(wait))
+
     def _spend(self, client: str, weight: int) -> bool:
         now = self._clock()
         with self._budget_lock:
@@ -242,6 +268,7 @@ class SimGateway:
             spent = budget.spent
             while spent and now - spent[0][0] >= WINDOW_S:
                 budget.total -= spent.popleft()[1]
+            assert self.weight_per_minute is not None
             if budget.total + weight > self.weight_per_minute:
                 return False  # a refused request costs nothing
             spent.append((now, weight))

@@ -46,7 +46,7 @@ class ServeOptions:
     seed: int = 7
     coins: tuple[str, ...] = DEFAULT_COINS
     history_days: int = 14
-    weight_per_minute: int = 1200
+    weight_per_minute: int | None = 1200  # None: no rate limit
     feed_period_s: float = 1.0
 
 

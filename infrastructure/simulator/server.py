@@ -23,7 +23,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -189,7 +189,12 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         fault = owner.interceptor(path, body) if owner.interceptor is not None else None
         if fault is None:
-            self._send(*owner.gateway.handle(path, body, self.client_address[0]))
+            status, answer = owner.gateway.handle(path, body, self.client_address[0])
+            headers = {}
+            if status == 429:
+                wait = owner.gateway.retry_after(self.client_address[0], path, body)
+                headers["Retry-After"] = str(max(1, wait))
+            self._send(status, answer, headers)
         else:
             self._faulty(fault, path, body)
 
@@ -236,20 +241,28 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         self.close_connection = True
 
-    def _send(self, status: int, body: Any) -> None:
+    def _send(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         try:
             payload, content_type = encode(status, body)
         except (TypeError, ValueError):
             log.exception("the answer to %s is not JSON-serialisable", self.path)
             payload, content_type = b"null", "application/json"
             status = 500
-        self._send_raw(status, payload, content_type)
+        self._send_raw(status, payload, content_type, headers)
 
-    def _send_raw(self, status: int, payload: bytes, content_type: str) -> None:
+    def _send_raw(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         with contextlib.suppress(ConnectionError, TimeoutError):
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()

@@ -187,6 +187,31 @@ async def healthz(state: State) -> Health:
     )
 
 
+#: A client error repeats at most this much of what was sent (a 100 kB query must not come
+#: back as a 100 kB error).
+ECHO_CHARS = 200
+
+
+def bounded(text: str, limit: int = ECHO_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def _client_error(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"status_code": 400, "detail": bounded(str(exc.detail))}
+    if isinstance(exc.extra, list):
+        body["extra"] = [
+            {k: bounded(str(getattr(v, "value", v))) for k, v in item.items()}
+            if isinstance(item, dict)
+            else item
+            for item in exc.extra[:20]
+        ]
+    return Response(body, status_code=400)
+
+
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.error("unhandled error on %s: %r", request.url.path, exc, exc_info=exc)
     return Response({"status_code": 500, "detail": "internal error"}, status_code=500)
@@ -226,7 +251,7 @@ def create_app(
         lifespan=[views],
         middleware=middleware,
         openapi_config=OpenAPIConfig(title=title, version=version),
-        exception_handlers={500: _internal_error},
+        exception_handlers={ValidationException: _client_error, 500: _internal_error},
         logging_config=None,  # the process configures logging, not the framework
         debug=debug,
     )

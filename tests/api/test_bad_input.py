@@ -141,6 +141,24 @@ def test_bad_query_value_is_400(client: Any, url: str) -> None:
     assert "Traceback" not in response.text
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/account-totals?lastHourlyMarker=" + "x" * 60_000,
+        "/api/positions?limit=" + "9" * 60_000,
+        "/api/positions?limit=abc&" + "&".join(f"junk{i}=" + "y" * 50 for i in range(1000)),
+    ],
+)
+def test_a_huge_bad_query_gets_a_short_error(client: Any, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 400
+    assert len(response.content) < 1500, "the echo of the query is bounded"
+    body = response.json()
+    assert "Validation failed" in body["detail"]
+    assert "more characters" in body["detail"]
+    assert body["extra"][0]["source"] == "query"
+
+
 def test_a_marker_beyond_every_row_answers_no_rows(client: Any) -> None:
     response = client.get("/api/account-totals?lastHourlyMarker=99999999999999999999999999")
     assert response.status_code == 200

@@ -353,6 +353,30 @@ def test_weight_budget_per_client_in_a_sliding_minute() -> None:
     assert gw.handle("/info", meta, "1.2.3.4")[0] == 200  # ...and the minute has passed
 
 
+def test_retry_after_says_when_the_oldest_weight_frees() -> None:
+    clock = FakeClock()
+    gw = SimGateway(SimVenue.open(SimConfig(), None), weight_per_minute=60, clock=clock)
+    gw.advance(T0, MIDS)
+    meta = {"type": "meta"}
+    assert gw.retry_after("c", "/info", meta) == 0  # nothing spent yet
+    for step in range(3):
+        assert gw.handle("/info", meta, "c")[0] == 200
+        clock.now += 10 if step < 2 else 0
+    assert gw.handle("/info", meta, "c") == (429, None)
+    assert gw.retry_after("c", "/info", meta) == 40  # the first 20 frees 60 s after it
+    clock.now += 39.5
+    assert gw.retry_after("c", "/info", meta) == 1
+    clock.now += 0.5
+    assert gw.handle("/info", meta, "c")[0] == 200
+
+
+def test_the_rate_limit_can_be_off() -> None:
+    gw = SimGateway(SimVenue.open(SimConfig(), None), weight_per_minute=None)
+    gw.advance(T0, MIDS)
+    assert all(gw.handle("/info", {"type": "meta"}, "c")[0] == 200 for _ in range(100))
+    assert gw.retry_after("c", "/info", {"type": "meta"}) == 0
+
+
 def test_bad_requests_also_spend_weight() -> None:
     clock = FakeClock()
     gw = SimGateway(SimVenue.open(SimConfig(), None), weight_per_minute=40, clock=clock)

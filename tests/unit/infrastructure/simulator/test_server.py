@@ -137,6 +137,21 @@ def test_rate_limit_is_429_null_over_http() -> None:
         codes = [post(session, sim.url + "/info", {"type": "allMids"}) for _ in range(3)]
     assert [r.status_code for r in codes] == [200, 200, 429]
     assert codes[2].text == "null"
+    assert 1 <= int(codes[2].headers["Retry-After"]) <= 60
+    assert "Retry-After" not in codes[0].headers
+
+
+def test_sim_serve_takes_a_rate_limit_or_off() -> None:
+    import argparse
+
+    from interfaces.sim_cli import rate_limit
+
+    assert rate_limit("600") == 600
+    assert rate_limit("off") is None
+    assert rate_limit("OFF") is None
+    for bad in ("0", "-5", "fast"):
+        with pytest.raises(argparse.ArgumentTypeError, match="rate limit"):
+            rate_limit(bad)
 
 
 def test_unserialisable_answer_is_500_null(
