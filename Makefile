@@ -8,7 +8,7 @@ STAMP := $(VENV)/.nof0-installed
 CONSTRAINTS := etc/constraints.txt
 ARGS ?=
 
-.PHONY: run test integration property lint typecheck bench check clean
+.PHONY: run test integration ccxt property lint typecheck bench check clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/nox -s integration $(ARGS)
+
+ccxt: $(STAMP)
+	$(BIN)/nox -s ccxt $(ARGS)
 
 property: $(STAMP)
 	$(BIN)/nox -s property

@@ -1,4 +1,5 @@
-"""Sessions: tests (default, no servers), integration (PostgreSQL + Redis), property
+"""Sessions: tests (default, no servers), integration (PostgreSQL + Redis), ccxt (ccxt's
+hyperliquid class against the simulator), property
 (Hypothesis CI profile), lint (ruff + import-linter), typecheck (mypy --strict), bench."""
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ def integration(session: nox.Session) -> None:
     """Tests against the real PostgreSQL (127.0.0.1:5432/test) and Redis (127.0.0.1:6379)."""
     install(session, "test")
     session.run("pytest", "-m", "postgres or redis", *session.posargs)
+
+
+#: ccxt's release the compatibility test was written against; bump it deliberately.
+CCXT = "ccxt==4.5.90"
+
+
+@nox.session
+def ccxt(session: nox.Session) -> None:
+    """ccxt's hyperliquid class against `nof0 sim serve`: a trading day in miniature."""
+    install(session, "test")
+    session.install(CCXT)
+    session.run("pytest", "-m", "ccxt", "tests/clients", *session.posargs)
 
 
 @nox.session
