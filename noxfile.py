@@ -39,7 +39,10 @@ CCXT = "ccxt==4.5.90"
 def ccxt(session: nox.Session) -> None:
     """ccxt's hyperliquid class against `nof0 sim serve`: a trading day in miniature."""
     install(session, "test")
-    session.install(CCXT)
+    try:
+        session.install(CCXT)
+    except nox.command.CommandFailed:
+        session.skip(f"{CCXT} cannot be installed here (no package index?)")
     session.run("pytest", "-m", "ccxt", "tests/clients", *session.posargs)
 
 
