@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,14 @@ from infrastructure.config.models import (
     ReplayMarketConfig,
     SimExchangeConfig,
     TraderConfig,
+)
+from infrastructure.event_archive import (
+    ArchiveError,
+    ExportReport,
+    ImportReport,
+    export_events,
+    export_to_path,
+    import_events,
 )
 from infrastructure.eventstore import (
     EventStoreError,
@@ -81,8 +90,10 @@ from projections.status import StatusProjector
 from projections.trades import TradesProjector
 
 __all__ = [
+    "ArchiveError",
     "ConfigError",
     "Engine",
+    "EventStoreError",
     "LoadedConfig",
     "NotAvailable",
     "Problem",
@@ -90,6 +101,8 @@ __all__ = [
     "build_engine",
     "build_readers",
     "check_config",
+    "export_arena",
+    "import_arena",
     "load_config",
     "pause_trader",
     "projection_status",
@@ -849,6 +862,32 @@ def trader_rows(config: LoadedConfig) -> Sequence[dict[str, Any]]:
             }
         )
     return rows
+
+
+# -- moving an arena between stores ------------------------------------------------------------
+
+
+def export_arena(
+    config: LoadedConfig, out: Path | None, *, app: TradingApp | None = None
+) -> ExportReport:
+    """Every stored event up to the head, to ``out`` (atomically) or to stdout (None)."""
+    app = app or open_app(config)
+    if out is None:
+        return export_events(app, config.main.Name, sys.stdout.buffer, destination="-")
+    return export_to_path(app, config.main.Name, out)
+
+
+def import_arena(
+    config: LoadedConfig, archive: Path, *, app: TradingApp | None = None
+) -> ImportReport:
+    """Verify ``archive`` whole, then append its events to this configuration's store.
+
+    Holds the data directory's engine lock, so no local engine writes meanwhile."""
+    if not archive.is_file():
+        raise ArchiveError(f"{archive} is not a file")
+    with engine_lock(config):
+        app = app or open_app(config)
+        return import_events(archive, app)
 
 
 # -- replay verification ----------------------------------------------------------------------
