@@ -81,11 +81,18 @@ from infrastructure.simulator.serve import serve as serve_simulator
 from infrastructure.views.jsonfile import JsonViewStore, Namespaces
 from infrastructure.views.readers import ViewReaders, views_root
 from infrastructure.views.redis_store import RedisKeys, RedisNamespaces, RedisViewStore
+from infrastructure.views.sql_tables import (
+    SqlTablesStore,
+    SqlTablesWorker,
+    postgres_tables,
+    sqlite_tables,
+)
 from projections.analytics import AnalyticsProjector
 from projections.conversations import ConversationsProjector
 from projections.engine import CatchUp, Projector
 from projections.market import MarketProjector
 from projections.portfolio import PortfolioProjector
+from projections.sql_tables import NAME as SQL_TABLES_VIEW
 from projections.status import StatusProjector
 from projections.trades import TradesProjector
 
@@ -287,6 +294,23 @@ def _targets(config: LoadedConfig) -> list[Target]:
     return targets
 
 
+def sql_tables_store(config: LoadedConfig) -> SqlTablesStore | None:
+    """The SQL read tables: beside the events (PostgreSQL schema), or a SQLite file."""
+    if not config.main.Projections.SqlTables:
+        return None
+    pg = config.main.Postgres
+    if pg.DataSource:
+        return postgres_tables(pg.DataSource, pg.Schema or config.main.Name)
+    return sqlite_tables(config.data_dir / "tables.sqlite3")
+
+
+def sql_tables_worker(config: LoadedConfig, app: TradingApp) -> SqlTablesWorker | None:
+    store = sql_tables_store(config)
+    if store is None:
+        return None
+    return SqlTablesWorker(app, store, batch_size=config.main.Projections.BatchSize)
+
+
 @dataclass(frozen=True)
 class RebuildReport:
     namespace: str
@@ -294,6 +318,8 @@ class RebuildReport:
     events: int
     head: int
     seconds: float
+    #: Events replayed into the SQL read tables (None when they are off).
+    tables: int | None = None
 
     @property
     def rate(self) -> float:
@@ -332,7 +358,9 @@ def rebuild_projections(
         for old in ns.all():
             if old != fresh:
                 ns.remove(old)
-    return RebuildReport(fresh, previous, events, head, elapsed)
+        tables = sql_tables_worker(config, app)
+        replayed = None if tables is None else tables.rebuild(head)
+    return RebuildReport(fresh, previous, events, head, elapsed, replayed)
 
 
 @dataclass(frozen=True)
@@ -379,6 +407,9 @@ def projection_status(config: LoadedConfig, *, app: TradingApp | None = None) ->
                 meta = msgspec.json.decode(raw, type=_Stamp)
                 position = meta.view.position
             rows.append(ViewPosition(label, projector.view_name, projector.primary, position, head))
+    store = sql_tables_store(config)
+    if store is not None:
+        rows.append(ViewPosition(store.label, SQL_TABLES_VIEW, "(tables)", store.position(), head))
     return rows
 
 
@@ -791,6 +822,7 @@ def build_engine(
         targets=_targets(config),
         batch_size=config.main.Projections.BatchSize,
         poll_s=config.main.Projections.PollInterval,
+        tables=sql_tables_worker(config, app),
     )
     return Engine(config, app, arena, worker, alerts, clock)
 

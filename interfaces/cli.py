@@ -152,6 +152,8 @@ def cmd_projections(args: argparse.Namespace) -> int:
             f"{report.namespace} in {report.seconds:.2f}s ({report.rate:,.0f} events/s); "
             f"readers switched from {report.previous or '(none)'}"
         )
+        if report.tables is not None:
+            print(f"SQL read tables rebuilt from {report.tables} events")
         return 0
     rows = bootstrap.projection_status(config)
     if not rows:

@@ -12,7 +12,15 @@ import pytest
 
 from infrastructure import bootstrap
 from tests.conftest import POSTGRES_DSN
-from tests.support.archive import SERVER_VARIABLES, cli, split, views, write_archive
+from tests.support.archive import (
+    SERVER_VARIABLES,
+    cli,
+    postgres_tables_dump,
+    split,
+    sqlite_tables_dump,
+    views,
+    write_archive,
+)
 from tests.support.arena import REPO, OfflineArena
 
 pytestmark = pytest.mark.postgres
@@ -76,6 +84,11 @@ def test_sqlite_to_postgres_gives_the_same_views(
     assert cli("projections", "rebuild", "--data-dir", str(source)) == 0
     assert cli("projections", "rebuild", "--data-dir", str(target), config=pg_config) == 0
     assert views(bootstrap.load_config(pg_config, data_dir=target, env={})) == views(arena.config)
+    # The SQL read tables, rebuilt in PostgreSQL, hold the rows the SQLite arena's do.
+    assert not (target / "tables.sqlite3").exists()
+    sqlite_rows = sqlite_tables_dump(source / "tables.sqlite3")
+    assert sqlite_rows["trader_fills"]
+    assert postgres_tables_dump(POSTGRES_DSN, config.main.Postgres.Schema) == sqlite_rows
 
     # A second, different archive is refused by the now non-empty PostgreSQL store.
     other = tmp_path / "other.ndjson"
@@ -93,3 +106,26 @@ def test_sqlite_to_postgres_gives_the_same_views(
     back_header, back_events, _ = split(back)
     assert back_header["source"] == "postgresql"
     assert back_events == events
+
+
+def test_the_engine_keeps_the_sql_tables_in_postgres(tmp_path: Path, pg_config: Path) -> None:
+    arena = OfflineArena.open(tmp_path / "data", config_path=pg_config, env={})
+    arena.run_sync(minutes=45)
+    schema = arena.config.main.Postgres.Schema
+    live = postgres_tables_dump(POSTGRES_DSN, schema)
+    app = arena.engine.app
+    fills = [
+        n
+        for n in app.recorder.select_notifications(start=None, limit=10**6)
+        if n.topic == "nof0/Trader.OrderFilled"
+    ]
+    assert len(live["trader_fills"]) == len(fills) > 0
+    assert {row[0] for row in live["traders"]} == {"ema-cross", "random-walk", "btc-hold"}
+    with psycopg.connect(POSTGRES_DSN) as conn:
+        position = conn.execute(
+            f'SELECT position FROM "{schema}".nof0_projection WHERE name = %s', ("sql_tables_v1",)
+        ).fetchone()
+    assert position == (app.max_position(),)
+    report = bootstrap.rebuild_projections(arena.config, app=app)
+    assert report.tables == report.head
+    assert postgres_tables_dump(POSTGRES_DSN, schema) == live

@@ -1,14 +1,20 @@
-"""Helpers for the event-archive tests: run the CLI, compare views, rewrite archives."""
+"""Helpers for the event-archive and SQL-table tests: run the CLI, compare views and tables,
+rewrite archives."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+from contextlib import closing
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from infrastructure import bootstrap
 from interfaces.cli import main
+from projections.sql_tables import TABLES, Table
 from tests.support.arena import DEFAULT_CONFIG
 
 #: Environment variables that would point the shipped configuration at real servers.
@@ -45,3 +51,41 @@ def write_archive(path: Path, header: dict[str, Any], events: list[bytes]) -> No
         + json.dumps(trailer).encode()
         + b"\n"
     )
+
+
+def _normal(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "numeric":
+        return Decimal(str(value)).normalize()
+    if kind == "timestamp":
+        return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+    if kind == "boolean":
+        return bool(value)
+    if kind == "json":
+        return json.loads(value) if isinstance(value, str) else value
+    return value
+
+
+def _rows(cursor: Any, table: Table) -> list[tuple[Any, ...]]:
+    cursor.execute(f"SELECT {', '.join(table.column_names)} FROM {table.name}")
+    kinds = [kind for _, kind in table.columns]
+    rows = [
+        tuple(_normal(k, v) for k, v in zip(kinds, row, strict=True)) for row in cursor.fetchall()
+    ]
+    return sorted(rows, key=repr)
+
+
+def sqlite_tables_dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every SQL read table's rows, normalised (Decimal, ISO time, bool, parsed JSON)."""
+    with closing(sqlite3.connect(path)) as conn:
+        cursor = conn.cursor()
+        return {table.name: _rows(cursor, table) for table in TABLES}
+
+
+def postgres_tables_dump(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
+        cursor.execute(f'SET search_path TO "{schema}"')
+        return {table.name: _rows(cursor, table) for table in TABLES}
