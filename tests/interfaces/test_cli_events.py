@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -320,3 +321,31 @@ def test_an_event_line_keeps_the_state_bytes_or_falls_back_to_base64() -> None:
     assert line(b'{"a":1.50,"b":"\\u00e9"}')["state"] == {"a": 1.5, "b": "é"}
     for not_json in (b"\x78\x9c\x00", b'{"a":1}\n', b" {}", b"", b"not json", b'{"a":"\xff"}'):
         assert "state_b64" in line(not_json), not_json
+
+
+def test_a_batch_the_store_refuses_stops_the_import_and_a_rerun_resumes(
+    source: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventsourcing.persistence import OperationalError
+
+    _, archive = source
+    target = TradingApp(env=sqlite_env(tmp_path / "target.sqlite3"))
+    real_insert = target.recorder.insert_events
+    calls = {"n": 0}
+
+    def flaky(stored_events: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OperationalError("database is locked (injected)")
+        return real_insert(stored_events, **kwargs)
+
+    monkeypatch.setattr(target.recorder, "insert_events", flaky)
+    with pytest.raises(ArchiveError, match="refused a batch after 14 events were written"):
+        import_events(archive, target, batch=7)
+    assert target.max_position() == 14  # two whole batches, nothing of the third
+
+    result = import_events(archive, target, batch=7)
+    total = len(split(archive)[1])
+    assert (result.already_present, result.written) == (14, total - 14)
+    assert result.ids_preserved
+    assert target.max_position() == total
