@@ -10,6 +10,7 @@ import fcntl
 import getpass
 import logging
 import socket
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +49,14 @@ from infrastructure.config.models import (
     SimExchangeConfig,
     TraderConfig,
 )
+from infrastructure.event_archive import (
+    ArchiveError,
+    ExportReport,
+    ImportReport,
+    export_events,
+    export_to_path,
+    import_events,
+)
 from infrastructure.eventstore import (
     EventStoreError,
     ensure_schema,
@@ -80,18 +89,27 @@ from infrastructure.simulator.serve import serve as serve_simulator
 from infrastructure.views.jsonfile import JsonViewStore, Namespaces
 from infrastructure.views.readers import ViewReaders, views_root
 from infrastructure.views.redis_store import RedisKeys, RedisNamespaces, RedisViewStore
+from infrastructure.views.sql_tables import (
+    SqlTablesStore,
+    SqlTablesWorker,
+    postgres_tables,
+    sqlite_tables,
+)
 from projections.analytics import AnalyticsProjector
 from projections.conversations import ConversationsProjector
 from projections.engine import CatchUp, Projector
 from projections.market import MarketProjector
 from projections.portfolio import PortfolioProjector
+from projections.sql_tables import NAME as SQL_TABLES_VIEW
 from projections.status import StatusProjector
 from projections.trades import TradesProjector
 
 __all__ = [
+    "ArchiveError",
     "ConfigError",
     "ControlError",
     "Engine",
+    "EventStoreError",
     "LoadedConfig",
     "NotAvailable",
     "Problem",
@@ -101,7 +119,9 @@ __all__ = [
     "check_config",
     "cli_credential",
     "control_traders",
+    "export_arena",
     "flatten_trader",
+    "import_arena",
     "kill_switch",
     "load_config",
     "operator_control",
@@ -346,6 +366,23 @@ def _targets(config: LoadedConfig) -> list[Target]:
     return targets
 
 
+def sql_tables_store(config: LoadedConfig) -> SqlTablesStore | None:
+    """The SQL read tables: beside the events (PostgreSQL schema), or a SQLite file."""
+    if not config.main.Projections.SqlTables:
+        return None
+    pg = config.main.Postgres
+    if pg.DataSource:
+        return postgres_tables(pg.DataSource, pg.Schema or config.main.Name)
+    return sqlite_tables(config.data_dir / "tables.sqlite3")
+
+
+def sql_tables_worker(config: LoadedConfig, app: TradingApp) -> SqlTablesWorker | None:
+    store = sql_tables_store(config)
+    if store is None:
+        return None
+    return SqlTablesWorker(app, store, batch_size=config.main.Projections.BatchSize)
+
+
 @dataclass(frozen=True)
 class RebuildReport:
     namespace: str
@@ -353,6 +390,8 @@ class RebuildReport:
     events: int
     head: int
     seconds: float
+    #: Events replayed into the SQL read tables (None when they are off).
+    tables: int | None = None
 
     @property
     def rate(self) -> float:
@@ -391,7 +430,9 @@ def rebuild_projections(
         for old in ns.all():
             if old != fresh:
                 ns.remove(old)
-    return RebuildReport(fresh, previous, events, head, elapsed)
+        tables = sql_tables_worker(config, app)
+        replayed = None if tables is None else tables.rebuild(head)
+    return RebuildReport(fresh, previous, events, head, elapsed, replayed)
 
 
 @dataclass(frozen=True)
@@ -438,6 +479,9 @@ def projection_status(config: LoadedConfig, *, app: TradingApp | None = None) ->
                 meta = msgspec.json.decode(raw, type=_Stamp)
                 position = meta.view.position
             rows.append(ViewPosition(label, projector.view_name, projector.primary, position, head))
+    store = sql_tables_store(config)
+    if store is not None:
+        rows.append(ViewPosition(store.label, SQL_TABLES_VIEW, "(tables)", store.position(), head))
     return rows
 
 
@@ -888,6 +932,7 @@ def build_engine(
         targets=_targets(config),
         batch_size=config.main.Projections.BatchSize,
         poll_s=config.main.Projections.PollInterval,
+        tables=sql_tables_worker(config, app),
     )
     return Engine(config, app, arena, worker, alerts, clock)
 
@@ -978,6 +1023,32 @@ def trader_rows(config: LoadedConfig) -> Sequence[dict[str, Any]]:
             }
         )
     return rows
+
+
+# -- moving an arena between stores ------------------------------------------------------------
+
+
+def export_arena(
+    config: LoadedConfig, out: Path | None, *, app: TradingApp | None = None
+) -> ExportReport:
+    """Every stored event up to the head, to ``out`` (atomically) or to stdout (None)."""
+    app = app or open_app(config)
+    if out is None:
+        return export_events(app, config.main.Name, sys.stdout.buffer, destination="-")
+    return export_to_path(app, config.main.Name, out)
+
+
+def import_arena(
+    config: LoadedConfig, archive: Path, *, app: TradingApp | None = None
+) -> ImportReport:
+    """Verify ``archive`` whole, then append its events to this configuration's store.
+
+    Holds the data directory's engine lock, so no local engine writes meanwhile."""
+    if not archive.is_file():
+        raise ArchiveError(f"{archive} is not a file")
+    with engine_lock(config):
+        app = app or open_app(config)
+        return import_events(archive, app)
 
 
 # -- replay verification ----------------------------------------------------------------------

@@ -14,11 +14,13 @@ from redis.exceptions import RedisError
 
 from infrastructure.views.jsonfile import JsonViewStore, Namespaces
 from infrastructure.views.redis_store import RedisNamespaces, RedisViewStore
+from infrastructure.views.sql_tables import STORE_ERRORS, SqlTablesWorker
 from projections.engine import CatchUp, EventSource, Projector, ViewStore
 
 log = logging.getLogger("nof0.projections")
 
 MAX_BATCHES_PER_PUMP = 20
+TABLE_ERRORS: tuple[type[Exception], ...] = (*STORE_ERRORS, ValueError)
 
 
 @dataclass
@@ -66,6 +68,9 @@ class ProjectionWorker:
     poll_s: float = 0.5
     retry_s: float = 5.0
     started: float = field(default_factory=time.monotonic)
+    #: The SQL read tables (SQLite or PostgreSQL), when configured.
+    tables: SqlTablesWorker | None = None
+    _tables_retry_at: float = 0.0
 
     def pump(self, target: Target) -> int:
         """Bring one target up to the head of the log (bounded work per call)."""
@@ -109,7 +114,22 @@ class ProjectionWorker:
                     target.error = f"{type(exc).__name__}: {exc}"
                     target.retry_at = time.monotonic() + self.retry_s
                     target.catchup = None
+            if self.tables is not None and (final or time.monotonic() >= self._tables_retry_at):
+                await self._pump_tables(self.tables)
             if final:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
+
+    async def _pump_tables(self, tables: SqlTablesWorker) -> None:
+        try:
+            await asyncio.to_thread(tables.pump)
+            if tables.error:
+                log.info("SQL tables (%s) recovered", tables.store.label)
+            tables.error = ""
+        except TABLE_ERRORS as exc:
+            # Like every view store: a database being down never stops the engine.
+            if not tables.error:
+                log.warning("SQL tables (%s) not updated: %s", tables.store.label, exc)
+            tables.error = f"{type(exc).__name__}: {exc}"
+            self._tables_retry_at = time.monotonic() + self.retry_s

@@ -66,6 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--last", type=int, default=None, help="only the last N cycles each")
     _common(verify)
 
+    events = commands.add_parser(
+        "events", help="export or import the event log (move an arena between stores)"
+    )
+    events_commands = events.add_subparsers(dest="action", required=True)
+    export = events_commands.add_parser(
+        "export", help="write every stored event to a verified nof0-events NDJSON file"
+    )
+    export.add_argument(
+        "--out", default="-", help="file to write, atomically ('-', the default: stdout)"
+    )
+    _common(export)
+    imported = events_commands.add_parser(
+        "import",
+        help="verify a nof0-events file whole, then append it to an empty event store",
+    )
+    imported.add_argument("file", help="the file written by 'nof0 events export'")
+    _common(imported)
+
     traders = commands.add_parser("traders", help="list, pause, resume or flatten traders")
     trader_commands = traders.add_subparsers(dest="action", required=True)
     listing = trader_commands.add_parser("list", help="traders and their state")
@@ -143,6 +161,8 @@ def cmd_projections(args: argparse.Namespace) -> int:
             f"{report.namespace} in {report.seconds:.2f}s ({report.rate:,.0f} events/s); "
             f"readers switched from {report.previous or '(none)'}"
         )
+        if report.tables is not None:
+            print(f"SQL read tables rebuilt from {report.tables} events")
         return 0
     rows = bootstrap.projection_status(config)
     if not rows:
@@ -173,6 +193,46 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"checked, {report.skipped} without an answer to re-read"
     )
     return 0 if report.ok else 1
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    if args.action == "export":
+        out = None if args.out == "-" else Path(args.out)
+        try:
+            exported = bootstrap.export_arena(config, out)
+        except (bootstrap.ArchiveError, bootstrap.EventStoreError, OSError) as exc:
+            print(f"export failed: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"exported {exported.events} events (up to position {exported.head}) of arena "
+            f"{config.main.Name} to {exported.destination}, sha256 {exported.sha256}",
+            file=sys.stderr,
+        )
+        return 0
+    try:
+        imported = bootstrap.import_arena(config, Path(args.file))
+    except (bootstrap.ArchiveError, bootstrap.EventStoreError, OSError, RuntimeError) as exc:
+        print(f"import refused: {exc}", file=sys.stderr)
+        return 1
+    resumed = (
+        f" ({imported.already_present} were already there)" if imported.already_present else ""
+    )
+    print(
+        f"imported {imported.written} of {imported.events} events from arena "
+        f"{imported.arena} into {config.main.Name}{resumed}; sha256 {imported.sha256} verified"
+    )
+    if imported.arena != config.main.Name:
+        print(f"note: the archive's arena is {imported.arena!r}, this one {config.main.Name!r}")
+    if not imported.ids_preserved:
+        print(
+            "note: the target numbered the events differently from the source; views "
+            "rebuilt here carry other positions"
+        )
+    print("run 'nof0 projections rebuild' to build the views from the imported events")
+    return 0
 
 
 def cmd_traders(args: argparse.Namespace) -> int:
@@ -242,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": cmd_check,
         "projections": cmd_projections,
         "replay": cmd_replay,
+        "events": cmd_events,
         "traders": cmd_traders,
         "kill": cmd_kill,
         "sim": sim_cli.run,

@@ -76,6 +76,8 @@ class ProjectionsConfig(Section):
     BatchSize: int = Field(500, ge=1, le=10_000)
     PollInterval: Duration = 0.5
     ConversationsPerTrader: int = Field(30, ge=1, le=1000)
+    #: The seed's SQL read tables: in PostgreSQL when the events are, else DataPath/tables.sqlite3.
+    SqlTables: bool = True
 
 
 class FileRef(Section):

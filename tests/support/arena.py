@@ -60,6 +60,10 @@ class OfflineArena:
         for target in self.engine.worker.targets:
             while self.engine.worker.pump(target):
                 pass
+        tables = self.engine.worker.tables
+        if tables is not None:
+            while tables.pump():
+                pass
 
     def run_sync(self, minutes: int) -> None:
         asyncio.run(self.run(minutes))

@@ -1,0 +1,186 @@
+"""The seed's SQL read tables (SQLite here): filled by the running engine, rebuildable,
+one transaction per batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sqlite3
+from collections import Counter
+from contextlib import closing
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infrastructure import bootstrap
+from infrastructure.views.sql_tables import SqlTablesStore, SqlTablesWorker, sqlite_tables
+from tests.support.archive import SERVER_VARIABLES, cli, sqlite_tables_dump
+from tests.support.arena import OfflineArena
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SERVER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def arena(tmp_path_factory: pytest.TempPathFactory) -> OfflineArena:
+    arena = OfflineArena.open(tmp_path_factory.mktemp("sql") / "data")
+    arena.run_sync(minutes=60)
+    return arena
+
+
+def topics(arena: OfflineArena) -> Counter[str]:
+    app = arena.engine.app
+    return Counter(n.topic for n in app.recorder.select_notifications(start=None, limit=10**6))
+
+
+def test_the_running_engine_fills_the_tables(arena: OfflineArena) -> None:
+    path = arena.config.data_dir / "tables.sqlite3"
+    tables = sqlite_tables_dump(path)
+    counts = topics(arena)
+    assert {row[0] for row in tables["traders"]} == {"ema-cross", "random-walk", "btc-hold"}
+    assert len(tables["trader_fills"]) == counts["nof0/Trader.OrderFilled"] > 0
+    assert len(tables["trader_positions"]) == counts["nof0/Trader.PositionClosed"] > 0
+    assert len(tables["trader_performance"]) == counts["nof0/Trader.PositionClosed"]
+    assert len(tables["decision_cycles"]) == counts["nof0/Trader.DecisionRequested"] > 0
+    assert len(tables["llm_conversations"]) == counts["nof0/Trader.DecisionRequested"]
+    orders = counts["nof0/Trader.OrderPlaced"] + counts["nof0/Trader.ProtectionPlaced"]
+    assert len(tables["trader_orders"]) == orders
+    rejected = [r for r in tables["decision_validations"] if r[6] == "rejected"]
+    assert len(rejected) == counts["nof0/Trader.RiskRejected"] > 0
+
+    with closing(sqlite3.connect(path)) as conn:
+        # What an analyst would ask: realised P&L per trader equals the positions' sum,
+        # and the last performance snapshot carries it.
+        pnl = dict(conn.execute("SELECT trader_id, SUM(pnl) FROM trader_positions GROUP BY 1"))
+        last = dict(
+            conn.execute(
+                "SELECT trader_id, pnl FROM trader_performance p WHERE event_id = "
+                "(SELECT MAX(event_id) FROM trader_performance q WHERE q.trader_id = p.trader_id)"
+            )
+        )
+        assert pnl.keys() == last.keys()
+        for trader, total in pnl.items():
+            assert Decimal(str(total)).quantize(Decimal("0.000001")) == Decimal(
+                str(last[trader])
+            ).quantize(Decimal("0.000001"))
+        # Every fill belongs to a known order, and a filled order's size is its fills' sum.
+        orphans = conn.execute(
+            "SELECT COUNT(*) FROM trader_fills f LEFT JOIN trader_orders o "
+            "ON o.trader_id = f.trader_id AND o.order_id = f.order_id WHERE o.order_id IS NULL"
+        ).fetchone()[0]
+        assert orphans == 0
+        mismatched = conn.execute(
+            "SELECT COUNT(*) FROM trader_orders o WHERE o.status = 'filled' AND o.filled_size <> "
+            "(SELECT SUM(fill_size) FROM trader_fills f WHERE f.trader_id = o.trader_id "
+            "AND f.order_id = o.order_id)"
+        ).fetchone()[0]
+        assert mismatched == 0
+        position = conn.execute("SELECT position FROM nof0_projection").fetchone()[0]
+        assert position == arena.engine.app.max_position()
+
+
+def test_a_rebuild_gives_the_same_tables(arena: OfflineArena, tmp_path: Path) -> None:
+    copy = tmp_path / "data"
+    shutil.copytree(arena.config.data_dir, copy)
+    before = sqlite_tables_dump(copy / "tables.sqlite3")
+    (copy / "tables.sqlite3").unlink()
+    for suffix in ("-wal", "-shm"):
+        (copy / f"tables.sqlite3{suffix}").unlink(missing_ok=True)
+    assert cli("projections", "rebuild", "--data-dir", str(copy)) == 0
+    assert sqlite_tables_dump(copy / "tables.sqlite3") == before
+    # And a rebuild over existing tables replaces them rather than adding to them.
+    assert cli("projections", "rebuild", "--data-dir", str(copy)) == 0
+    assert sqlite_tables_dump(copy / "tables.sqlite3") == before
+
+
+def test_any_batch_size_gives_the_same_tables(arena: OfflineArena, tmp_path: Path) -> None:
+    expected = sqlite_tables_dump(arena.config.data_dir / "tables.sqlite3")
+    for batch in (1, 7, 1000):
+        store = sqlite_tables(tmp_path / f"b{batch}.sqlite3")
+        worker = SqlTablesWorker(arena.engine.app, store, batch_size=batch)
+        while worker.pump(max_batches=3):
+            pass
+        assert sqlite_tables_dump(tmp_path / f"b{batch}.sqlite3") == expected, batch
+
+
+def test_a_failed_commit_writes_nothing_and_the_next_pump_converges(
+    arena: OfflineArena, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = sqlite_tables_dump(arena.config.data_dir / "tables.sqlite3")
+    path = tmp_path / "t.sqlite3"
+    store = sqlite_tables(path)
+    worker = SqlTablesWorker(arena.engine.app, store, batch_size=25)
+    assert worker.pump(max_batches=2) == 50
+
+    real_save = SqlTablesStore._save
+    calls = {"n": 0}
+
+    def failing_save(self: SqlTablesStore, cur: object, state: object) -> None:
+        calls["n"] += 1
+        raise sqlite3.OperationalError("disk I/O error (injected)")
+
+    monkeypatch.setattr(SqlTablesStore, "_save", failing_save)
+    with pytest.raises(sqlite3.OperationalError):
+        worker.pump()
+    assert calls["n"] == 1
+    assert store.position() == 50  # the batch's rows were rolled back with its position
+    monkeypatch.setattr(SqlTablesStore, "_save", real_save)
+    while worker.pump():
+        pass
+    assert sqlite_tables_dump(path) == expected
+
+
+def test_projection_status_lists_the_tables(
+    arena: OfflineArena, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = bootstrap.projection_status(arena.config, app=arena.engine.app)
+    tables = [r for r in rows if r.view == "sql_tables_v1"]
+    assert len(tables) == 1
+    assert tables[0].lag == 0
+    assert tables[0].store == "sqlite:tables.sqlite3"
+
+
+def test_the_tables_can_be_turned_off(tmp_path: Path) -> None:
+    config = bootstrap.load_config(
+        Path(__file__).resolve().parents[3] / "etc" / "nof0.yaml", data_dir=tmp_path, env={}
+    )
+    assert bootstrap.sql_tables_store(config) is not None
+    off = config.main.model_copy(
+        update={"Projections": config.main.Projections.model_copy(update={"SqlTables": False})}
+    )
+    assert bootstrap.sql_tables_store(dataclasses.replace(config, main=off)) is None
+
+
+def test_a_database_that_is_down_never_stops_the_worker(
+    arena: OfflineArena, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    from contextlib import contextmanager
+
+    from infrastructure.projection_worker import ProjectionWorker
+
+    @contextmanager
+    def down() -> Any:
+        raise sqlite3.OperationalError("unable to open database file (injected)")
+        yield  # pragma: no cover
+
+    tables = SqlTablesWorker(arena.engine.app, SqlTablesStore("sqlite", down, label="sqlite:x"))
+    worker = ProjectionWorker(
+        source=arena.engine.app, projectors=list, targets=[], poll_s=0.01, tables=tables
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    assert tables.error.startswith("OperationalError: unable to open database file")
+    assert "SQL tables (sqlite:x) not updated" in caplog.text
