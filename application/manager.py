@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -93,15 +94,18 @@ class Arena:
         reconcile_intervals: dict[str, float] | None = None,
         sync_policy: SyncPolicy | None = None,
         rebalancer: Rebalancer | None = None,
+        on_cycle: Callable[[str, float], None] | None = None,
     ) -> None:
         """``reconcile_intervals``: seconds between reconciliations per exchange provider
-        (0: every tick, right for the in-process simulator); default the engine's."""
+        (0: every tick, right for the in-process simulator); default the engine's.
+        ``on_cycle``: told each finished cycle's trader and wall seconds (the metrics)."""
         self.app = app
         self.clock = clock
         self.engine = engine
         self.alerts = alerts
         #: ``allocation_strategy: performance_based``; None: the configured allocations.
         self.rebalancer = rebalancer
+        self.on_cycle = on_cycle
         self._states: dict[str, _TraderState] = {}
         locks = {rt.settings.config_id: asyncio.Lock() for rt in runtimes}
         self._venues: dict[int, _VenueState] = {}
@@ -376,9 +380,12 @@ class Arena:
 
     async def _run_cycle(self, state: _TraderState, now: datetime) -> None:
         config_id = state.runtime.settings.config_id
+        started = time.perf_counter()
         try:
             outcome: CycleOutcome = await state.cycle.run(now)
             self.cycles_run += 1
+            if self.on_cycle is not None:
+                self.on_cycle(config_id, time.perf_counter() - started)
             state.failures_in_row = 0
             if outcome.status == "paused":
                 log.debug("trader=%s is paused", config_id)

@@ -76,6 +76,9 @@ from infrastructure.llm.clients import ModelEndpoint, build_model
 from infrastructure.market.failover import FailoverMarket
 from infrastructure.market.replay import ReplayMarket
 from infrastructure.market.synthetic import SyntheticTape
+from infrastructure.metrics.collector import CollectorSources, MetricsCollector
+from infrastructure.metrics.families import EngineMetrics
+from infrastructure.metrics.transport import FailureWindow, MeteredTransport
 from infrastructure.models.baseline import PREFIX as BASELINE_PREFIX
 from infrastructure.models.baseline import BaselineModel
 from infrastructure.projection_worker import ProjectionWorker, Target, json_target, redis_target
@@ -504,6 +507,9 @@ class Engine:
     worker: ProjectionWorker
     alerts: LogAlerts
     clock: Clock
+    metrics: EngineMetrics = field(default_factory=EngineMetrics)
+    #: None with ``monitoring.metrics_exporter: none``.
+    collector: MetricsCollector | None = None
     findings: list[str] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -519,15 +525,24 @@ class Engine:
         task = asyncio.create_task(arena())
         worker_stop = asyncio.Event()
         worker = asyncio.create_task(self.worker.run(worker_stop))
+        collecting: asyncio.Task[None] | None = None
+        if self.collector is not None:
+            interval = self.config.manager.monitoring.update_interval
+            collecting = asyncio.create_task(self.collector.run(worker_stop, interval))
         await stop.wait()
         arena_stop.set()
         await task
         worker_stop.set()
         await worker
+        if collecting is not None:
+            await collecting
         for sink in self.alerts.forward:
             if isinstance(sink, WebhookAlerts):
                 await asyncio.to_thread(sink.close)  # deliver what is queued, then stop
 
+
+#: The span over which a venue's failure rate is measured.
+EXCHANGE_HEALTH_WINDOW_S = 300.0
 
 MAINNET_URL = "https://api.hyperliquid.xyz"  # the SDK signs mainnet-style for this exact URL
 TESTNET_URL = "https://api.hyperliquid-testnet.xyz"
@@ -862,11 +877,15 @@ def build_engine(
         clock = replay_clocks[0] if replay_clocks else SystemClock()
     exchanges: dict[str, Exchange] = {}
     runtimes: list[TraderRuntime] = []
+    metrics = EngineMetrics()
+    windows: dict[str, FailureWindow] = {}
     for trader in config.manager.traders:
         settings = trader_settings(config, trader)
         market = wiring.market(trader.market_provider)[0]
         if trader.exchange_provider not in exchanges:
-            exchanges[trader.exchange_provider] = _exchange(wiring, trader.exchange_provider, clock)
+            venue = _exchange(wiring, trader.exchange_provider, clock)
+            windows[venue.name] = _meter(config, venue, metrics)
+            exchanges[trader.exchange_provider] = venue
         if trader.model.startswith(BASELINE_PREFIX):
             runtime = TraderRuntime(
                 settings=settings,
@@ -925,6 +944,7 @@ def build_engine(
         alerts=alerts,
         reconcile_intervals={name: _reconcile_interval(config, name) for name in exchanges},
         rebalancer=_rebalancer(config, app),
+        on_cycle=lambda trader, seconds: metrics.decision_latency.labels(trader).observe(seconds),
     )
     worker = ProjectionWorker(
         source=app,
@@ -934,7 +954,54 @@ def build_engine(
         poll_s=config.main.Projections.PollInterval,
         tables=sql_tables_worker(config, app),
     )
-    return Engine(config, app, arena, worker, alerts, clock)
+    return Engine(
+        config,
+        app,
+        arena,
+        worker,
+        alerts,
+        clock,
+        metrics=metrics,
+        collector=_collector(config, app, wiring, metrics),
+    )
+
+
+def _meter(config: LoadedConfig, venue: Exchange, metrics: EngineMetrics) -> FailureWindow:
+    """Put the venue's requests through the metrics (and its failure window)."""
+    window = FailureWindow(EXCHANGE_HEALTH_WINDOW_S)
+    if isinstance(venue, HyperliquidExchange):
+        venue.transport = MeteredTransport(
+            venue.transport, venue=venue.name, metrics=metrics, window=window
+        )
+    metrics.exchange_paper.labels(venue.name).set(
+        1 if isinstance(venue, SimulatedHyperliquid) else 0
+    )
+    return window
+
+
+def _collector(
+    config: LoadedConfig, app: TradingApp, wiring: _Wiring, metrics: EngineMetrics
+) -> MetricsCollector | None:
+    monitoring = config.manager.monitoring
+    if monitoring.metrics_exporter == "none":
+        return None
+    traders = config.manager.traders
+    failovers = {
+        name: market
+        for name, (market, _) in wiring.markets.items()
+        if isinstance(market, FailoverMarket)
+    }
+    sources = CollectorSources(
+        app=app,
+        venues={t.id: t.exchange_provider for t in traders},
+        markets={t.id: t.market_provider for t in traders},
+        models=_llm_models_in_use(config),
+        failovers=failovers,
+        redis=redis_client(config),
+        projection_status=lambda: projection_status(config, app=app),
+        slow_query_s=monitoring.slow_query_ms / 1000,
+    )
+    return MetricsCollector(metrics, sources)
 
 
 @contextmanager

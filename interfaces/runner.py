@@ -50,6 +50,8 @@ async def run_arena(config: bootstrap.LoadedConfig, *, host: str, port: int) -> 
             lambda: bootstrap.build_readers(config),
             title=f"nof0 ({config.main.Name})",
             control=access,
+            metrics=config.manager.monitoring.metrics_exporter == "prometheus",
+            engine_metrics=engine.metrics.registry,
         )
         server = _Server(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")

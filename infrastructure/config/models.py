@@ -315,6 +315,8 @@ class MonitoringConfig(Section):
         return value
 
     metrics_exporter: Literal["prometheus", "none"] = "prometheus"
+    #: An event store probe slower than this counts as a slow query.
+    slow_query_ms: float = Field(250, gt=0, le=600_000)
 
 
 class ManagerConfig(Section):

@@ -65,6 +65,8 @@ class FailoverMarket:
         self.providers: tuple[MarketData, ...] = tuple(providers)
         self.names: tuple[str, ...] = tuple(_names(self.providers))
         self._serving: dict[str, int] = {}
+        #: Changes of the serving provider so far, any kind of call (the metrics read it).
+        self.switches = 0
         #: The bound of the provider that served the last snapshot (the cycle reads it).
         self.max_staleness_s: float = self.providers[0].max_staleness_s
 
@@ -138,6 +140,8 @@ class FailoverMarket:
     def _switched(self, kind: str, index: int, failures: list[tuple[str, MarketDataError]]) -> None:
         before = self._serving.get(kind, 0)
         self._serving[kind] = index
+        if index != before:
+            self.switches += 1
         if index > before:
             log.warning(
                 "market %s: %s now from %s (%s)",

@@ -19,9 +19,11 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi.config import OpenAPIConfig
 from litestar.params import PathParameter, QueryParameter
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
+from prometheus_client import CollectorRegistry
 
 from interfaces.http.control import ControlAccess, ControlController
+from interfaces.http.metrics import metrics_route
 from interfaces.http.schemas import (
     AccountTotalsResponse,
     AnalyticsResponse,
@@ -225,11 +227,13 @@ def create_app(
     debug: bool = False,
     metrics: bool = True,
     control: ControlAccess | None = None,
+    engine_metrics: CollectorRegistry | None = None,
 ) -> Litestar:
     """Build the API; the reader is opened in the lifespan and closed after it.
 
     ``control``: the operator commands and their credentials (``None``: the control routes
-    answer that control is off)."""
+    answer that control is off). ``engine_metrics``: the engine's registry, exported on
+    ``/metrics`` beside the API's own request metrics."""
 
     @asynccontextmanager
     async def views(app: Litestar) -> AsyncIterator[None]:
@@ -244,7 +248,7 @@ def create_app(
     middleware: list[Any] = []
     if metrics:
         prometheus = PrometheusConfig(app_name="nof0", prefix="nof0_api", group_path=True)
-        handlers.append(PrometheusController)
+        handlers.append(metrics_route(engine_metrics))
         middleware.append(prometheus.middleware)
     return Litestar(
         route_handlers=handlers,

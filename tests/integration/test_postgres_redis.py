@@ -184,3 +184,41 @@ def test_the_api_falls_back_to_json_when_redis_is_configured_but_empty(
             await reader.close()
 
     assert asyncio.run(read_once()) == (b'{"leaderboard": []}', "json")
+
+
+def test_metrics_report_the_postgres_pool_redis_and_projection_lag(
+    arena_config: Path, tmp_path: Path
+) -> None:
+    arena = OfflineArena.open(tmp_path / "data", config_path=arena_config, env=ENV)
+    collector = arena.engine.collector
+    assert collector is not None
+    collector.start()
+    arena.run_sync(minutes=15)
+    collector.collect()
+    registry = arena.engine.metrics.registry
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert sample("nof0_event_store_up") == 1
+    assert sample("nof0_event_store_head") == arena.engine.app.max_position()
+    in_use, idle = (
+        sample("nof0_event_store_pool_connections", state="in_use"),
+        sample("nof0_event_store_pool_connections", state="idle"),
+    )
+    assert in_use is not None
+    assert idle is not None
+    assert in_use + idle >= 1
+    assert (sample("nof0_event_store_pool_connections", state="max") or 0) >= in_use + idle
+    assert sample("nof0_redis_up") == 1
+    assert 0 < (sample("nof0_redis_rtt_seconds") or 0) < 5
+    redis_lags = [
+        m
+        for metric in registry.collect()
+        if metric.name == "nof0_projection_lag_events"
+        for m in metric.samples
+        if m.labels["store"].startswith("redis:")
+    ]
+    assert redis_lags
+    assert all(m.value == 0 for m in redis_lags)
+    assert (sample("nof0_decisions_total", trader="ema-cross") or 0) >= 1
