@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
@@ -37,6 +37,7 @@ from application.ports import (
 )
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
+from application.venue_health import HealthPolicy, VenueHealth, paper_twin_id
 from application.venue_sync import SyncPolicy, VenueSync
 from domain.breakers import due_after
 from domain.trader import Trader
@@ -74,11 +75,24 @@ class _TraderState:
 
 
 @dataclass
+class _Paper:
+    """A failing venue's traders, deciding through paper twins on the simulator."""
+
+    venue: _VenueState  # the in-process simulator on the same prices
+    twins: dict[str, _TraderState]  # real config id -> its twin
+    since: datetime
+
+
+@dataclass
 class _VenueState:
     exchange: Exchange
     sync: VenueSync
     interval_s: float
     running: bool = False
+    health: VenueHealth | None = None
+    paper: _Paper | None = None
+    reconciled_at: datetime | None = None  # the last reconciliation that succeeded
+    traders: list[str] = field(default_factory=list)
 
 
 class Arena:
@@ -95,10 +109,16 @@ class Arena:
         sync_policy: SyncPolicy | None = None,
         rebalancer: Rebalancer | None = None,
         on_cycle: Callable[[str, float], None] | None = None,
+        health: Mapping[str, VenueHealth] | None = None,
+        health_policy: HealthPolicy | None = None,
+        paper_venue: Callable[[Exchange], Exchange] | None = None,
     ) -> None:
         """``reconcile_intervals``: seconds between reconciliations per exchange provider
         (0: every tick, right for the in-process simulator); default the engine's.
-        ``on_cycle``: told each finished cycle's trader and wall seconds (the metrics)."""
+        ``on_cycle``: told each finished cycle's trader and wall seconds (the metrics).
+        ``health`` (by exchange provider) and ``paper_venue``: a venue failing under
+        ``health_policy`` hands its traders' decisions to paper twins on the simulator that
+        ``paper_venue`` opens, until it passes again and has been reconciled."""
         self.app = app
         self.clock = clock
         self.engine = engine
@@ -106,55 +126,88 @@ class Arena:
         #: ``allocation_strategy: performance_based``; None: the configured allocations.
         self.rebalancer = rebalancer
         self.on_cycle = on_cycle
+        self.renderer = renderer
+        self.sync_policy = sync_policy
+        self.health_policy = health_policy or HealthPolicy()
+        self.paper_venue = paper_venue
         self._states: dict[str, _TraderState] = {}
-        locks = {rt.settings.config_id: asyncio.Lock() for rt in runtimes}
+        self._locks = {rt.settings.config_id: asyncio.Lock() for rt in runtimes}
         self._venues: dict[int, _VenueState] = {}
+        #: Twins being flattened after their venue came back, with their simulators.
+        self._retiring: list[_TraderState] = []
+        self._shadows: list[_VenueState] = []
         intervals = reconcile_intervals or {}
         for rt in runtimes:
             if id(rt.exchange) in self._venues:
                 continue
             sharing = [r.settings for r in runtimes if r.exchange is rt.exchange]
-            desk = OrderDesk(app, rt.exchange, clock, engine, alerts)
-            sync = VenueSync(
-                app=app,
-                exchange=rt.exchange,
-                desk=desk,
-                clock=clock,
-                alerts=alerts,
-                traders=sharing,
-                engine=engine,
-                policy=sync_policy,
-                locks={s.config_id: locks[s.config_id] for s in sharing},
-            )
             interval = intervals.get(rt.exchange.name, engine.reconcile_interval_s)
-            self._venues[id(rt.exchange)] = _VenueState(rt.exchange, sync, interval)
+            venue = self._venue(rt.exchange, sharing, interval)
+            venue.health = (health or {}).get(rt.exchange.name)
+            self._venues[id(rt.exchange)] = venue
         for rt in runtimes:
-            venue = self._venues[id(rt.exchange)]
-            cycle = DecisionCycle(
-                app=app,
-                settings=rt.settings,
-                engine=engine,
-                market=rt.market,
-                exchange=rt.exchange,
-                gateway=rt.gateway,
-                model=rt.model,
-                renderer=renderer,
-                clock=clock,
-                alerts=alerts,
-                schema=rt.schema,
-                desk=venue.sync.desk,
-                sync=venue.sync,
-            )
-            flattener = Flattener(app, venue.sync.desk, venue.sync, rt.market, clock, alerts)
-            self._states[rt.settings.config_id] = _TraderState(
-                rt, cycle, locks[rt.settings.config_id], flattener
-            )
+            self._states[rt.settings.config_id] = self._state(rt, self._venues[id(rt.exchange)])
         self._tasks: set[asyncio.Task[None]] = set()
         self.cycles_run = 0
         bound = engine.max_concurrent_decisions
         self._slots = asyncio.Semaphore(bound) if bound > 0 else None
         self.deciding = 0  # cycles deciding now
         self.most_deciding = 0  # the most ever deciding at once
+
+    def _venue(
+        self, exchange: Exchange, sharing: Sequence[TraderSettings], interval_s: float
+    ) -> _VenueState:
+        desk = OrderDesk(self.app, exchange, self.clock, self.engine, self.alerts)
+        sync = VenueSync(
+            app=self.app,
+            exchange=exchange,
+            desk=desk,
+            clock=self.clock,
+            alerts=self.alerts,
+            traders=list(sharing),
+            engine=self.engine,
+            policy=self.sync_policy,
+            locks={s.config_id: self._locks[s.config_id] for s in sharing},
+        )
+        return _VenueState(exchange, sync, interval_s, traders=[s.config_id for s in sharing])
+
+    def _state(self, rt: TraderRuntime, venue: _VenueState) -> _TraderState:
+        cycle = DecisionCycle(
+            app=self.app,
+            settings=rt.settings,
+            engine=self.engine,
+            market=rt.market,
+            exchange=rt.exchange,
+            gateway=rt.gateway,
+            model=rt.model,
+            renderer=self.renderer,
+            clock=self.clock,
+            alerts=self.alerts,
+            schema=rt.schema,
+            desk=venue.sync.desk,
+            sync=venue.sync,
+        )
+        flattener = Flattener(
+            self.app, venue.sync.desk, venue.sync, rt.market, self.clock, self.alerts
+        )
+        return _TraderState(rt, cycle, self._locks[rt.settings.config_id], flattener)
+
+    def _all_states(self) -> Iterator[_TraderState]:
+        """Every trader the loop drives: the configured ones, their twins, retiring twins."""
+        yield from self._states.values()
+        for venue in self._venues.values():
+            if venue.paper is not None:
+                yield from venue.paper.twins.values()
+        yield from self._retiring
+
+    def paper_twins(self) -> dict[str, str]:
+        """Configured trader -> its paper twin, for the traders deciding on paper now."""
+        return {
+            real: twin.runtime.settings.config_id
+            for venue in self._venues.values()
+            if venue.paper is not None
+            for real, twin in venue.paper.twins.items()
+        }
 
     @property
     def trader_ids(self) -> list[str]:
@@ -262,7 +315,9 @@ class Arena:
     async def tick(self) -> None:
         now = self.clock.now()
         await self._mark(now)
-        for venue in self._venues.values():
+        for venue in list(self._venues.values()):
+            await self._check_health(venue, now)
+        for venue in [*self._venues.values(), *self._shadow_venues()]:
             if venue.running:
                 continue
             last = venue.sync.last_run
@@ -273,19 +328,27 @@ class Arena:
         idle = not any(state.lock.locked() for state in self._states.values())
         if self.rebalancer is not None and idle and self.rebalancer.due(now):
             self.rebalancer.run(now)
-        for config_id, state in self._states.items():
+        on_paper = self.paper_twins()
+        for state in list(self._all_states()):
+            config_id = state.runtime.settings.config_id
             if state.lock.locked():
                 continue
             self._refresh(state)
             if state.flatten_requested:
                 # An operator's flatten comes before any decision, paused or not.
                 self._spawn(config_id, self._flatten(state))
-            elif self._due(state, now):
+            elif config_id in on_paper:
+                continue  # its twin decides while its venue fails
+            elif self._twin_due(state, on_paper, now) or (
+                config_id in self._states and self._due(state, now)
+            ):
                 self._spawn(config_id, self._cycle(state, now))
+        self._retiring = [t for t in self._retiring if t.flatten_requested]
 
     async def _reconcile(self, venue: _VenueState, now: datetime) -> None:
         try:
             report = await venue.sync.run(now)
+            venue.reconciled_at = now
             for line in report.findings:
                 log.warning("exchange %s reconcile: %s", venue.exchange.name, line)
         except Exception as exc:
@@ -319,7 +382,7 @@ class Arena:
     async def _mark(self, now: datetime) -> dict[int, dict[str, Decimal]]:
         """Fetch mids once per market provider and mark in-process venues to market."""
         markets: dict[int, tuple[MarketData, set[str], list[Exchange]]] = {}
-        for state in self._states.values():
+        for state in self._all_states():
             rt = state.runtime
             entry = markets.setdefault(id(rt.market), (rt.market, set(), []))
             entry[1].update(rt.settings.coins)
@@ -345,6 +408,138 @@ class Arena:
             for exchange in marked:
                 exchange.mark(mids, now, funding)
         return result
+
+    # -- exchange health: paper twins while a venue fails -------------------------------------
+
+    def _shadow_venues(self) -> list[_VenueState]:
+        live = [v.paper.venue for v in self._venues.values() if v.paper is not None]
+        retiring = {id(t.runtime.exchange) for t in self._retiring}
+        self._shadows = [
+            v for v in self._shadows if id(v.exchange) in retiring or any(v is x for x in live)
+        ]
+        return self._shadows
+
+    def _twin_due(self, state: _TraderState, on_paper: dict[str, str], now: datetime) -> bool:
+        config_id = state.runtime.settings.config_id
+        real = next((r for r, t in on_paper.items() if t == config_id), None)
+        if real is None:
+            return False
+        owner = self._states[real]
+        # The operator's pause of the real trader holds for its twin too.
+        if owner.paused or not owner.runtime.settings.auto_start:
+            return False
+        return self._due(state, now)
+
+    async def _check_health(self, venue: _VenueState, now: datetime) -> None:
+        health = venue.health
+        if health is None or self.paper_venue is None:
+            return
+        if venue.paper is None:
+            if self.health_policy.failing(health):
+                await self._to_paper(venue, health, now)
+        elif (
+            venue.reconciled_at is not None
+            and venue.reconciled_at > venue.paper.since
+            and self.health_policy.passing(health)
+        ):
+            self._to_venue(venue, health, now)
+
+    async def _to_paper(self, venue: _VenueState, health: VenueHealth, now: datetime) -> None:
+        assert self.paper_venue is not None
+        name = venue.exchange.name
+        pct = _pct(health)
+        shadow_exchange = self.paper_venue(venue.exchange)
+        try:
+            await shadow_exchange.start()
+        except ExchangeError as exc:
+            log.error("exchange %s failing, and its paper venue did not start: %r", name, exc)
+            self.alerts.alert("venue", "exchange_switch_failed", f"{name}: {exc}")
+            return
+        runtimes: list[tuple[str, TraderRuntime]] = []
+        for config_id in venue.traders:
+            rt = self._states[config_id].runtime
+            cfg = rt.settings
+            twin_id = paper_twin_id(config_id)
+            owner = self.app.get_trader(config_id)
+            equity = max(owner.account(owner.marks).equity, Decimal(0))
+            twin_cfg = replace(
+                cfg,
+                config_id=twin_id,
+                name=f"{cfg.name} (paper)",
+                allocation=equity,
+                exchange=shadow_exchange.name,
+            )
+            self._register_twin(twin_cfg, now)
+            self._locks.setdefault(twin_id, asyncio.Lock())
+            runtimes.append((config_id, replace(rt, settings=twin_cfg, exchange=shadow_exchange)))
+        shadow = self._venue(shadow_exchange, [r.settings for _, r in runtimes], 0.0)
+        await shadow.sync.register(now)
+        await shadow.sync.run(now, startup=True)
+        shadow.sync.last_run = now
+        twins = {real: self._state(rt, shadow) for real, rt in runtimes}
+        venue.paper = _Paper(shadow, twins, now)
+        self._shadows.append(shadow)
+        for real, twin in twins.items():
+            twin_id = twin.runtime.settings.config_id
+            owner = self.app.get_trader(real)
+            owner.switch_venue(
+                venue=name,
+                to="paper",
+                failure_pct=pct,
+                requests=health.requests,
+                paper_trader=twin_id,
+                at=now,
+            )
+            self.app.save_trader(owner)
+            message = (
+                f"{name}: {pct}% of {health.requests} requests failed; decisions of {real} "
+                f"go to {twin_id} on the simulator, its venue positions stay protected there"
+            )
+            log.warning("trader=%s %s", real, message)
+            self.alerts.alert(real, "exchange_switch", message)
+
+    def _register_twin(self, cfg: TraderSettings, now: datetime) -> None:
+        twin = self.app.find_trader(cfg.config_id)
+        if twin is None:
+            twin = Trader.register(
+                config_id=cfg.config_id,
+                name=cfg.name,
+                model=cfg.model,
+                allocation=cfg.allocation,
+                coins=list(cfg.coins),
+                at=now,
+            )
+        else:
+            twin.allocate(cfg.allocation, now)
+            twin.resume("venue failing again: the twin decides", now)
+        self.app.save_trader(twin)
+
+    def _to_venue(self, venue: _VenueState, health: VenueHealth, now: datetime) -> None:
+        assert venue.paper is not None
+        name = venue.exchange.name
+        pct = _pct(health)
+        for real, twin in venue.paper.twins.items():
+            twin_id = twin.runtime.settings.config_id
+            paper = self.app.get_trader(twin_id)
+            reason = f"{name} passed its health check and was reconciled"
+            paper.record_control("flatten", reason, "engine", now)
+            paper.pause("venue_restored", reason, now)
+            self.app.save_trader(paper)
+            self._retiring.append(twin)
+            owner = self.app.get_trader(real)
+            owner.switch_venue(
+                venue=name,
+                to="venue",
+                failure_pct=pct,
+                requests=health.requests,
+                paper_trader=twin_id,
+                at=now,
+            )
+            self.app.save_trader(owner)
+            message = f"{name}: healthy again ({pct}% failed); {real} decides on it again"
+            log.warning("trader=%s %s", real, message)
+            self.alerts.alert(real, "exchange_switch", message)
+        venue.paper = None
 
     def _spawn(self, config_id: str, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work, name=f"trader:{config_id}")
@@ -401,3 +596,7 @@ class Arena:
         state.failures_in_row += 1
         log.error("trader=%s %s failed: %r", config_id, what, exc, exc_info=exc)
         self.alerts.alert(config_id, f"{what}_error", repr(exc))
+
+
+def _pct(health: VenueHealth) -> Decimal:
+    return (Decimal(str(health.ratio())) * 100).quantize(Decimal("0.01"))

@@ -617,6 +617,22 @@ class Trader(Aggregate):
             aggregate.pause_reason = ""
             aggregate.recent_outcomes = []
 
+    class VenueSwitched(Aggregate.Event):
+        """The trader's decisions moved to the in-process simulator (``to="paper"``, made
+        by its paper twin) because its venue was failing, or back (``to="venue"``) after the
+        venue passed its health check and was reconciled. Positions on the venue are left
+        as they are, protected by their stops and targets there."""
+
+        TOPIC = "nof0/Trader.VenueSwitched"
+        venue: str
+        to: str  # "paper" or "venue"
+        failure_pct: Decimal  # of the venue's requests in the window
+        requests: int
+        paper_trader: str  # the config id of the paper twin
+
+        def apply(self, aggregate: Any) -> None:
+            pass  # the arena holds the binding; the event is the record of it
+
     class OperatorActed(Aggregate.Event):
         """An operator's control action, with the reason given and which credential asked
         (a token id or the command line's user and host, never a secret)."""
@@ -1145,6 +1161,28 @@ class Trader(Aggregate):
     def resume(self, reason: str, at: datetime) -> None:
         if self.paused:
             self.trigger_event(self.Resumed, reason=reason, timestamp=at)
+
+    def switch_venue(
+        self,
+        *,
+        venue: str,
+        to: str,
+        failure_pct: Decimal,
+        requests: int,
+        paper_trader: str,
+        at: datetime,
+    ) -> None:
+        if to not in ("paper", "venue"):
+            raise TraderError(f"a venue switch goes to 'paper' or 'venue', not {to!r}")
+        self.trigger_event(
+            self.VenueSwitched,
+            venue=venue,
+            to=to,
+            failure_pct=failure_pct,
+            requests=requests,
+            paper_trader=paper_trader,
+            timestamp=at,
+        )
 
     def record_control(self, action: str, reason: str, credential: str, at: datetime) -> None:
         self.trigger_event(

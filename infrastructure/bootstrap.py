@@ -12,7 +12,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,6 +32,7 @@ from application.ports import Alerts, Clock, DecisionModel, Exchange, LogAlerts,
 from application.routing import ModelChoice, ModelRouter, RouterPolicy
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
+from application.venue_health import HealthPolicy, paper_twin_id
 from application.verify import ReplayVerifier, VerifyReport
 from domain.breakers import BreakerLimits, TripAction
 from domain.capital import CapitalPolicy
@@ -541,9 +542,6 @@ class Engine:
                 await asyncio.to_thread(sink.close)  # deliver what is queued, then stop
 
 
-#: The span over which a venue's failure rate is measured.
-EXCHANGE_HEALTH_WINDOW_S = 300.0
-
 MAINNET_URL = "https://api.hyperliquid.xyz"  # the SDK signs mainnet-style for this exact URL
 TESTNET_URL = "https://api.hyperliquid-testnet.xyz"
 
@@ -634,30 +632,13 @@ def _exchange(wiring: _Wiring, name: str, clock: Clock) -> Exchange:
         max_backoff_s=provider.retry.max_backoff,
     )
     if isinstance(provider, SimExchangeConfig):
-        book = provider.book
-        level = Decimal(str(book.level_usd))
-        venue = SimVenue.open(
-            SimConfig(
-                taker_fee=Decimal(str(provider.fee_taker_bps)) / bps,
-                maker_fee=Decimal(str(provider.fee_maker_bps)) / bps,
-                funding_rate=Decimal(str(provider.funding_rate_hourly)),
-                book=BookModel(
-                    spread_bps=Decimal(str(book.spread_bps)),
-                    levels=book.levels,
-                    step_bps=Decimal(str(book.step_bps)),
-                    level_usd={"BTC": level * 5, "ETH": level * 3, "*": level},
-                ),
-                seed=provider.seed,
-            ),
-            config.data_dir / "sim" / name,
-        )
         fund = provider.fund_usdc or config.manager.manager.total_equity_usd
-        return SimulatedHyperliquid(
+        return _simulator(
+            config,
             name,
-            SimGateway(venue),
-            fund_usdc=Decimal(str(fund)),
-            clock_ms=lambda: int(clock.now().timestamp() * 1000),
-            fee_taker=Decimal(str(provider.fee_taker_bps)) / bps,
+            provider,
+            clock,
+            fund=Decimal(str(fund)),
             min_equity=_allocated(config, name),
             retry=retry,
         )
@@ -678,6 +659,70 @@ def _exchange(wiring: _Wiring, name: str, clock: Clock) -> Exchange:
         min_equity=_allocated(config, name),
         retry=retry,
     )
+
+
+def _simulator(
+    config: LoadedConfig,
+    name: str,
+    provider: SimExchangeConfig,
+    clock: Clock,
+    *,
+    fund: Decimal,
+    min_equity: Decimal,
+    retry: RetryPolicy | None = None,
+) -> SimulatedHyperliquid:
+    bps = Decimal(10_000)
+    book = provider.book
+    level = Decimal(str(book.level_usd))
+    venue = SimVenue.open(
+        SimConfig(
+            taker_fee=Decimal(str(provider.fee_taker_bps)) / bps,
+            maker_fee=Decimal(str(provider.fee_maker_bps)) / bps,
+            funding_rate=Decimal(str(provider.funding_rate_hourly)),
+            book=BookModel(
+                spread_bps=Decimal(str(book.spread_bps)),
+                levels=book.levels,
+                step_bps=Decimal(str(book.step_bps)),
+                level_usd={"BTC": level * 5, "ETH": level * 3, "*": level},
+            ),
+            seed=provider.seed,
+        ),
+        config.data_dir / "sim" / name,
+    )
+    return SimulatedHyperliquid(
+        name,
+        SimGateway(venue),
+        fund_usdc=fund,
+        clock_ms=lambda: int(clock.now().timestamp() * 1000),
+        fee_taker=Decimal(str(provider.fee_taker_bps)) / bps,
+        min_equity=min_equity,
+        retry=retry,
+    )
+
+
+def _paper_venue(config: LoadedConfig, clock: Clock) -> Callable[[Exchange], Exchange]:
+    """Opens the in-process simulator that a failing venue's traders decide on meanwhile:
+    the venue's fees, the default book, funded with the arena's equity."""
+
+    def open_paper(venue: Exchange) -> Exchange:
+        provider = config.exchange.providers[venue.name]
+        fees = {"fee_taker_bps": provider.fee_taker_bps}
+        if isinstance(provider, SimExchangeConfig):
+            fees["fee_maker_bps"] = provider.fee_maker_bps
+        paper = SimExchangeConfig.model_validate(
+            {
+                "type": "sim",
+                "timeout": provider.timeout,
+                "retry": {"max_attempts": 1},
+                "capabilities": ["market_orders", "reduce_only", "trigger_orders", "leverage"],
+                **fees,
+            }
+        )
+        fund = Decimal(str(config.manager.manager.total_equity_usd))
+        name = paper_twin_id(venue.name)
+        return _simulator(config, name, paper, clock, fund=fund, min_equity=Decimal(0))
+
+    return open_paper
 
 
 def _reconcile_interval(config: LoadedConfig, name: str) -> float:
@@ -884,7 +929,7 @@ def build_engine(
         market = wiring.market(trader.market_provider)[0]
         if trader.exchange_provider not in exchanges:
             venue = _exchange(wiring, trader.exchange_provider, clock)
-            windows[venue.name] = _meter(config, venue, metrics)
+            windows[venue.name] = _meter(config, venue, metrics, clock)
             exchanges[trader.exchange_provider] = venue
         if trader.model.startswith(BASELINE_PREFIX):
             runtime = TraderRuntime(
@@ -945,6 +990,12 @@ def build_engine(
         reconcile_intervals={name: _reconcile_interval(config, name) for name in exchanges},
         rebalancer=_rebalancer(config, app),
         on_cycle=lambda trader, seconds: metrics.decision_latency.labels(trader).observe(seconds),
+        health=windows,
+        health_policy=HealthPolicy(
+            max_failure_pct=Decimal(str(mgr.exchange_failure_pct)),
+            min_requests=mgr.exchange_failure_min_requests,
+        ),
+        paper_venue=_paper_venue(config, clock) if mgr.paper_fallback else None,
     )
     worker = ProjectionWorker(
         source=app,
@@ -966,9 +1017,15 @@ def build_engine(
     )
 
 
-def _meter(config: LoadedConfig, venue: Exchange, metrics: EngineMetrics) -> FailureWindow:
-    """Put the venue's requests through the metrics (and its failure window)."""
-    window = FailureWindow(EXCHANGE_HEALTH_WINDOW_S)
+def _meter(
+    config: LoadedConfig, venue: Exchange, metrics: EngineMetrics, clock: Clock
+) -> FailureWindow:
+    """Put the venue's requests through the metrics (and its failure window, on the
+    engine's clock so that a replayed arena measures in its own time)."""
+    window = FailureWindow(
+        config.manager.manager.exchange_failure_window,
+        clock=lambda: clock.now().timestamp(),
+    )
     if isinstance(venue, HyperliquidExchange):
         venue.transport = MeteredTransport(
             venue.transport, venue=venue.name, metrics=metrics, window=window

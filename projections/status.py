@@ -63,6 +63,11 @@ class TraderStatus(msgspec.Struct):
     last_control: ControlRecord | None = None
     flatten_pending: bool = False
     flattened_at: float | None = None
+    #: Deciding on the in-process simulator (its paper twin) while its venue fails.
+    on_paper: bool = False
+    paper_trader: str = ""
+    venue_switches: int = 0
+    last_venue_switch: Refusal | None = None
 
 
 class Finding(msgspec.Struct):
@@ -194,6 +199,18 @@ def _order_rejected(trader: TraderStatus, event: Any) -> None:
     trader.last_order_rejection = Refusal(event.reason, detail, seconds(event.timestamp))
 
 
+def _venue_switched(trader: TraderStatus, event: Any) -> None:
+    trader.venue_switches += 1
+    trader.on_paper = event.to == "paper"
+    trader.paper_trader = event.paper_trader if trader.on_paper else ""
+    detail = (
+        f"{event.venue}: {num(event.failure_pct):g}% of {event.requests} requests failed"
+        if trader.on_paper
+        else f"{event.venue}: healthy again ({num(event.failure_pct):g}% failed), reconciled"
+    )
+    trader.last_venue_switch = Refusal(event.to, detail, seconds(event.timestamp))
+
+
 def _paused(trader: TraderStatus, event: Any) -> None:
     trader.paused = True
     trader.pause_reason = f"{event.reason}: {event.detail}" if event.detail else event.reason
@@ -240,6 +257,7 @@ _TRADER = {
     Trader.Resumed: _resumed,
     Trader.ModelSwitched: _switched,
     Trader.Flattened: _flattened,
+    Trader.VenueSwitched: _venue_switched,
 }
 
 

@@ -292,6 +292,12 @@ class ManagerSection(Section):
     tick_interval: Duration = 1.0
     pause_failure_pct: float = Field(10, gt=0, le=100)
     pause_failure_window: int = Field(20, ge=2, le=1000)
+    #: A venue failing more than this share of its requests over the window hands its
+    #: traders' decisions to paper twins on the in-process simulator until it recovers.
+    exchange_failure_pct: float = Field(5, gt=0, le=100)
+    exchange_failure_window: Duration = 300.0
+    exchange_failure_min_requests: int = Field(20, ge=1, le=100_000)
+    paper_fallback: bool = True
 
 
 class MonitoringConfig(Section):
