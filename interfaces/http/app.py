@@ -21,7 +21,9 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.params import PathParameter, QueryParameter
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from interfaces.http.conditional import conditional_get
 from interfaces.http.control import ControlAccess, ControlController
+from interfaces.http.dashboard import dashboard
 from interfaces.http.schemas import (
     AccountTotalsResponse,
     AnalyticsResponse,
@@ -82,6 +84,7 @@ async def _read(state: State, filename: str, kind: type[T]) -> T | None:
 class ApiController(Controller):
     path = "/api"
     tags = ["views"]  # noqa: RUF012 - Litestar's declared type
+    middleware = [conditional_get]  # noqa: RUF012 - ETag / If-None-Match for pollsters
 
     @get("/crypto-prices", summary="Latest price of every coin")
     async def crypto_prices(self, state: State) -> CryptoPricesResponse:
@@ -240,7 +243,7 @@ def create_app(
         finally:
             await app.state.reader.close()
 
-    handlers: list[Any] = [ApiController, ControlController, healthz]
+    handlers: list[Any] = [ApiController, ControlController, healthz, dashboard]
     middleware: list[Any] = []
     if metrics:
         prometheus = PrometheusConfig(app_name="nof0", prefix="nof0_api", group_path=True)
