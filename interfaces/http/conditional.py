@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 SERVER_TIME = re.compile(rb'"serverTime":-?\d+')
 
@@ -34,14 +34,14 @@ def conditional_get(app: ASGIApp) -> ASGIApp:
     """Middleware: buffer a 200 answer to GET, tag it, and answer 304 when the tag matches."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in {"GET", "HEAD"}:
+        if scope["type"] != ScopeType.HTTP or scope.get("method") not in {"GET", "HEAD"}:
             await app(scope, receive, send)
             return
         sent = {
             key.decode("latin-1").lower(): value.decode("latin-1")
             for key, value in scope.get("headers", [])
         }
-        start: dict[str, Any] | None = None
+        start: HTTPResponseStartEvent | None = None
         chunks: list[bytes] = []
 
         async def buffered(message: Message) -> None:
@@ -50,7 +50,7 @@ def conditional_get(app: ASGIApp) -> ASGIApp:
                 if message["status"] != 200:
                     await send(message)
                     return
-                start = dict(message)
+                start = message
                 return
             if start is None or message["type"] != "http.response.body":
                 await send(message)
@@ -66,7 +66,7 @@ def conditional_get(app: ASGIApp) -> ASGIApp:
 
 
 async def _finish(
-    start: dict[str, Any], body: bytes, if_none_match: str | None, send: Send
+    start: HTTPResponseStartEvent, body: bytes, if_none_match: str | None, send: Send
 ) -> None:
     tag = entity_tag(body)
     headers = [
@@ -80,5 +80,5 @@ async def _finish(
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
-    await send({**start, "headers": headers})
+    await send({"type": "http.response.start", "status": start["status"], "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

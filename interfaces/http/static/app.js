@@ -25,7 +25,10 @@ const state = {
   sort: { key: "equity", dir: -1 },
   chart: { mode: "usd", range: "all" },
   open: new Set(),   // ids of <details> the viewer opened
+  allTrades: false,  // show every completed trade, not only the newest
 };
+const TRADES_SHOWN = 30;
+const TURNS_SHOWN = 30;
 
 // -- formatting ---------------------------------------------------------------------------
 
@@ -231,7 +234,7 @@ function lineChart(svg, series, format) {
     add("line", { x1: pad.l, x2: width - pad.r, y1: Y(v), y2: Y(v) }, grid);
     add("text", { x: pad.l - 6, y: Y(v) + 4, "text-anchor": "end" }, grid, format(v));
   }
-  const xCount = width < 600 ? 2 : 5;
+  const xCount = width < 600 ? 1 : 5;
   for (let i = 0; i <= xCount; i++) {
     const t = x0 + ((x1 - x0) * i) / xCount;
     add("text", { x: X(t), y: height - 8, "text-anchor": i === 0 ? "start" : i === xCount ? "end" : "middle" }, grid, shortTime.format(new Date(t * 1000)));
@@ -334,7 +337,11 @@ function tradesTable(only) {
   const trades = (state.docs.trades?.trades ?? []).filter((t) => !only || only.includes(t.model_id));
   if (!trades.length) return `<p class="empty">No completed trades yet.</p>`;
   trades.sort((a, b) => b.exit_time - a.exit_time);
-  const rows = trades.map((t) => {
+  const shown = state.allTrades ? trades : trades.slice(0, TRADES_SHOWN);
+  const more = trades.length > shown.length
+    ? `<p><button type="button" class="ghost" data-more="trades" aria-label="Show all ${trades.length} completed trades">Show all ${trades.length} trades</button></p>`
+    : "";
+  const rows = shown.map((t) => {
     const funding = t.realized_gross_pnl - t.total_commission_dollars - t.realized_net_pnl;
     return `<tr data-trade="${esc(t.id)}" data-trader="${esc(t.model_id)}">
       <td>${esc(t.model_id)}</td><td>${esc(t.symbol)}</td><td class="${t.side === "long" ? "up" : "down"}">${esc(t.side)}</td>
@@ -346,7 +353,7 @@ function tradesTable(only) {
   return `<div class="scroll"><table id="trades" class="data"><thead><tr>
     <th scope="col">Trader</th><th scope="col">Coin</th><th scope="col">Side</th><th scope="col" class="num">Entry</th><th scope="col" class="num">Exit</th>
     <th scope="col" class="num">Size</th><th scope="col" class="num">Net P&amp;L</th><th scope="col" class="num">Gross P&amp;L</th><th scope="col" class="num">Fees</th>
-    <th scope="col" class="num">Funding</th><th scope="col">Close reason</th><th scope="col">Opened</th><th scope="col">Closed</th></tr></thead><tbody>${rows.join("")}</tbody></table></div>`;
+    <th scope="col" class="num">Funding</th><th scope="col">Close reason</th><th scope="col">Opened</th><th scope="col">Closed</th></tr></thead><tbody>${rows.join("")}</tbody></table></div>${more}`;
 }
 
 function details(id, summary, body, extra = "") {
@@ -371,7 +378,7 @@ function chat(only) {
     if (newest.has(c.model_id)) next.set(c.id, newest.get(c.model_id));
     newest.set(c.model_id, c);
   }
-  return `<ol class="chat" id="chat">${all.slice(0, 60).map((c) => {
+  return `<ol class="chat" id="chat">${all.slice(0, TURNS_SHOWN).map((c) => {
     const decisions = Object.values(c.llm_response ?? {});
     const acting = decisions.filter((d) => d.signal !== "hold");
     const refusal = refusalFor(c, next.get(c.id));
@@ -456,6 +463,7 @@ document.addEventListener("click", (event) => {
     state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : (key === "id" || key === "rank" ? 1 : -1) };
     render();
   } else if (target.dataset.mode) { state.chart.mode = target.dataset.mode; render(); }
+  else if (target.dataset.more === "trades") { state.allTrades = true; render(); }
   else if (target.dataset.range) { state.chart.range = target.dataset.range; render(); }
   else if (target.dataset.action) {
     const action = TRADER_ACTIONS[Number(target.dataset.action)];
