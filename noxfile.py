@@ -1,5 +1,5 @@
 """Sessions: tests (default, no servers), integration (PostgreSQL + Redis), ccxt (ccxt's
-hyperliquid class against the simulator), property
+hyperliquid class against the simulator), browser (the dashboard in headless Chromium), property
 (Hypothesis CI profile), lint (ruff + import-linter), typecheck (mypy --strict), bench."""
 
 from __future__ import annotations
@@ -44,6 +44,21 @@ def ccxt(session: nox.Session) -> None:
     except nox.command.CommandFailed:
         session.skip(f"{CCXT} cannot be installed here (no package index?)")
     session.run("pytest", "-m", "ccxt", "tests/clients", *session.posargs)
+
+
+#: Playwright for Python, pinned; it drives Debian's chromium (no browser download).
+PLAYWRIGHT = "playwright==1.65.3"
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The dashboard in headless Chromium against `nof0 run`; screenshots in .artifacts/."""
+    install(session, "test")
+    try:
+        session.install(PLAYWRIGHT)
+    except nox.command.CommandFailed:
+        session.skip(f"{PLAYWRIGHT} cannot be installed here (no package index?)")
+    session.run("pytest", "-m", "browser", "tests/e2e/test_dashboard_browser.py", *session.posargs)
 
 
 @nox.session
