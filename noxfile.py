@@ -85,6 +85,11 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Speed figures: projection rebuild (SQLite, PostgreSQL), engine overhead per cycle,
-    simulator orders/s in process and `nof0 sim serve` requests/s."""
+    simulator orders/s in process, `nof0 sim serve` requests/s and the dashboard's first
+    load in headless Chromium (skipped with the reason without Playwright or Chromium)."""
     install(session, "test")
+    try:
+        session.install(PLAYWRIGHT)
+    except nox.command.CommandFailed:
+        session.warn(f"{PLAYWRIGHT} cannot be installed: the dashboard's first load is skipped")
     session.run("python", "-m", "tests.bench", *session.posargs)

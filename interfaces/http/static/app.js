@@ -188,6 +188,7 @@ function drawEquity(only) {
   const series = chartSeries(only);
   const format = state.chart.mode === "pct" ? pct : money;
   lineChart(svg, series, format);
+  if (!performance.getEntriesByName("nof0:first-chart").length) performance.mark("nof0:first-chart");
   svg.setAttribute("aria-label", `Equity over time (${state.chart.mode === "pct" ? "percent" : "dollars"}, ${state.chart.range}): ${series.map((s) => `${s.label} ${s.points.length ? format(s.points[s.points.length - 1][1]) : "no data"}`).join(", ")}`);
   document.getElementById("legend").innerHTML = series.map((s) => {
     const last = s.points.length ? s.points[s.points.length - 1][1] : null;
