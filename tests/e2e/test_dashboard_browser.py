@@ -258,6 +258,8 @@ def test_screenshots_at_both_widths(browser: Any, arena: tuple[int, Any], name: 
     try:
         shown = page.open()
         shown.wait_for_selector("#equity-chart g.series")
+        shown.locator("#chat summary").first.click()  # an open turn must fit too
+        shown.locator("#chat details[open] table").first.wait_for()
         scroll_width = shown.evaluate("document.documentElement.scrollWidth")
         assert scroll_width <= width, "the page scrolls sideways"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
