@@ -31,10 +31,11 @@ def matches(if_none_match: str, tag: str) -> bool:
 
 
 def conditional_get(app: ASGIApp) -> ASGIApp:
-    """Middleware: buffer a 200 answer to GET, tag it, and answer 304 when the tag matches."""
+    """Middleware: buffer a 200 answer to GET, tag it, and answer 304 when the tag matches
+    (HEAD passes untouched: its empty body has no tag worth giving)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope.get("method") not in {"GET", "HEAD"}:
+        if scope["type"] != ScopeType.HTTP or scope.get("method") != "GET":
             await app(scope, receive, send)
             return
         sent = {
