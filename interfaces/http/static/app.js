@@ -60,6 +60,7 @@ async function fetchRoute(route) {
   if (state.etags[route]) headers["If-None-Match"] = state.etags[route];
   const response = await fetch(`/api/${route}`, { headers, cache: "no-store" });
   if (response.status === 304) return false;
+  if (response.status === 503) throw new Error(`/api/${route}: the views are catching up (503)`);
   if (!response.ok) throw new Error(`/api/${route} answered ${response.status}`);
   state.docs[route] = await response.json();
   state.etags[route] = response.headers.get("ETag");
@@ -127,8 +128,20 @@ function render() {
   parts.push(section("trades", "Completed trades", tradesTable(only)));
   parts.push(section("chat", "Model chat", chat(only)));
   parts.push(section("status", "Status", statusView(only)));
+  const focused = focusKey(document.activeElement);
   view.innerHTML = parts.join("");
   drawEquity(only);
+  if (focused) view.querySelector(focused)?.focus();
+}
+
+// A selector for the focused control, so a keyboard user keeps their place across redraws.
+function focusKey(element) {
+  if (!element || element === document.body) return null;
+  for (const name of ["sort", "mode", "range", "more", "action"]) {
+    if (element.dataset?.[name] !== undefined) return `button[data-${name}="${CSS.escape(element.dataset[name])}"]`;
+  }
+  const turn = element.tagName === "SUMMARY" ? element.parentElement?.dataset?.id : null;
+  return turn ? `details[data-id="${CSS.escape(turn)}"] > summary` : null;
 }
 
 function section(id, title, body) {
