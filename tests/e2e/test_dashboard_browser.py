@@ -251,6 +251,44 @@ def test_the_trader_page_and_the_theme(desktop: Page, arena: tuple[int, Any]) ->
     assert desktop.errors == []
 
 
+def answer(body: dict[str, Any]) -> Callable[[Any], None]:
+    """A Playwright route handler that answers ``body`` as JSON."""
+
+    def fulfil(route: Any) -> None:
+        route.fulfill(json=body)
+
+    return fulfil
+
+
+def test_an_arena_without_trades_positions_or_chat(desktop: Page, arena: tuple[int, Any]) -> None:
+    """The real leaderboard and status, but no trade, position, analytics or chat yet (as
+    in an arena's first minutes): every view says so, nothing throws."""
+    _, board = get(arena[0], "/api/leaderboard")
+    empty = {
+        "trades": {"trades": []},
+        "positions": {"accountTotals": []},
+        "analytics": {"analytics": []},
+        "conversations": {"conversations": []},
+        "account-totals": {"accountTotals": []},
+    }
+    leaders = [
+        {**entry, "num_trades": 0, "num_wins": 0, "num_losses": 0} for entry in board["leaderboard"]
+    ]
+    empty["leaderboard"] = {"leaderboard": leaders}
+    for route, body in empty.items():
+        desktop.page.route(f"**/api/{route}", answer({**body, "serverTime": 1}))
+    page = desktop.open()
+    assert "No completed trades yet" in page.locator("#sec-trades").inner_text()
+    assert "No open positions" in page.locator("#sec-positions").inner_text()
+    assert "No model invocations yet" in page.locator("#sec-chat").inner_text()
+    assert "No equity recorded yet" in (page.locator("#equity-chart").text_content() or "")
+    for cell in page.locator('#leaderboard td[data-col="win_rate"]').all():
+        assert cell.inner_text() == "–"
+    page.goto(desktop.base + "#/trader/btc-hold")
+    page.locator("#sec-analytics").get_by_text("No analytics yet").wait_for()
+    assert desktop.errors == []
+
+
 @pytest.mark.parametrize("name", sorted(WIDTHS))
 def test_screenshots_at_both_widths(browser: Any, arena: tuple[int, Any], name: str) -> None:
     width, height = WIDTHS[name]
