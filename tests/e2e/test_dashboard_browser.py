@@ -175,6 +175,15 @@ def test_a_trade_row_appears_once_the_api_has_it(desktop: Page, arena: tuple[int
     row.wait_for(timeout=15_000)
     text = row.inner_text()
     assert newest["symbol"] in text
+    assert newest["close_reason"] in text
+    assert money(newest["total_commission_dollars"]) in text
+    funding = (
+        newest["realized_net_pnl"]
+        - newest["realized_gross_pnl"]
+        + newest["total_commission_dollars"]
+    )
+    shown = row.locator("td").nth(9).inner_text()
+    assert shown.replace("+", "") == money(round(funding, 6) + 0.0), shown
     assert money(newest["realized_net_pnl"]).replace("$", "") in text.replace("$", "").replace(
         "+", ""
     )

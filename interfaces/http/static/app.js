@@ -356,12 +356,13 @@ function tradesTable(only) {
     ? `<p><button type="button" class="ghost" data-more="trades" aria-label="Show all ${trades.length} completed trades">Show all ${trades.length} trades</button></p>`
     : "";
   const rows = shown.map((t) => {
-    const funding = t.realized_gross_pnl - t.total_commission_dollars - t.realized_net_pnl;
+    // net = gross − fees + funding (the ledger's identity); the trade document has no funding field.
+    const funding = Math.round((t.realized_net_pnl - t.realized_gross_pnl + t.total_commission_dollars) * 1e6) / 1e6;
     return `<tr data-trade="${esc(t.id)}" data-trader="${esc(t.model_id)}">
       <td>${esc(t.model_id)}</td><td>${esc(t.symbol)}</td><td class="${t.side === "long" ? "up" : "down"}">${esc(t.side)}</td>
       <td class="num">${price(t.entry_price)}</td><td class="num">${price(t.exit_price)}</td><td class="num">${num(t.quantity)}</td>
       <td class="num ${sign(t.realized_net_pnl)}">${pnl(t.realized_net_pnl)}</td><td class="num ${sign(t.realized_gross_pnl)}">${pnl(t.realized_gross_pnl)}</td>
-      <td class="num">${money(t.total_commission_dollars)}</td><td class="num ${sign(-funding)}">${pnl(-funding)}</td>
+      <td class="num">${money(t.total_commission_dollars)}</td><td class="num ${sign(funding)}">${pnl(funding)}</td>
       <td>${esc(t.close_reason || "–")}</td><td>${time(t.entry_time)}</td><td>${time(t.exit_time)}</td></tr>`;
   });
   return `<div class="scroll"><table id="trades" class="data"><thead><tr>
