@@ -116,3 +116,30 @@ def test_the_tag_ignores_server_time_only() -> None:
 )
 def test_if_none_match_lists(header: str, expected: bool) -> None:
     assert matches(header, '"abc"') is expected
+
+
+# -- the risk desk's refusals per cycle (for the model chat) ------------------------------
+
+
+def test_status_lists_the_recent_risk_refusals_with_their_cycle(client: Any) -> None:
+    from projections.status import RISK_REFUSALS_KEPT
+
+    traders = client.get("/api/status").json()["traders"]
+    talks = client.get("/api/conversations").json()["conversations"]
+    assert any(t["risk_rejections"] for t in traders), "the shipped arena has refusals"
+    matched = 0
+    for trader in traders:
+        refusals = trader["recent_risk_rejections"]
+        assert len(refusals) == min(trader["risk_rejections"], RISK_REFUSALS_KEPT)
+        if not refusals:
+            continue
+        cycles = [r["cycle"] for r in refusals]
+        assert cycles == sorted(cycles)
+        assert cycles[0] >= 1
+        assert cycles[-1] <= trader["cycles"]
+        last, newest = refusals[-1], trader["last_risk_rejection"]
+        assert (last["rule"], last["time"]) == (newest["reason"], newest["time"])
+        assert newest["detail"] == f"{last['coin']} {last['signal']}: {last['detail']}"
+        chatted = {c["cycle_id"] for c in talks if c["model_id"] == trader["model_id"]}
+        matched += len(chatted & set(cycles))
+    assert matched > 0, "a refusal's cycle is one the model chat shows"

@@ -208,6 +208,31 @@ def test_model_chat_shows_a_cycle(desktop: Page, arena: tuple[int, Any]) -> None
     assert desktop.errors == []
 
 
+def test_model_chat_shows_what_the_risk_desk_refused(desktop: Page, arena: tuple[int, Any]) -> None:
+    page = desktop.open()
+    shown = {
+        (turn.get_attribute("data-trader"), int(turn.get_attribute("data-cycle") or 0))
+        for turn in page.locator("#chat li.turn").all()
+    }
+    _, body = get(arena[0], "/api/status")
+    refused = [
+        (trader["model_id"], refusal)
+        for trader in body["traders"]
+        for refusal in trader["recent_risk_rejections"]
+        if (trader["model_id"], refusal["cycle"]) in shown
+    ]
+    if not refused:
+        pytest.skip("no refusal in the cycles the chat shows this time")
+    trader, refusal = refused[-1]
+    turn = page.locator(f'#chat li.turn[data-trader="{trader}"][data-cycle="{refusal["cycle"]}"]')
+    assert f"refused: {refusal['coin']}" in turn.locator("summary").first.inner_text()
+    turn.locator("summary").first.click()
+    listed = turn.get_by_label("Refused by the risk desk")
+    listed.wait_for()
+    assert refusal["detail"] in listed.inner_text()
+    assert desktop.errors == []
+
+
 def test_positions_show_the_exit_plan(desktop: Page, arena: tuple[int, Any]) -> None:
     page = desktop.open()
     _, body = get(arena[0], "/api/positions")

@@ -376,34 +376,27 @@ function details(id, summary, body, extra = "") {
   return `<details data-id="${esc(id)}"${open}${extra}><summary>${summary}</summary>${body}</details>`;
 }
 
-function refusalFor(conversation, following) {
-  const refusal = statusOf(conversation.model_id)?.last_risk_rejection;
-  if (!refusal) return null;
-  const end = following ? following.timestamp : Infinity;
-  return refusal.time >= conversation.timestamp - 60 && refusal.time < end ? refusal : null;
+// What the risk desk refused in this conversation's cycle (from /api/status).
+function refusalsFor(conversation) {
+  const recent = statusOf(conversation.model_id)?.recent_risk_rejections ?? [];
+  return recent.filter((r) => r.cycle === conversation.cycle_id);
 }
 
 function chat(only) {
   const all = (state.docs.conversations?.conversations ?? []).filter((c) => !only || only.includes(c.model_id));
   if (!all.length) return `<p class="empty">No model invocations yet.</p>`;
   all.sort((a, b) => b.timestamp - a.timestamp);
-  const next = new Map(); // conversation id -> the same trader's following conversation
-  const newest = new Map();
-  for (const c of all) {
-    if (newest.has(c.model_id)) next.set(c.id, newest.get(c.model_id));
-    newest.set(c.model_id, c);
-  }
   return `<ol class="chat" id="chat">${all.slice(0, TURNS_SHOWN).map((c) => {
     const decisions = Object.values(c.llm_response ?? {});
     const acting = decisions.filter((d) => d.signal !== "hold");
-    const refusal = refusalFor(c, next.get(c.id));
+    const refusals = refusalsFor(c);
     const summary = `<span class="swatch" style="background:${colorOf(c.model_id)}"></span><b>${esc(c.model_id)}</b> · cycle ${esc(c.cycle_id)} · ${time(c.timestamp)}
-      <span class="meta">${acting.length ? acting.map((d) => `${esc(d.coin)} ${esc(d.signal)}`).join(", ") : "hold"}${c.error ? ` · <span class="down">failed: ${esc(c.error.reason)}</span>` : ""}${refusal ? ` · <span class="warn">refused: ${esc(refusal.reason)}</span>` : ""}</span>`;
+      <span class="meta">${acting.length ? acting.map((d) => `${esc(d.coin)} ${esc(d.signal)}`).join(", ") : "hold"}${c.error ? ` · <span class="down">failed: ${esc(c.error.reason)}</span>` : ""}${refusals.length ? ` · <span class="warn">refused: ${refusals.map((r) => esc(r.coin)).join(", ")}</span>` : ""}</span>`;
     const body = `
       <p class="meta">${esc(c.model)} · prompt ${esc(c.prompt_version)} · ${num(c.tokens_in)} in / ${num(c.tokens_out)} out tokens · ${money(c.cost_usd)} · ${num(c.latency_ms)} ms</p>
       ${c.cot_trace_summary ? `<p class="summary">${esc(c.cot_trace_summary)}</p>` : ""}
       ${c.error ? `<p class="down">Model failure (${esc(c.error.reason)}): ${esc(c.error.detail)}</p>` : ""}
-      ${refusal ? `<p class="warn">Risk desk refused (${esc(refusal.reason)}): ${esc(refusal.detail)}</p>` : ""}
+      ${refusals.length ? `<ul class="refusals" aria-label="Refused by the risk desk">${refusals.map((r) => `<li class="warn">Risk desk refused ${esc(r.coin)} ${esc(r.signal)} (${esc(r.rule)}): ${esc(r.detail)}</li>`).join("")}</ul>` : ""}
       ${decisions.length ? `<div class="scroll"><table class="data decisions"><thead><tr><th scope="col">Coin</th><th scope="col">Signal</th><th scope="col" class="num">Qty</th><th scope="col" class="num">Lev.</th><th scope="col" class="num">Target</th><th scope="col" class="num">Stop</th><th scope="col" class="num">Conf.</th><th scope="col">Why</th></tr></thead><tbody>
         ${decisions.map((d) => `<tr><td>${esc(d.coin)}</td><td>${esc(d.signal)}</td><td class="num">${num(d.quantity)}</td><td class="num">${num(d.leverage)}</td><td class="num">${price(d.profit_target)}</td><td class="num">${price(d.stop_loss)}</td><td class="num">${num(d.confidence)}</td><td class="wrap">${esc(d.justification)}</td></tr>`).join("")}
       </tbody></table></div>` : ""}
