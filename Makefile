@@ -8,7 +8,7 @@ STAMP := $(VENV)/.nof0-installed
 CONSTRAINTS := etc/constraints.txt
 ARGS ?=
 
-.PHONY: run test integration ccxt property lint typecheck bench check clean
+.PHONY: run test integration ccxt browser property lint typecheck bench check clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ integration: $(STAMP)
 ccxt: $(STAMP)
 	$(BIN)/nox -s ccxt $(ARGS)
 
+browser: $(STAMP)
+	$(BIN)/nox -s browser $(ARGS)
+
 property: $(STAMP)
 	$(BIN)/nox -s property
 
@@ -49,4 +52,4 @@ check: $(STAMP)
 	$(BIN)/nof0 check $(ARGS)
 
 clean:
-	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .nox .artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis

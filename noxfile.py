@@ -1,5 +1,5 @@
 """Sessions: tests (default, no servers), integration (PostgreSQL + Redis), ccxt (ccxt's
-hyperliquid class against the simulator), property
+hyperliquid class against the simulator), browser (the dashboard in headless Chromium), property
 (Hypothesis CI profile), lint (ruff + import-linter), typecheck (mypy --strict), bench."""
 
 from __future__ import annotations
@@ -46,6 +46,21 @@ def ccxt(session: nox.Session) -> None:
     session.run("pytest", "-m", "ccxt", "tests/clients", *session.posargs)
 
 
+#: Playwright for Python, pinned; it drives Debian's chromium (no browser download).
+PLAYWRIGHT = "playwright==1.65.3"
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The dashboard in headless Chromium against `nof0 run`; screenshots in .artifacts/."""
+    install(session, "test")
+    try:
+        session.install(PLAYWRIGHT)
+    except nox.command.CommandFailed:
+        session.skip(f"{PLAYWRIGHT} cannot be installed here (no package index?)")
+    session.run("pytest", "-m", "browser", "tests/e2e/test_dashboard_browser.py", *session.posargs)
+
+
 @nox.session
 def property(session: nox.Session) -> None:
     """Hypothesis properties with the CI profile (more examples, no deadline)."""
@@ -70,6 +85,11 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Speed figures: projection rebuild (SQLite, PostgreSQL), engine overhead per cycle,
-    simulator orders/s in process and `nof0 sim serve` requests/s."""
+    simulator orders/s in process, `nof0 sim serve` requests/s and the dashboard's first
+    load in headless Chromium (skipped with the reason without Playwright or Chromium)."""
     install(session, "test")
+    try:
+        session.install(PLAYWRIGHT)
+    except nox.command.CommandFailed:
+        session.warn(f"{PLAYWRIGHT} cannot be installed: the dashboard's first load is skipped")
     session.run("python", "-m", "tests.bench", *session.posargs)

@@ -23,6 +23,8 @@ from projections.engine import Projector, ViewMeta
 TRANSFERS_KEPT = 50
 #: The newest operator actions kept (arena-wide).
 CONTROLS_KEPT = 100
+#: The newest risk refusals kept per trader (the model chat shows them with their cycle).
+RISK_REFUSALS_KEPT = 50
 
 
 class Refusal(msgspec.Struct):
@@ -40,6 +42,17 @@ class ControlRecord(msgspec.Struct):
     action: str
     reason: str
     credential: str
+    time: float
+
+
+class RiskRefusal(msgspec.Struct):
+    """One item the risk desk refused, with the cycle (``cycle_id`` of /api/conversations)."""
+
+    cycle: int
+    coin: str
+    signal: str
+    rule: str
+    detail: str
     time: float
 
 
@@ -68,6 +81,7 @@ class TraderStatus(msgspec.Struct):
     paper_trader: str = ""
     venue_switches: int = 0
     last_venue_switch: Refusal | None = None
+    recent_risk_rejections: list[RiskRefusal] = []  # the newest RISK_REFUSALS_KEPT, newest last
 
 
 class Finding(msgspec.Struct):
@@ -98,6 +112,7 @@ class StatusMeta(ViewMeta):
     names: dict[str, str] = {}  # trader aggregate id (hex) → config id
     venues: dict[str, int] = {}  # venue aggregate id (hex) → index in ``venues``
     foreign_orders: dict[str, list[int]] = {}  # venue id (hex) → open foreign oids
+    cycles: dict[str, tuple[str, int]] = {}  # trader id (hex) → its latest (cycle_id, cycle_no)
 
 
 class StatusState(msgspec.Struct):
@@ -135,6 +150,10 @@ class StatusProjector(Projector[StatusState]):
             if trader is None:
                 return False
             handler(trader, event)
+            if kind is Trader.DecisionRequested:
+                state.view.cycles[_id(event)] = (event.cycle_id, event.cycle_no)
+            elif kind is Trader.RiskRejected:
+                _remember_refusal(state, trader, event)
             return True
         venue_handler = _VENUE.get(kind)
         if venue_handler is not None:
@@ -191,6 +210,20 @@ def _risk_rejected(trader: TraderStatus, event: Any) -> None:
     trader.risk_rejections += 1
     detail = f"{event.coin} {event.signal}: {event.detail}"
     trader.last_risk_rejection = Refusal(event.rule, detail, seconds(event.timestamp))
+
+
+def _remember_refusal(state: StatusState, trader: TraderStatus, event: Any) -> None:
+    cycle_id, cycle_no = state.view.cycles.get(_id(event), ("", 0))
+    refusal = RiskRefusal(
+        cycle=cycle_no if cycle_id == event.cycle_id else 0,
+        coin=event.coin,
+        signal=event.signal,
+        rule=event.rule,
+        detail=event.detail,
+        time=seconds(event.timestamp),
+    )
+    kept = trader.recent_risk_rejections[-(RISK_REFUSALS_KEPT - 1) :]
+    trader.recent_risk_rejections = [*kept, refusal]
 
 
 def _order_rejected(trader: TraderStatus, event: Any) -> None:

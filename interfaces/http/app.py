@@ -22,7 +22,9 @@ from litestar.params import PathParameter, QueryParameter
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CollectorRegistry
 
+from interfaces.http.conditional import conditional_get
 from interfaces.http.control import ControlAccess, ControlController
+from interfaces.http.dashboard import dashboard
 from interfaces.http.metrics import metrics_route
 from interfaces.http.schemas import (
     AccountTotalsResponse,
@@ -84,6 +86,7 @@ async def _read(state: State, filename: str, kind: type[T]) -> T | None:
 class ApiController(Controller):
     path = "/api"
     tags = ["views"]  # noqa: RUF012 - Litestar's declared type
+    middleware = [conditional_get]  # noqa: RUF012 - ETag / If-None-Match for pollsters
 
     @get("/crypto-prices", summary="Latest price of every coin")
     async def crypto_prices(self, state: State) -> CryptoPricesResponse:
@@ -244,7 +247,7 @@ def create_app(
         finally:
             await app.state.reader.close()
 
-    handlers: list[Any] = [ApiController, ControlController, healthz]
+    handlers: list[Any] = [ApiController, ControlController, healthz, dashboard]
     middleware: list[Any] = []
     if metrics:
         prometheus = PrometheusConfig(app_name="nof0", prefix="nof0_api", group_path=True)

@@ -3,7 +3,9 @@
 * projection rebuild speed (events/s) on SQLite and PostgreSQL, over a log with realistic
   payloads (real market snapshots and rendered prompts, as the engine records them);
 * engine overhead per decision cycle with a baseline model (p50, p99), model time excluded;
-* the Hyperliquid simulator: orders/s in-process, and ``nof0 sim serve`` requests/s.
+* the Hyperliquid simulator: orders/s in-process, and ``nof0 sim serve`` requests/s;
+* the dashboard: first load (bytes, time to the first chart in headless Chromium) and the
+  API's requests/s for the routes the page polls (``tests/bench/dashboard.py``).
 
 Figures are printed and written to ``.bench/results.json``. Targets (issue 2): rebuild at
 50,000 events/s or more on SQLite; cycle overhead under 1 ms at p99.
@@ -439,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--sim-orders", type=int, default=20_000)
     parser.add_argument("--serve-seconds", type=float, default=3.0)
+    parser.add_argument("--skip-dashboard", action="store_true")
     args = parser.parse_args(argv)
     samples = asyncio.run(sample_inputs(40))
     results: dict[str, Any] = {"rebuild": [], "cycle": []}
@@ -476,10 +479,12 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
-    from tests.bench import sim_engine, sim_server
+    from tests.bench import dashboard, sim_engine, sim_server
 
     results["simulator"] = sim_engine.run(args.sim_orders)
     results["sim_serve"] = sim_server.run(args.serve_seconds, log=lambda _: None)
+    if not args.skip_dashboard:
+        results["dashboard"] = dashboard.run(1.0, log=lambda _: None)
 
     print("\nprojection rebuild (every view: the nine files and status, JSON, batches of 1000)")
     for row in results["rebuild"]:
@@ -519,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  /exchange order    1 client {served['exchange_order_1']:>8,.0f} req/s   "
         f"4 clients {served['exchange_order_4']:>8,.0f} req/s"
     )
+    if "dashboard" in results:
+        dashboard.report(results["dashboard"])
     out = REPO / ".bench"
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
