@@ -141,7 +141,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     port = args.port or config.main.Port
     try:
         return asyncio.run(run_arena(config, host=host, port=port))
-    except (bootstrap.NotAvailable, RuntimeError, OSError) as exc:
+    except (bootstrap.NotAvailable, bootstrap.EventStoreError, RuntimeError, OSError) as exc:
+        # An event store that cannot be opened (PostgreSQL refusing): fail closed, one line.
         logging.getLogger("nof0").error("cannot run: %s", exc)
         return 1
 
