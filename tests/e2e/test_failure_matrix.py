@@ -6,36 +6,49 @@ the views, the Redis / PostgreSQL sockets); each test checks what the user sees 
 with its typed reason, the alert, /api/status, /healthz, the projection status) and that
 positions are unchanged unless an action was intended.
 
-| row | failure | test |
-| --- | --- | --- |
-| 1 | event store write fails | ``test_event_store_write_failure_stops_the_cycle_before_any_order`` |
-| 2 | Redis (read side) down | ``test_redis_down_the_engine_trades_and_the_api_serves_the_json_files`` |
-| 3 | PostgreSQL down / back | ``test_postgres_refusing_at_start_fails_closed_with_a_clear_error``, ``test_postgres_down_mid_run_fails_closed_and_back_trades_again`` (postgres) |
-| 4 | exchange 5xx storm | tests/e2e/test_exchange_health.py (paper twins and back; not duplicated) |
-| 5 | market data missing / stale | ``test_stale_market_data_skips_the_cycle_without_asking_the_model``, ``test_missing_market_data_skips_the_cycle_without_asking_the_model`` |
-| 6 | model timeout, 429, 5xx, unparseable | ``test_a_failing_model_retries_falls_back_then_llm_failed`` |
-| 7 | disk full for a view file | ``test_a_full_disk_under_the_views_keeps_trading_and_the_old_file_intact`` |
-| 8 | too many failed cycles | ``test_too_many_failed_cycles_pause_the_trader_and_alert`` (test_breakers_and_alerts.py covers the loss breakers, not this) |
-| 9 | process killed at any point | tests/e2e/test_kill_restart.py (and tests/property/test_trader_replay.py) |
+Rows and their tests:
+
+1. event store write fails: ``test_event_store_write_failure_stops_the_cycle_before_any_order``
+2. Redis (read side) down: ``test_redis_down_the_engine_trades_and_the_api_serves_json``
+3. PostgreSQL down and back: ``test_postgres_refusing_at_start_fails_closed_with_a_clear_error``
+   and ``test_postgres_down_mid_run_fails_closed_and_back_trades_again`` (marker postgres)
+4. exchange 5xx storm: tests/e2e/test_exchange_health.py (paper twins and back), not
+   duplicated here
+5. market data missing or stale: ``test_stale_market_data_skips_the_cycle_...`` and
+   ``test_missing_market_data_skips_the_cycle_...``
+6. model timeout, 429, 5xx, unparseable: ``test_a_failing_model_retries_falls_back_...``
+7. disk full for a view file: ``test_a_full_disk_under_the_views_keeps_trading_...``
+8. too many failed cycles: ``test_too_many_failed_cycles_pause_the_trader_and_alert``
+   (tests/e2e/test_breakers_and_alerts.py covers the loss breakers, not the failure rate)
+9. process killed at any point: tests/e2e/test_kill_restart.py (and the replay
+   properties in tests/property/test_trader_replay.py), not duplicated here
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.arena import OfflineArena, api_client
+from infrastructure import bootstrap
+from tests.support.arena import DEFAULT_CONFIG, REPO, OfflineArena, api_client
 from tests.support.failures import (
     LLM_TRADER,
     EventStoreRefuses,
+    ViewDiskFull,
+    closed_port,
     events_after,
     llm_model,
     llm_workspace,
+    project_once,
     tick,
 )
 from tests.support.fake_llm import Delay, FakeLLMServer, Malformed, RecordedRequest, Reply, Status
@@ -61,8 +74,6 @@ def head(arena: OfflineArena) -> int:
 
 def trading_strategy(request: RecordedRequest) -> Reply:
     """A toy model reading its prompt: long BTC when flat, close when it holds it."""
-    import json
-
     user = request.body["messages"][-1]["content"]
     price = float(re.search(r"### BTC\ncurrent_price = ([0-9.]+)", user).group(1))  # type: ignore[union-attr]
     if "'symbol': 'BTC'" in user:
@@ -176,9 +187,6 @@ def test_stale_market_data_skips_the_cycle_without_asking_the_model(tmp_path: Pa
     assert events_after(arena, 0, "OrderPlaced"), "with fresh data the model traded"
     skipped = events_after(arena, mark, "CycleSkipped")
     assert {e.reason for e in skipped} == {"stale_data"}
-    assert {arena.engine.app.get_trader(t).config_id for t in arena.engine.arena.trader_ids} <= {
-        t for t in arena.engine.arena.trader_ids
-    }
     assert LLM_TRADER in {_owner(arena, e) for e in skipped}
     assert all("old (bound 30s)" in e.detail for e in skipped)
     for name in ("DecisionRequested", "LLMResponded", "LLMFailed", "OrderPlaced"):
@@ -337,7 +345,8 @@ def test_too_many_failed_cycles_pause_the_trader_and_alert(tmp_path: Path) -> No
     # (fewer than five cycles judged), and no cycle ran after it.
     assert 1 <= sum(1 for e in events[:at_pause] if type(e).__name__ == "LLMFailed") <= 2
     assert "DecisionRequested" not in [type(e).__name__ for e in events[at_pause:]]
-    assert failures and {f.reason for f in failures} == {"server_error"}
+    assert failures
+    assert {f.reason for f in failures} == {"server_error"}
     # Pausing keeps its positions (stops and targets stay); the other traders trade on.
     assert positions(arena)[LLM_TRADER] == before[LLM_TRADER]
     assert [a["trader"] for a in paused_alerts] == [LLM_TRADER]
@@ -349,3 +358,129 @@ def test_too_many_failed_cycles_pause_the_trader_and_alert(tmp_path: Path) -> No
     assert status[LLM_TRADER]["paused"] is True
     assert status[LLM_TRADER]["pause_reason"] == trader.pause_reason
     assert status["ema-cross"]["paused"] is False
+
+
+# -- row 7: the disk under the views is full ---------------------------------------------------
+
+
+def test_a_full_disk_under_the_views_keeps_trading_and_the_old_file_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    arena = OfflineArena.open(tmp_path / "data")
+    views = {}
+
+    async def scenario() -> int:
+        await arena.engine.start()
+        await tick(arena, 60)
+        await project_once(arena)
+        views.update({p.name: p.read_bytes() for p in arena.views_dir().glob("*.json")})
+        mark = head(arena)
+        with ViewDiskFull(monkeypatch, arena.views_dir()) as full:
+            await tick(arena, 60)
+            await project_once(arena)
+            assert full.refused, "the worker tried to write the views"
+            (json_target,) = [t for t in arena.engine.worker.targets if t.label == "json"]
+            assert "No space left on device" in json_target.error
+            lagging = [
+                row
+                for row in bootstrap.projection_status(arena.config, app=arena.engine.app)
+                if row.store.startswith("json")
+            ]
+            assert lagging
+            assert all(row.lag for row in lagging), "the views are visibly behind the log"
+            with api_client(arena.config) as client:
+                served = client.get("/api/leaderboard").json()
+        assert served["leaderboard"], "the API serves the previous views meanwhile"
+        return mark
+
+    mark = asyncio.run(scenario())
+    assert "trades.json" in views
+    # The previous files are intact, byte for byte, and no partial temp file is left behind.
+    assert {p.name: p.read_bytes() for p in arena.views_dir().glob("*.json")} == views
+    assert not list(arena.views_dir().glob(".*.tmp"))
+    assert any("json views not updated" in r.getMessage() for r in caplog.records)
+    # The engine traded on while the views could not be written.
+    assert events_after(arena, mark, "DecisionRequested")
+    assert events_after(arena, mark, "OrderPlaced")
+
+    # Space again: the next pass catches up with everything that happened meanwhile.
+    asyncio.run(project_once(arena))
+    (json_target,) = [t for t in arena.engine.worker.targets if t.label == "json"]
+    assert json_target.error == ""
+    assert all(
+        row.lag == 0
+        for row in bootstrap.projection_status(arena.config, app=arena.engine.app)
+        if row.store.startswith("json")
+    )
+    assert (arena.views_dir() / "trades.json").read_bytes() != views["trades.json"]
+
+
+# -- row 2: Redis (the read side's cache) is down ------------------------------------------------
+
+
+def test_redis_down_the_engine_trades_and_the_api_serves_json(tmp_path: Path) -> None:
+    down = f"127.0.0.1:{closed_port()}"
+    arena = OfflineArena.open(tmp_path / "data", env={"Cache__0__Host": down})
+    assert [t.label for t in arena.engine.worker.targets] == ["json", "redis"]
+
+    async def scenario() -> None:
+        await arena.engine.start()
+        await tick(arena, 60)
+        await project_once(arena)
+
+    asyncio.run(scenario())
+    assert events_after(arena, 0, "OrderPlaced"), "the engine traded without Redis"
+    (redis_target,) = [t for t in arena.engine.worker.targets if t.label == "redis"]
+    assert "Connection" in redis_target.error
+    (json_target,) = [t for t in arena.engine.worker.targets if t.label == "json"]
+    assert json_target.error == ""
+    with api_client(arena.config) as client:
+        health = client.get("/healthz").json()
+        board = client.get("/api/leaderboard")
+        trades = client.get("/api/trades")
+        health_after = client.get("/healthz").json()
+    assert health["redis"].startswith("down")
+    assert board.status_code == 200
+    assert {row["id"] for row in board.json()["leaderboard"]} == set(arena.engine.arena.trader_ids)
+    assert trades.status_code == 200
+    body = trades.json()
+    body.pop("serverTime")
+    on_disk = json.loads((arena.views_dir() / "trades.json").read_bytes())
+    on_disk.pop("_view", None)
+    assert body["trades"] == on_disk["trades"]
+    assert health_after["views"] == "ok (json)"
+
+
+# -- row 3: PostgreSQL (the event store) down ----------------------------------------------------
+
+
+def test_postgres_refusing_at_start_fails_closed_with_a_clear_error(tmp_path: Path) -> None:
+    port = closed_port()
+    refused = f"postgresql://postgres@127.0.0.1:{port}/test"
+    data = tmp_path / "data"
+    config = bootstrap.load_config(
+        DEFAULT_CONFIG, data_dir=data, env={"Postgres__DataSource": refused}
+    )
+    with pytest.raises(bootstrap.EventStoreError) as info:
+        bootstrap.build_engine(config)
+    assert f'"127.0.0.1", port {port} failed' in str(info.value)
+    assert not (data / "events.sqlite3").exists(), "no silent fallback to SQLite"
+
+    # What an operator sees from `nof0 run`: one clear line and a failing exit code.
+    env = {**os.environ, "Postgres__DataSource": refused, "PYTHONPATH": str(REPO)}
+    run = subprocess.run(
+        [sys.executable, "-m", "interfaces.cli", "run", "--port", "0", "--data-dir", str(data)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output
+    assert "cannot run: cannot prepare PostgreSQL schema" in output
+    assert "Connection refused" in output
+    assert "Traceback" not in output
+    assert not (data / "events.sqlite3").exists()
+    assert not (data / "views").exists(), "nothing ran"

@@ -1,4 +1,4 @@
-"""Faults at the engine's real boundaries, for the failure matrix (tests/e2e/test_failure_matrix.py).
+"""Faults at the engine's real boundaries, for tests/e2e/test_failure_matrix.py.
 
 * :class:`EventStoreRefuses`: the SQLite event store refuses the writes of chosen event
   topics (a trigger in the database file itself, so the engine's own connections see it).
