@@ -10,8 +10,11 @@ Rows and their tests:
 
 1. event store write fails: ``test_event_store_write_failure_stops_the_cycle_before_any_order``
 2. Redis (read side) down: ``test_redis_down_the_engine_trades_and_the_api_serves_json``
-3. PostgreSQL down and back: ``test_postgres_refusing_at_start_fails_closed_with_a_clear_error``
-   and ``test_postgres_down_mid_run_fails_closed_and_back_trades_again`` (marker postgres)
+   (no server needed: the configured Redis is a loopback port nothing listens on)
+3. PostgreSQL down: ``test_postgres_refusing_at_start_fails_closed_with_a_clear_error``
+   (no server needed: a loopback port that refuses). PostgreSQL *back* (the arena running
+   on it, restarted, trading on) is tests/integration/test_postgres_redis.py (marker
+   postgres); PostgreSQL going down *mid-run* is not covered here yet.
 4. exchange 5xx storm: tests/e2e/test_exchange_health.py (paper twins and back), not
    duplicated here
 5. market data missing or stale: ``test_stale_market_data_skips_the_cycle_...`` and
