@@ -5,7 +5,9 @@
 * engine overhead per decision cycle with a baseline model (p50, p99), model time excluded;
 * the Hyperliquid simulator: orders/s in-process, and ``nof0 sim serve`` requests/s;
 * the dashboard: first load (bytes, time to the first chart in headless Chromium) and the
-  API's requests/s for the routes the page polls (``tests/bench/dashboard.py``).
+  API's requests/s for the routes the page polls (``tests/bench/dashboard.py``);
+* operations (issue 8): the offline arena's tick with 100 traders in one process, and events
+  appended per second on SQLite and PostgreSQL (``tests/bench/operations.py``).
 
 Figures are printed and written to ``.bench/results.json``. Targets (issue 2): rebuild at
 50,000 events/s or more on SQLite; cycle overhead under 1 ms at p99.
@@ -205,6 +207,19 @@ def fill_log(app: TradingApp, events_wanted: int, samples: list[tuple[MarketSnap
         total += len(recordings)
         cycle += 1
     return total
+
+
+def timed_fill(
+    app: TradingApp, events: int, samples: list[tuple[MarketSnapshot, str]], label: str
+) -> dict[str, Any]:
+    """Fill the rebuild log and report the append rate (events/s through the application)."""
+    started = time.perf_counter()
+    appended = fill_log(app, events, samples)
+    return {
+        "store": label,
+        "events": appended,
+        "events_per_s": round(appended / (time.perf_counter() - started)),
+    }
 
 
 def rebuild_rate(app: TradingApp, label: str) -> dict[str, Any]:
@@ -442,14 +457,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-orders", type=int, default=20_000)
     parser.add_argument("--serve-seconds", type=float, default=3.0)
     parser.add_argument("--skip-dashboard", action="store_true")
+    parser.add_argument("--skip-arena", action="store_true")
+    parser.add_argument("--arena-traders", type=int, default=100)
+    parser.add_argument("--arena-ticks", type=int, default=20)
     args = parser.parse_args(argv)
     samples = asyncio.run(sample_inputs(40))
-    results: dict[str, Any] = {"rebuild": [], "cycle": []}
+    results: dict[str, Any] = {"rebuild": [], "cycle": [], "appends": []}
     results["pipeline"] = decision_pipeline(min(args.cycles, 300))
 
     with tempfile.TemporaryDirectory() as tmp:
         app = TradingApp(env=sqlite_env(Path(tmp) / "events.sqlite3"))
-        fill_log(app, args.events, samples)
+        results["appends"].append(timed_fill(app, args.events, samples, "sqlite"))
         results["rebuild"].append(rebuild_rate(app, "sqlite"))
         results["cycle"].append(
             asyncio.run(
@@ -472,14 +490,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             env = postgres_env(POSTGRES_DSN, schema=schema, pool_size=2)
             app = TradingApp(env=env)
-            fill_log(app, args.events, samples)
+            results["appends"].append(timed_fill(app, args.events, samples, "postgres"))
             results["rebuild"].append(rebuild_rate(app, "postgres"))
             results["cycle"].append(asyncio.run(cycle_overhead(env, args.cycles, "postgres")))
         finally:
             with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
-    from tests.bench import dashboard, sim_engine, sim_server
+    from tests.bench import dashboard, operations, sim_engine, sim_server
+
+    if not args.skip_arena:
+        results["arena_100"] = operations.arena_overhead(args.arena_traders, args.arena_ticks)
 
     results["simulator"] = sim_engine.run(args.sim_orders)
     results["sim_serve"] = sim_server.run(args.serve_seconds, log=lambda _: None)
@@ -524,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  /exchange order    1 client {served['exchange_order_1']:>8,.0f} req/s   "
         f"4 clients {served['exchange_order_4']:>8,.0f} req/s"
     )
+    operations.report(results)
     if "dashboard" in results:
         dashboard.report(results["dashboard"])
     out = REPO / ".bench"
