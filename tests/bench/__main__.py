@@ -504,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results["simulator"] = sim_engine.run(args.sim_orders)
     results["sim_serve"] = sim_server.run(args.serve_seconds, log=lambda _: None)
+    results["sim_serve_native"] = sim_server.run_native(args.serve_seconds)
     if not args.skip_dashboard:
         results["dashboard"] = dashboard.run(1.0, log=lambda _: None)
 
@@ -543,7 +544,12 @@ def main(argv: list[str] | None = None) -> int:
         f"  /info allMids      1 client {served['info_allMids_1']:>8,.0f} req/s   "
         f"4 clients {served['info_allMids_4']:>8,.0f} req/s\n"
         f"  /exchange order    1 client {served['exchange_order_1']:>8,.0f} req/s   "
-        f"4 clients {served['exchange_order_4']:>8,.0f} req/s"
+        f"4 clients {served['exchange_order_4']:>8,.0f} req/s   (libsecp256k1: coincurve)"
+    )
+    native = results["sim_serve_native"]
+    print(
+        f"  /exchange order    1 client {native['exchange_order_1']:>8,.0f} req/s   "
+        f"4 clients {native['exchange_order_4']:>8,.0f} req/s   (before: pure-Python curve)"
     )
     operations.report(results)
     if "dashboard" in results:
