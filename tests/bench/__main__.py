@@ -338,14 +338,15 @@ async def cycle_overhead(env: dict[str, str], cycles: int, label: str) -> dict[s
 # -- the decision pipeline: render + parse + validate + risk -------------------------------
 
 
-def decision_pipeline(cycles: int) -> dict[str, Any]:
-    """Per cycle: render both prompts, read a six-coin answer (domain rules + JSON Schema),
-    plan orders; for a trader holding two positions. Also the prompt's size in tokens."""
-    import tiktoken
+#: The prompt layouts whose size the bench reports: nof1's (the default) and the compact one.
+TEMPLATES = {
+    "nof1": ("decision/system.j2", "decision/user.j2"),
+    "compact": ("decision/system_compact.j2", "decision/user_compact.j2"),
+}
 
-    from application.cycle import read_answer
-    from domain.risk import plan_orders
-    from infrastructure.prompts.schema import DecisionSchema
+
+def prompt_inputs(cycles: int) -> tuple[list[MarketSnapshot], Trader]:
+    """Snapshots of six coins and a trader holding two positions (BTC long, ETH short)."""
 
     async def inputs() -> tuple[list[MarketSnapshot], Trader]:
         replay = market()
@@ -387,7 +388,40 @@ def decision_pipeline(cycles: int) -> dict[str, Any]:
             )
         return snapshots, trader
 
-    snapshots, trader = asyncio.run(inputs())
+    return asyncio.run(inputs())
+
+
+def render_prompts(snapshot: MarketSnapshot, trader: Trader, layout: str) -> tuple[str, str]:
+    """(system, user) for ``snapshot`` in one of ``TEMPLATES``' layouts."""
+    settings = trader_settings(coins=COINS)
+    renderer = JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0")
+    system, user = TEMPLATES[layout]
+    marks = snapshot.marks()
+    account = account_view(
+        trader, marks, dict(HYPERLIQUID_ASSETS), as_of=snapshot.as_of, sharpe=trader.sharpe()
+    )
+    prompt = renderer.render(
+        system_template=str(REPO / "prompts" / system),
+        user_template=str(REPO / "prompts" / user),
+        snapshot=snapshot,
+        account=account,
+        limits=prompt_limits(settings),
+        as_of=snapshot.as_of,
+    )
+    return prompt.system, prompt.user
+
+
+def decision_pipeline(cycles: int) -> dict[str, Any]:
+    """Per cycle: render both prompts, read a six-coin answer (domain rules + JSON Schema),
+    plan orders; for a trader holding two positions. Also the prompt's size in tokens, for
+    each layout."""
+    import tiktoken
+
+    from application.cycle import read_answer
+    from domain.risk import plan_orders
+    from infrastructure.prompts.schema import DecisionSchema
+
+    snapshots, trader = prompt_inputs(cycles)
     settings = trader_settings(coins=COINS)
     renderer = JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0")
     schema = DecisionSchema(REPO / "prompts" / "decision" / "decision.schema.json")
@@ -440,12 +474,20 @@ def decision_pipeline(cycles: int) -> dict[str, Any]:
         timings.append((time.perf_counter() - started) * 1000)
         tokens.append(len(encoding.encode(prompt.system)) + len(encoding.encode(prompt.user)))
     warm = timings[10:]
+    by_layout = {}
+    for layout in TEMPLATES:
+        counts = [
+            sum(len(encoding.encode(text)) for text in render_prompts(snap, trader, layout))
+            for snap in snapshots[:50]
+        ]
+        by_layout[layout] = round(statistics.median(counts))
     return {
         "cycles": len(warm),
         "p50_ms": round(statistics.median(warm), 3),
         "p99_ms": round(percentile(warm, 99), 3),
         "prompt_tokens_cl100k": round(statistics.median(tokens)),
         "prompt_tokens_range": [min(tokens), max(tokens)],
+        "prompt_tokens_by_layout": by_layout,
     }
 
 
@@ -531,6 +573,11 @@ def main(argv: list[str] | None = None) -> int:
         f"default prompt for six coins and two open positions: "
         f"{row['prompt_tokens_cl100k']:,} tokens (cl100k_base, range "
         f"{row['prompt_tokens_range'][0]:,}–{row['prompt_tokens_range'][1]:,})"
+    )
+    layouts = row["prompt_tokens_by_layout"]
+    print(
+        "  prompt tokens by layout (system + user, cl100k_base; o200k_base is not available "
+        "offline): " + ", ".join(f"{name} {count:,}" for name, count in layouts.items())
     )
     sim = results["simulator"]
     print("\nHyperliquid simulator, in process (IOC open/close, 0.01 BTC, book rebuilt per 100)")
