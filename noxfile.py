@@ -58,7 +58,7 @@ def browser(session: nox.Session) -> None:
         session.install(PLAYWRIGHT)
     except nox.command.CommandFailed:
         session.skip(f"{PLAYWRIGHT} cannot be installed here (no package index?)")
-    session.run("pytest", "-m", "browser", "tests/e2e/test_dashboard_browser.py", *session.posargs)
+    session.run("pytest", "-m", "browser", "tests/e2e", *session.posargs)
 
 
 @nox.session

@@ -55,8 +55,17 @@ class TradingApp(Application[UUID]):
             self._seen = head
 
     def find_trader(self, config_id: str) -> Trader | None:
-        aggregate_id = trader_id(config_id)
         self._drop_if_others_wrote()
+        return self._find_trader(config_id)
+
+    def find_traders(self, config_ids: Iterable[str]) -> list[Trader]:
+        """The registered ones of ``config_ids``, in order, with one look at the log's head
+        (a pass over every trader asked the store once per trader)."""
+        self._drop_if_others_wrote()
+        return [t for t in map(self._find_trader, config_ids) if t is not None]
+
+    def _find_trader(self, config_id: str) -> Trader | None:
+        aggregate_id = trader_id(config_id)
         live = self._live.get(aggregate_id)
         if isinstance(live, Trader) and not live.pending_events:
             return live

@@ -179,14 +179,7 @@ class VenueSync:
         return claimed
 
     def _traders(self, excluding: str | None = None) -> list[Trader]:
-        result = []
-        for config_id in self.settings:
-            if config_id == excluding:
-                continue
-            trader = self.app.find_trader(config_id)
-            if trader is not None:
-                result.append(trader)
-        return result
+        return self.app.find_traders(c for c in self.settings if c != excluding)
 
     def invariant(
         self, state: VenueAccountState, account: VenueAccount | None = None

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -40,6 +41,7 @@ RECENT_WINDOW = 1000
 SEEN_IDS = 2000
 
 
+@lru_cache(maxsize=4096)  # asked for every trader on every reconciliation pass
 def trader_id(config_id: str) -> UUID:
     """Aggregate id of a configured trader: stable across restarts and machines."""
     return uuid5(NAMESPACE_URL, f"nof0/trader/{config_id}")

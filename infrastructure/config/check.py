@@ -11,8 +11,9 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from infrastructure.config.documents import Problem, _Document, _line, display, format_field
 from infrastructure.config.durations import parse_duration
 from infrastructure.config.models import (
     DEFAULT_COINS,
@@ -24,9 +25,6 @@ from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from infrastructure.models.baseline import PREFIX as BASELINE_PREFIX
 from infrastructure.models.baseline import STRATEGIES as BASELINE_STRATEGIES
 from infrastructure.prompts.renderer import read_version_header
-
-if TYPE_CHECKING:
-    from infrastructure.config.loader import Problem, _Document
 
 MARKET_CAPABILITIES = frozenset(
     {"candles_3m", "candles_4h", "mids", "open_interest", "funding", "mark_price", "replay"}
@@ -93,7 +91,6 @@ def _resolve(doc: _Document, relative: str) -> Path:
 
 def governance_problems(docs: Mapping[str, _Document], data_dir: Path | None) -> list[Problem]:
     """Every cross-file rule violated by the documents given (sections may be missing)."""
-    from infrastructure.config.loader import Problem, _line, display, format_field
 
     problems: list[Problem] = []
 
@@ -397,7 +394,6 @@ def _check_template(
 
 
 def _check_output_schema(add: Add, doc: _Document) -> None:
-    from infrastructure.config.loader import display
 
     enabled = _get(doc.data, "output_validation", "enabled")
     if enabled is False:
@@ -435,7 +431,6 @@ def _check_output_schema(add: Add, doc: _Document) -> None:
 
 
 def _check_main(add: Add, doc: _Document, data_dir: Path | None) -> None:
-    from infrastructure.config.loader import display
 
     etc_dir = doc.path.parent
     if data_dir is not None and (data_dir == etc_dir or etc_dir in data_dir.parents):

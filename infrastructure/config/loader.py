@@ -19,6 +19,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from application.redaction import install_log_redaction, register_secrets
+from infrastructure.config.check import governance_problems
+from infrastructure.config.documents import Path_, _Document, _line, display, format_field
+from infrastructure.config.documents import Problem as Problem  # re-exported: the public name
 from infrastructure.config.models import (
     ExchangeConfig,
     ExecutorConfig,
@@ -34,21 +37,6 @@ _SECRET = re.compile(r"(key|pass|secret|private|token)", re.IGNORECASE)
 SECTIONS = ("LLM", "Executor", "Manager", "Exchange", "Market")
 
 M = TypeVar("M", bound=BaseModel)
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    field: str
-    message: str
-    expected: str = ""
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        text = f"{where}: {self.field or '(file)'}: {self.message}"
-        return f"{text} (expected {self.expected})" if self.expected else text
 
 
 class ConfigError(Exception):
@@ -56,15 +44,6 @@ class ConfigError(Exception):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{len(problems)} configuration problem(s):\n{lines}")
-
-
-@dataclass
-class _Document:
-    path: Path
-    data: Any
-    lines: dict[Path_, int] = field(default_factory=dict)
-    unset_vars: dict[Path_, str] = field(default_factory=dict)
-    from_env: dict[Path_, str] = field(default_factory=dict)  # values filled from variables
 
 
 @dataclass(frozen=True)
@@ -87,23 +66,6 @@ class LoadedConfig:
         if path.is_absolute():
             return path
         return (self.files[section].parent / path).resolve()
-
-
-def display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def format_field(loc: Path_) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
 
 
 # -- YAML with line numbers and ${VAR} --------------------------------------------------
@@ -191,14 +153,6 @@ def read_yaml(path: Path, env: Mapping[str, str]) -> tuple[_Document | None, lis
     return doc, []
 
 
-def _line(doc: _Document, loc: Path_) -> int | None:
-    while loc:
-        if loc in doc.lines:
-            return doc.lines[loc]
-        loc = loc[:-1]
-    return doc.lines.get(())
-
-
 def _data_loc(doc: _Document, loc: tuple[Any, ...]) -> Path_:
     """Drop pydantic's union tags from an error location, keeping the keys that exist."""
     node: Any = doc.data
@@ -268,7 +222,6 @@ def load_config(
     A file with schema errors does not stop the others from being read, nor the
     cross-file rules from running on what was written.
     """
-    from infrastructure.config.check import governance_problems
 
     env = os.environ if env is None else env
     main_path = Path(path).expanduser().resolve()

@@ -9,6 +9,7 @@ The digest is the sha256 of the rendered messages.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,52 @@ def _series(values: list[float], digits: int = 6) -> str:
     return "[" + ", ".join([_num(v, digits) for v in values]) + "]"
 
 
+def _sig(value: Any, digits: int = 5) -> str:
+    """``value`` to ``digits`` significant digits, plain notation, no trailing zeros (the
+    compact layout): 107041.3 → "107041", 0.0728843 → "0.0729" (3), 69.87 → "70" (2). Values
+    under 1e-4 in magnitude keep two digits in e-notation (funding rates)."""
+    if value is None:
+        return "n/a"
+    number = float(value)
+    if number == 0 or not math.isfinite(number):
+        return "0" if number == 0 else str(number)
+    if abs(number) < 1e-4:
+        return f"{number:.1e}"
+    decimals = digits - 1 - math.floor(math.log10(abs(number)))
+    if decimals <= 0:
+        return str(int(round(number, decimals)))
+    text = f"{number:.{decimals}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _row(values: list[float], digits: int = 5) -> str:
+    """A series as space-separated numbers (no brackets, no commas)."""
+    return " ".join([_sig(v, digits) for v in values])
+
+
+def _bp(values: list[float], reference: Any) -> str:
+    """A price series as whole basis points from ``reference`` (the current price), signed:
+    two tokens a value instead of three or four, at 0.01 % resolution."""
+    ref = float(reference)
+    if ref == 0:
+        return _row(values, 6)
+    return " ".join([_signed_bp(v / ref - 1) for v in values])
+
+
+def _bp_of(values: list[float], reference: Any) -> str:
+    """A series (an oscillator in price units, like MACD) as whole basis points of
+    ``reference``: -3158 at a price of 107041 → "-295"."""
+    ref = float(reference)
+    if ref == 0:
+        return _row(values, 3)
+    return " ".join([_signed_bp(v / ref) for v in values])
+
+
+def _signed_bp(fraction: float) -> str:
+    bp = round(fraction * 10_000)
+    return f"{bp:+d}" if bp else "0"
+
+
 def _py(value: Any) -> str:
     """A Python-literal rendering (nof1 shows positions as dict literals)."""
     if isinstance(value, dict):
@@ -103,6 +150,10 @@ class JinjaPromptRenderer:
         self._env.filters["num"] = _num
         self._env.filters["series"] = _series
         self._env.filters["py"] = _py
+        self._env.filters["sig"] = _sig
+        self._env.filters["row"] = _row
+        self._env.filters["bp"] = _bp
+        self._env.filters["bp_of"] = _bp_of
         self._cache: dict[Path, _Template] = {}
 
     def load(self, path: Path) -> _Template:

@@ -2,8 +2,9 @@
 expects them (JSON in and out, HTTP/1.1 keep-alive), over a :class:`SimGateway`.
 
 Built on the standard library's ``ThreadingHTTPServer`` (a thread per connection): every venue
-call is serialised by the gateway's lock anyway, and the cost of a signed request is the
-signature recovery (milliseconds of pure-Python elliptic-curve maths), not the HTTP layer.
+call is serialised by the gateway's lock anyway. Signature recovery runs on libsecp256k1
+(coincurve, which eth_keys picks up): about 1 ms a signed request instead of the pure-Python
+curve's 8–10 ms, which leaves the HTTP layer and the action hash as the main costs.
 Full control over the socket is what the fault hooks need (answer nothing, close the
 connection, send a body that is not JSON).
 

@@ -154,3 +154,48 @@ def test_last_n_and_one_trader(run: tuple[Workspace, Path]) -> None:
     assert report.cycles == 5
     with pytest.raises(LookupError):
         bootstrap.verify_replay(config, traders=["nobody"])
+
+
+def test_a_trader_on_the_compact_layout_trades_and_verifies(tmp_path: Path) -> None:
+    """The compact templates are configuration only: a trader on them decides, records its
+    prompts, and replay verify reproduces every one of them."""
+    ws = Workspace(tmp_path / "arena")
+    ws.set(
+        "manager.yaml", ("traders", 0, "prompt_template"), "../prompts/decision/system_compact.j2"
+    )
+    ws.set(
+        "manager.yaml",
+        ("traders", 0, "executor_prompt_template"),
+        "../prompts/decision/user_compact.j2",
+    )
+    data = tmp_path / "data"
+    arena = OfflineArena.open(data, config_path=ws.main)
+    arena.run_sync(minutes=60)
+    trader = arena.engine.app.get_trader("ema-cross")
+    assert trader.cycle_no >= 10
+    report = verify(ws, data)
+    assert report.ok, "\n".join(map(str, report.divergences))
+    recorded = [
+        e
+        for e in arena.engine.app.trader_events("ema-cross")
+        if type(e).__name__ == "DecisionRequested"
+    ]
+    assert recorded
+    assert all("user_compact.j2" in e.prompt_template for e in recorded)
+    assert all("3m mid" in e.user_prompt for e in recorded)
+
+    # The same arena on nof1's layout: the baseline decides the same, cycle by cycle (the
+    # baselines read the snapshot, not the text; a model reading the text is compared by
+    # the counterfactual replay).
+    default = OfflineArena.open(tmp_path / "nof1", config_path=Workspace(tmp_path / "ws2").main)
+    default.run_sync(minutes=60)
+
+    def decisions(app: Any) -> list[tuple[str, str]]:
+        return [
+            (type(e).__name__, repr(getattr(e, "decisions", getattr(e, "cloid", ""))))
+            for e in app.trader_events("ema-cross")
+            if type(e).__name__ in ("LLMResponded", "OrderPlaced")
+        ]
+
+    assert decisions(arena.engine.app) == decisions(default.engine.app)
+    assert any(kind == "OrderPlaced" for kind, _ in decisions(default.engine.app))

@@ -5,7 +5,9 @@
 * engine overhead per decision cycle with a baseline model (p50, p99), model time excluded;
 * the Hyperliquid simulator: orders/s in-process, and ``nof0 sim serve`` requests/s;
 * the dashboard: first load (bytes, time to the first chart in headless Chromium) and the
-  API's requests/s for the routes the page polls (``tests/bench/dashboard.py``).
+  API's requests/s for the routes the page polls (``tests/bench/dashboard.py``);
+* operations (issue 8): the offline arena's tick with 100 traders in one process, and events
+  appended per second on SQLite and PostgreSQL (``tests/bench/operations.py``).
 
 Figures are printed and written to ``.bench/results.json``. Targets (issue 2): rebuild at
 50,000 events/s or more on SQLite; cycle overhead under 1 ms at p99.
@@ -207,6 +209,19 @@ def fill_log(app: TradingApp, events_wanted: int, samples: list[tuple[MarketSnap
     return total
 
 
+def timed_fill(
+    app: TradingApp, events: int, samples: list[tuple[MarketSnapshot, str]], label: str
+) -> dict[str, Any]:
+    """Fill the rebuild log and report the append rate (events/s through the application)."""
+    started = time.perf_counter()
+    appended = fill_log(app, events, samples)
+    return {
+        "store": label,
+        "events": appended,
+        "events_per_s": round(appended / (time.perf_counter() - started)),
+    }
+
+
 def rebuild_rate(app: TradingApp, label: str) -> dict[str, Any]:
     config = bootstrap.load_config(
         REPO / "etc" / "nof0.yaml", env={}, data_dir=tempfile.mkdtemp(prefix="nof0-bench-")
@@ -323,14 +338,15 @@ async def cycle_overhead(env: dict[str, str], cycles: int, label: str) -> dict[s
 # -- the decision pipeline: render + parse + validate + risk -------------------------------
 
 
-def decision_pipeline(cycles: int) -> dict[str, Any]:
-    """Per cycle: render both prompts, read a six-coin answer (domain rules + JSON Schema),
-    plan orders; for a trader holding two positions. Also the prompt's size in tokens."""
-    import tiktoken
+#: The prompt layouts whose size the bench reports: nof1's (the default) and the compact one.
+TEMPLATES = {
+    "nof1": ("decision/system.j2", "decision/user.j2"),
+    "compact": ("decision/system_compact.j2", "decision/user_compact.j2"),
+}
 
-    from application.cycle import read_answer
-    from domain.risk import plan_orders
-    from infrastructure.prompts.schema import DecisionSchema
+
+def prompt_inputs(cycles: int) -> tuple[list[MarketSnapshot], Trader]:
+    """Snapshots of six coins and a trader holding two positions (BTC long, ETH short)."""
 
     async def inputs() -> tuple[list[MarketSnapshot], Trader]:
         replay = market()
@@ -372,7 +388,40 @@ def decision_pipeline(cycles: int) -> dict[str, Any]:
             )
         return snapshots, trader
 
-    snapshots, trader = asyncio.run(inputs())
+    return asyncio.run(inputs())
+
+
+def render_prompts(snapshot: MarketSnapshot, trader: Trader, layout: str) -> tuple[str, str]:
+    """(system, user) for ``snapshot`` in one of ``TEMPLATES``' layouts."""
+    settings = trader_settings(coins=COINS)
+    renderer = JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0")
+    system, user = TEMPLATES[layout]
+    marks = snapshot.marks()
+    account = account_view(
+        trader, marks, dict(HYPERLIQUID_ASSETS), as_of=snapshot.as_of, sharpe=trader.sharpe()
+    )
+    prompt = renderer.render(
+        system_template=str(REPO / "prompts" / system),
+        user_template=str(REPO / "prompts" / user),
+        snapshot=snapshot,
+        account=account,
+        limits=prompt_limits(settings),
+        as_of=snapshot.as_of,
+    )
+    return prompt.system, prompt.user
+
+
+def decision_pipeline(cycles: int) -> dict[str, Any]:
+    """Per cycle: render both prompts, read a six-coin answer (domain rules + JSON Schema),
+    plan orders; for a trader holding two positions. Also the prompt's size in tokens, for
+    each layout."""
+    import tiktoken
+
+    from application.cycle import read_answer
+    from domain.risk import plan_orders
+    from infrastructure.prompts.schema import DecisionSchema
+
+    snapshots, trader = prompt_inputs(cycles)
     settings = trader_settings(coins=COINS)
     renderer = JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0")
     schema = DecisionSchema(REPO / "prompts" / "decision" / "decision.schema.json")
@@ -425,12 +474,20 @@ def decision_pipeline(cycles: int) -> dict[str, Any]:
         timings.append((time.perf_counter() - started) * 1000)
         tokens.append(len(encoding.encode(prompt.system)) + len(encoding.encode(prompt.user)))
     warm = timings[10:]
+    by_layout = {}
+    for layout in TEMPLATES:
+        counts = [
+            sum(len(encoding.encode(text)) for text in render_prompts(snap, trader, layout))
+            for snap in snapshots[:50]
+        ]
+        by_layout[layout] = round(statistics.median(counts))
     return {
         "cycles": len(warm),
         "p50_ms": round(statistics.median(warm), 3),
         "p99_ms": round(percentile(warm, 99), 3),
         "prompt_tokens_cl100k": round(statistics.median(tokens)),
         "prompt_tokens_range": [min(tokens), max(tokens)],
+        "prompt_tokens_by_layout": by_layout,
     }
 
 
@@ -442,14 +499,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-orders", type=int, default=20_000)
     parser.add_argument("--serve-seconds", type=float, default=3.0)
     parser.add_argument("--skip-dashboard", action="store_true")
+    parser.add_argument("--skip-arena", action="store_true")
+    parser.add_argument("--arena-traders", type=int, default=100)
+    parser.add_argument("--arena-ticks", type=int, default=20)
     args = parser.parse_args(argv)
     samples = asyncio.run(sample_inputs(40))
-    results: dict[str, Any] = {"rebuild": [], "cycle": []}
+    results: dict[str, Any] = {"rebuild": [], "cycle": [], "appends": []}
     results["pipeline"] = decision_pipeline(min(args.cycles, 300))
 
     with tempfile.TemporaryDirectory() as tmp:
         app = TradingApp(env=sqlite_env(Path(tmp) / "events.sqlite3"))
-        fill_log(app, args.events, samples)
+        results["appends"].append(timed_fill(app, args.events, samples, "sqlite"))
         results["rebuild"].append(rebuild_rate(app, "sqlite"))
         results["cycle"].append(
             asyncio.run(
@@ -472,17 +532,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             env = postgres_env(POSTGRES_DSN, schema=schema, pool_size=2)
             app = TradingApp(env=env)
-            fill_log(app, args.events, samples)
+            results["appends"].append(timed_fill(app, args.events, samples, "postgres"))
             results["rebuild"].append(rebuild_rate(app, "postgres"))
             results["cycle"].append(asyncio.run(cycle_overhead(env, args.cycles, "postgres")))
         finally:
             with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
-    from tests.bench import dashboard, sim_engine, sim_server
+    from tests.bench import dashboard, operations, sim_engine, sim_server
+
+    if not args.skip_arena:
+        results["arena_100"] = operations.arena_overhead(args.arena_traders, args.arena_ticks)
 
     results["simulator"] = sim_engine.run(args.sim_orders)
     results["sim_serve"] = sim_server.run(args.serve_seconds, log=lambda _: None)
+    results["sim_serve_native"] = sim_server.run_native(args.serve_seconds)
     if not args.skip_dashboard:
         results["dashboard"] = dashboard.run(1.0, log=lambda _: None)
 
@@ -510,6 +574,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{row['prompt_tokens_cl100k']:,} tokens (cl100k_base, range "
         f"{row['prompt_tokens_range'][0]:,}–{row['prompt_tokens_range'][1]:,})"
     )
+    layouts = row["prompt_tokens_by_layout"]
+    print(
+        "  prompt tokens by layout (system + user, cl100k_base; o200k_base is not available "
+        "offline): " + ", ".join(f"{name} {count:,}" for name, count in layouts.items())
+    )
     sim = results["simulator"]
     print("\nHyperliquid simulator, in process (IOC open/close, 0.01 BTC, book rebuilt per 100)")
     print(
@@ -522,8 +591,14 @@ def main(argv: list[str] | None = None) -> int:
         f"  /info allMids      1 client {served['info_allMids_1']:>8,.0f} req/s   "
         f"4 clients {served['info_allMids_4']:>8,.0f} req/s\n"
         f"  /exchange order    1 client {served['exchange_order_1']:>8,.0f} req/s   "
-        f"4 clients {served['exchange_order_4']:>8,.0f} req/s"
+        f"4 clients {served['exchange_order_4']:>8,.0f} req/s   (libsecp256k1: coincurve)"
     )
+    native = results["sim_serve_native"]
+    print(
+        f"  /exchange order    1 client {native['exchange_order_1']:>8,.0f} req/s   "
+        f"4 clients {native['exchange_order_4']:>8,.0f} req/s   (before: pure-Python curve)"
+    )
+    operations.report(results)
     if "dashboard" in results:
         dashboard.report(results["dashboard"])
     out = REPO / ".bench"

@@ -6,7 +6,7 @@ in this process (clients and server share the interpreter, as they would not in 
 * ``/info allMids`` (the lightest request);
 * signed ``/exchange`` orders (small IOC orders alternating buy/sell, filled against the
   synthetic book). The bodies are signed before the clock starts, so the figure is the
-  server's: parsing, signature recovery (pure-Python secp256k1, the dominant cost), nonce
+  server's: parsing, signature recovery (libsecp256k1 through coincurve), nonce
   check and matching.
 
 Each with one client and with four client threads. The weight budget is lifted for the run.
@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +28,7 @@ from typing import Any
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_keys.backends import get_backend
 
 from infrastructure.simulator.config import SimConfig
 from infrastructure.simulator.engine import SimVenue
@@ -33,7 +37,9 @@ from infrastructure.simulator.server import SimServer
 from tests.support.sim_server import MIDS, l1_body, order_action, wall_ms
 
 THREADS = 4
-ORDERS_PER_SECOND_GUESS = 250  # bodies signed in advance per client and second of run
+#: Bodies signed in advance per client and second of run: enough for libsecp256k1 speed
+#: (pure-Python signing of that many would take minutes, so fewer under its backend).
+ORDERS_PER_SECOND_GUESS = 2500 if "CoinCurve" in type(get_backend()).__name__ else 250
 
 
 def _rate(url: str, path: str, bodies: list[list[Any]], seconds: float) -> tuple[float, int, int]:
@@ -110,11 +116,31 @@ def run(seconds: float = 3.0, *, log: Callable[[str], None] = print) -> dict[str
     return results
 
 
+NATIVE = "eth_keys.backends.NativeECCBackend"
+
+
+def run_native(seconds: float) -> dict[str, float]:
+    """The same run under eth_keys' pure-Python curve (the figure before coincurve), in a
+    child process: the backend is chosen when eth_keys is imported."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench.sim_server", "--seconds", str(seconds), "--quiet"],
+        env={**os.environ, "ECC_BACKEND_CLASS": NATIVE},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(done.stdout)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--quiet", action="store_true", help="print only the JSON figures")
     args = parser.parse_args()
-    print(json.dumps(run(args.seconds), indent=2))
+    figures = run(args.seconds, log=(lambda _: None) if args.quiet else print)
+    print(json.dumps({**figures, "backend": type(get_backend()).__name__}, indent=2))
 
 
 if __name__ == "__main__":

@@ -323,6 +323,17 @@ def test_an_arena_without_trades_positions_or_chat(desktop: Page, arena: tuple[i
     assert desktop.errors == []
 
 
+def test_operator_panel_says_control_is_off_without_a_token(desktop: Page) -> None:
+    """The shipped config has no control token: no action buttons, and the panel says why."""
+    page = desktop.open()
+    panel = page.locator("#operator")
+    panel.wait_for(state="visible")
+    assert "operator control is off" in panel.inner_text()
+    assert page.locator("#op-form").is_hidden()
+    assert page.locator("#leaderboard button.action").count() == 0
+    assert desktop.errors == []
+
+
 @pytest.mark.parametrize("name", sorted(WIDTHS))
 def test_screenshots_at_both_widths(browser: Any, arena: tuple[int, Any], name: str) -> None:
     width, height = WIDTHS[name]

@@ -12,9 +12,16 @@ const PALETTE = ["#4e79ff", "#2fbf71", "#e0457b", "#a66bff", "#17b3c4", "#d4a017
 const BTC_COLOR = "#f7931a";
 const RANGES = { all: null, "72h": 72 * 3600, "24h": 24 * 3600 };
 
-// Operator controls go here: each entry renders one button in every leaderboard row and on
-// the trader page, e.g. {label: "Pause", title: "Pause this trader", run: (id) => fetch(...)}.
-const TRADER_ACTIONS = [];
+// Operator controls: each entry renders one button in every leaderboard row and on the
+// trader page, shown only when the server has control on (GET /api/control).
+const TRADER_ACTIONS = [
+  { label: "Pause", title: "Pause new entries of", path: "pause" },
+  { label: "Resume", title: "Resume", path: "resume" },
+  {
+    label: "Flatten", title: "Flatten", path: "flatten",
+    confirm: (id) => `Flatten ${id}: cancel its entries, close its positions at market, cancel its stops and targets, then pause it?`,
+  },
+].map((a) => ({ ...a, run: (id) => control(`traders/${encodeURIComponent(id)}/${a.path}`, `${a.label} ${id}`, a.confirm?.(id)) }));
 
 const state = {
   docs: {},          // route -> last good JSON body
@@ -26,6 +33,7 @@ const state = {
   chart: { mode: "usd", range: "all" },
   open: new Set(),   // ids of <details> the viewer opened
   allTrades: false,  // show every completed trade, not only the newest
+  control: null,     // GET /api/control: {enabled, detail, actions}; null until it answered
 };
 const TRADES_SHOWN = 30;
 const TURNS_SHOWN = 30;
@@ -68,6 +76,7 @@ async function fetchRoute(route) {
 }
 
 async function poll() {
+  if (!state.control) await fetchControl();
   const results = await Promise.allSettled(ROUTES.map(fetchRoute));
   const failed = results.map((r, i) => [r, ROUTES[i]]).filter(([r]) => r.status === "rejected");
   state.failing = failed.length ? failed.map(([r]) => r.reason.message || String(r.reason)).join("; ") : null;
@@ -78,6 +87,66 @@ async function poll() {
     render();
   }
   renderLiveness();
+}
+
+// Whether operator control is on; asked until the server answers (it does not change while
+// the server runs). Not a polled view: failing here does not mark the page stale.
+async function fetchControl() {
+  try {
+    const response = await fetch("/api/control", { cache: "no-store" });
+    if (!response.ok) return;
+    state.control = await response.json();
+  } catch (error) {
+    return; // the server is down: the views' poll says so
+  }
+  renderOperator();
+  render();
+}
+
+const controlOn = () => state.control?.enabled === true;
+
+// POST one control action with the token typed into the operator panel (kept in the page
+// only: never stored), and say what the server answered.
+async function control(path, what, question, extra = {}) {
+  const out = document.getElementById("op-result");
+  const tokenInput = document.getElementById("op-token");
+  const say = (text, kind) => { out.textContent = text; out.className = `op-result ${kind}`; };
+  const token = tokenInput.value.trim();
+  if (!token) {
+    say(`${what}: enter the control token first.`, "warn");
+    tokenInput.focus();
+    return;
+  }
+  if (question && !window.confirm(question)) return;
+  const reason = document.getElementById("op-reason").value.trim() || "from the dashboard";
+  let response;
+  try {
+    response = await fetch(`/api/control/${path}`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ reason, ...extra }),
+    });
+  } catch (error) {
+    say(`${what}: the server did not answer (${error.message}).`, "warn");
+    return;
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    say(`${what} refused (${response.status}): ${body.detail ?? response.statusText}`, "warn");
+    return;
+  }
+  const results = (body.results ?? []).map((r) => `${r.trader}: ${r.changed ? "done" : "already so"}${r.paused ? ", paused" : ", trading"}${r.flatten_pending ? ", flatten pending" : ""}`);
+  say(`${what}: accepted for ${body.credential}. ${results.join("; ")}`, "ok");
+}
+
+function renderOperator() {
+  const panel = document.getElementById("operator");
+  if (!panel || !state.control) return;
+  panel.hidden = false;
+  document.getElementById("op-form").hidden = !controlOn();
+  document.getElementById("op-detail").textContent = controlOn()
+    ? "Pause, resume and flatten buttons are on each leaderboard row and trader page. Every action is recorded with your token's id and the reason."
+    : state.control.detail;
 }
 
 function loop() {
@@ -149,7 +218,7 @@ function section(id, title, body) {
 }
 
 function actions(id) {
-  if (!TRADER_ACTIONS.length) return "";
+  if (!controlOn()) return "";
   return TRADER_ACTIONS.map((a, i) => `<button type="button" class="action" data-action="${i}" data-trader="${esc(id)}" aria-label="${esc(a.title || a.label)} ${esc(id)}">${esc(a.label)}</button>`).join(" ");
 }
 
@@ -314,11 +383,11 @@ function leaderboardTable(only) {
     const sorted = c.key === key ? (dir > 0 ? "ascending" : "descending") : "none";
     const arrow = c.key === key ? (dir > 0 ? " ▲" : " ▼") : "";
     return `<th scope="col" aria-sort="${sorted}" class="${c.numeric && !c.text ? "num" : ""}"><button type="button" class="sort" data-sort="${c.key}" aria-label="Sort by ${esc(c.label)}">${esc(c.label)}${arrow}</button></th>`;
-  }).join("") + (TRADER_ACTIONS.length ? `<th scope="col">Actions</th>` : "");
+  }).join("") + (controlOn() ? `<th scope="col">Actions</th>` : "");
   const body = rows.map((r) => `<tr data-trader="${esc(r.id)}">${COLUMNS.map((c) => {
     const v = c.get(r);
     return `<td data-col="${c.key}" class="${c.numeric && !c.text ? "num" : ""} ${c.signed ? sign(v) : ""}">${c.fmt(v)}</td>`;
-  }).join("")}${TRADER_ACTIONS.length ? `<td class="actions">${actions(r.id)}</td>` : ""}</tr>`).join("");
+  }).join("")}${controlOn() ? `<td class="actions">${actions(r.id)}</td>` : ""}</tr>`).join("");
   return `<div class="scroll"><table id="leaderboard" class="data"><caption class="sr">Traders ranked by equity; choose a column to sort</caption><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div>`;
 }
 
@@ -411,6 +480,11 @@ function refusalText(r) {
   return r ? `${esc(r.reason)}: ${esc(r.detail)} <span class="meta">(${time(r.time)})</span>` : "–";
 }
 
+function controlText(c) {
+  if (!c) return "–";
+  return `<span class="control-action">${esc(c.action)}</span> by <code>${esc(c.credential)}</code>: ${esc(c.reason || "no reason given")} <span class="meta">${time(c.time)}</span>`;
+}
+
 function statusView(only) {
   const doc = state.docs.status;
   if (!doc) return `<p class="empty">No status yet.</p>`;
@@ -420,12 +494,13 @@ function statusView(only) {
     <td class="num">${num(t.cycles)}</td><td class="num">${num(t.cycles_skipped)}</td><td>${refusalText(t.last_skip)}</td>
     <td class="num">${num(t.llm_failures)}</td><td>${refusalText(t.last_llm_failure)}</td>
     <td class="num">${num(t.risk_rejections)}</td><td>${refusalText(t.last_risk_rejection)}</td>
-    <td class="num">${num(t.order_rejections)}</td><td>${refusalText(t.last_order_rejection)}</td></tr>`).join("");
+    <td class="num">${num(t.order_rejections)}</td><td>${refusalText(t.last_order_rejection)}</td>
+    <td>${controlText(t.last_control)}</td></tr>`).join("");
   const venues = doc.venues.map((v) => `<li><b>${esc(v.provider)}</b> <code>${esc(v.address)}</code> · baseline ${money(v.baseline_equity)} · foreign orders ${num(v.foreign_orders_open)}, fills ${num(v.foreign_fills)}
     ${v.findings.length ? `<ul>${v.findings.map((f) => `<li class="warn">${esc(f.key)}: ${esc(f.detail)} <span class="meta">since ${time(f.since)}${f.traders.length ? `; paused: ${f.traders.map(esc).join(", ")}` : ""}</span></li>`).join("")}</ul>` : `<span class="ok">no findings</span>`}</li>`).join("");
   return `<div class="scroll"><table id="status" class="data wide"><thead><tr><th scope="col">Trader</th><th scope="col">State</th><th scope="col" class="num">Cycles</th>
     <th scope="col" class="num">Skipped</th><th scope="col">Last skip</th><th scope="col" class="num">Model failures</th><th scope="col">Last failure</th>
-    <th scope="col" class="num">Risk refusals</th><th scope="col">Last refusal</th><th scope="col" class="num">Order rejections</th><th scope="col">Last rejection</th></tr></thead><tbody>${rows}</tbody></table></div>
+    <th scope="col" class="num">Risk refusals</th><th scope="col">Last refusal</th><th scope="col" class="num">Order rejections</th><th scope="col">Last rejection</th><th scope="col">Last operator action</th></tr></thead><tbody>${rows}</tbody></table></div>
     ${only ? "" : `<h3>Venue accounts</h3><ul class="venues">${venues || "<li>none</li>"}</ul>`}`;
 }
 
@@ -473,11 +548,18 @@ document.addEventListener("click", (event) => {
   } else if (target.dataset.mode) { state.chart.mode = target.dataset.mode; render(); }
   else if (target.dataset.more === "trades") { state.allTrades = true; render(); }
   else if (target.dataset.range) { state.chart.range = target.dataset.range; render(); }
-  else if (target.dataset.action) {
+  else if (target.id === "op-kill") {
+    const flatten = document.getElementById("op-kill-flatten").checked;
+    const question = flatten ? "Kill switch: flatten every trader (close every position at market) and pause them all?" : "Kill switch: pause every trader?";
+    Promise.resolve(control("kill", flatten ? "Kill switch (flatten)" : "Kill switch", question, { flatten })).then(poll);
+  } else if (target.dataset.action) {
     const action = TRADER_ACTIONS[Number(target.dataset.action)];
     Promise.resolve(action.run(target.dataset.trader)).then(poll);
   }
 });
+
+// The operator form has no submit: Enter in its fields must not reload the page.
+document.addEventListener("submit", (event) => { if (event.target.id === "op-form") event.preventDefault(); });
 
 document.addEventListener("toggle", (event) => {
   const id = event.target.dataset?.id;
