@@ -36,6 +36,7 @@ from application.ports import (
     PromptRenderer,
 )
 from application.settings import EngineSettings, TraderSettings
+from application.store_guard import StoreGuard
 from application.trading import TradingApp
 from application.venue_health import HealthPolicy, VenueHealth, paper_twin_id
 from application.venue_sync import SyncPolicy, VenueSync
@@ -112,6 +113,7 @@ class Arena:
         health: Mapping[str, VenueHealth] | None = None,
         health_policy: HealthPolicy | None = None,
         paper_venue: Callable[[Exchange], Exchange] | None = None,
+        store_guard: StoreGuard | None = None,
     ) -> None:
         """``reconcile_intervals``: seconds between reconciliations per exchange provider
         (0: every tick, right for the in-process simulator); default the engine's.
@@ -130,6 +132,8 @@ class Arena:
         self.sync_policy = sync_policy
         self.health_policy = health_policy or HealthPolicy()
         self.paper_venue = paper_venue
+        #: An event store outage stops the arena's work (see application/store_guard.py).
+        self.store_guard = store_guard
         self._states: dict[str, _TraderState] = {}
         self._locks = {rt.settings.config_id: asyncio.Lock() for rt in runtimes}
         self._venues: dict[int, _VenueState] = {}
@@ -313,6 +317,20 @@ class Arena:
             await asyncio.wait(self._tasks, timeout=timeout)
 
     async def tick(self) -> None:
+        guard = self.store_guard
+        if guard is not None and not await guard.ready():
+            return  # the store is down: nothing could be recorded, so nothing is done
+        try:
+            await self._tick()
+        except Exception as exc:
+            if guard is not None and guard.failed(exc):
+                return
+            raise
+
+    def _store_down(self, exc: Exception) -> bool:
+        return self.store_guard is not None and self.store_guard.failed(exc)
+
+    async def _tick(self) -> None:
         now = self.clock.now()
         await self._mark(now)
         for venue in list(self._venues.values()):
@@ -352,6 +370,8 @@ class Arena:
             for line in report.findings:
                 log.warning("exchange %s reconcile: %s", venue.exchange.name, line)
         except Exception as exc:
+            if self._store_down(exc):
+                return
             log.error("exchange %s reconcile failed: %r", venue.exchange.name, exc, exc_info=exc)
             self.alerts.alert("venue", "reconcile_error", repr(exc))
         finally:
@@ -551,7 +571,8 @@ class Arena:
             try:
                 report = await state.flattener.run(state.runtime.settings)
             except Exception as exc:  # noqa: BLE001 - logged and alerted; retried next tick
-                self._failed(state, "flatten", exc)
+                if not self._store_down(exc):
+                    self._failed(state, "flatten", exc)
                 return
             for problem in report.problems:
                 log.warning("trader=%s flatten: %s", report.trader, problem)
@@ -559,6 +580,8 @@ class Arena:
 
     async def _cycle(self, state: _TraderState, now: datetime) -> None:
         async with state.lock:
+            if self.store_guard is not None and self.store_guard.down:
+                return  # spawned before another cycle found the store down: due again later
             if self._slots is None:
                 await self._counted(state, now)
                 return
@@ -585,6 +608,8 @@ class Arena:
             if outcome.status == "paused":
                 log.debug("trader=%s is paused", config_id)
         except Exception as exc:  # noqa: BLE001 - logged and alerted; the others go on
+            if self._store_down(exc):
+                return  # not the trader's failure; the cycle is due again once the store is
             self._failed(state, "cycle", exc)
             # Do not hammer a broken trader every tick: wait for its next interval.
             state.last_cycle_at = now

@@ -31,6 +31,7 @@ from application.manager import Arena, TraderRuntime
 from application.ports import Alerts, Clock, DecisionModel, Exchange, LogAlerts, MarketData
 from application.routing import ModelChoice, ModelRouter, RouterPolicy
 from application.settings import EngineSettings, TraderSettings
+from application.store_guard import StoreGuard
 from application.trading import TradingApp
 from application.venue_health import HealthPolicy, paper_twin_id
 from application.verify import ReplayVerifier, VerifyReport
@@ -980,6 +981,7 @@ def build_engine(
         max_concurrent_decisions=ex.max_concurrent_decisions,
     )
     alerts = LogAlerts(forward=_alert_sinks(config))
+    guard = StoreGuard(app.max_position, alerts=alerts)
     arena = Arena(
         app=app,
         runtimes=runtimes,
@@ -996,6 +998,7 @@ def build_engine(
             min_requests=mgr.exchange_failure_min_requests,
         ),
         paper_venue=_paper_venue(config, clock) if mgr.paper_fallback else None,
+        store_guard=guard,
     )
     worker = ProjectionWorker(
         source=app,
@@ -1013,7 +1016,7 @@ def build_engine(
         alerts,
         clock,
         metrics=metrics,
-        collector=_collector(config, app, wiring, metrics),
+        collector=_collector(config, app, wiring, metrics, store_down=lambda: guard.down),
     )
 
 
@@ -1037,7 +1040,12 @@ def _meter(
 
 
 def _collector(
-    config: LoadedConfig, app: TradingApp, wiring: _Wiring, metrics: EngineMetrics
+    config: LoadedConfig,
+    app: TradingApp,
+    wiring: _Wiring,
+    metrics: EngineMetrics,
+    *,
+    store_down: Callable[[], bool] | None = None,
 ) -> MetricsCollector | None:
     monitoring = config.manager.monitoring
     if monitoring.metrics_exporter == "none":
@@ -1057,6 +1065,7 @@ def _collector(
         redis=redis_client(config),
         projection_status=lambda: projection_status(config, app=app),
         slow_query_s=monitoring.slow_query_ms / 1000,
+        store_down=store_down,
     )
     return MetricsCollector(metrics, sources)
 

@@ -40,6 +40,7 @@ SEVERITY: dict[str, str] = {
     "position_drift": "critical",
     "breaker": "critical",
     "exchange_switch": "critical",
+    "store_down": "critical",
     "cycle_error": "error",
     "flatten_error": "error",
     "reconcile_error": "error",

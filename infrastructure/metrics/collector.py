@@ -57,6 +57,9 @@ class CollectorSources:
     redis: redis.Redis | None = None
     projection_status: Callable[[], Sequence[_Lagging]] | None = None
     slow_query_s: float = 0.25
+    #: True while the arena's store guard holds the event store for down: its probes (each
+    #: a wait for the pool's timeout, on the loop) are left to the guard.
+    store_down: Callable[[], bool] | None = None
 
 
 class MetricsCollector:
@@ -94,7 +97,8 @@ class MetricsCollector:
         self._pool()
         self._redis()
         self._switches()
-        self._projections()
+        if store_ok:  # the views' lag is measured against the store's head
+            self._projections()
         self.metrics.collected.set(self._wall())
         self.passes += 1
 
@@ -109,6 +113,10 @@ class MetricsCollector:
 
     def _store(self) -> bool:
         m = self.metrics
+        if self.sources.store_down is not None and self.sources.store_down():
+            m.store_up.set(0)
+            m.store_rtt.set(math.nan)
+            return False
         started = self._clock()
         try:
             head = self.sources.app.max_position()
