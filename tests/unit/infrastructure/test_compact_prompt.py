@@ -14,15 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from application.ports import (
-    AccountView,
     CoinSnapshot,
     IntradaySeries,
     LongTermContext,
     MarketSnapshot,
-    PositionView,
     PromptLimits,
 )
 from infrastructure.prompts.renderer import JinjaPromptRenderer, _bp, _bp_of, _sig
+from tests.unit.infrastructure.test_prompt_renderer import account
 
 D = Decimal
 AS_OF = datetime(2025, 10, 17, 14, 3, 9, tzinfo=UTC)
@@ -105,34 +104,6 @@ def coins(draw: st.DrawFn, coin: str) -> CoinSnapshot:
             [price * m for m in draw(oscillators)],
             draw(rsis),
         ),
-    )
-
-
-def account() -> AccountView:
-    position = PositionView(
-        coin="ETH",
-        quantity=D("-0.4871"),
-        entry_price=D("3950.5"),
-        current_price=D("3901.25"),
-        liquidation_price=D("4712.3"),
-        unrealized_pnl=D("23.99"),
-        leverage=5,
-        profit_target=D("3825.12"),
-        stop_loss=D("3974.2"),
-        invalidation_condition="4h close above EMA50",
-        confidence=D("0.8"),
-        risk_usd=D("45"),
-        justification="breakdown below the 4h EMA20 with MACD negative",
-        notional_usd=D("1900.30"),
-    )
-    return AccountView(
-        equity=D("3012.34"),
-        available_cash=D("2632.28"),
-        return_pct=D("0.4113"),
-        sharpe_ratio=0.8123,
-        positions=(position,),
-        minutes_elapsed=1234,
-        invocations=412,
     )
 
 
