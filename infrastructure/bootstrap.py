@@ -31,6 +31,7 @@ from application.manager import Arena, TraderRuntime
 from application.ports import Alerts, Clock, DecisionModel, Exchange, LogAlerts, MarketData
 from application.routing import ModelChoice, ModelRouter, RouterPolicy
 from application.settings import EngineSettings, TraderSettings
+from application.shared_market import SharedSnapshots
 from application.store_guard import StoreGuard
 from application.trading import TradingApp
 from application.venue_health import HealthPolicy, paper_twin_id
@@ -925,9 +926,14 @@ def build_engine(
     runtimes: list[TraderRuntime] = []
     metrics = EngineMetrics()
     windows: dict[str, FailureWindow] = {}
+    shared: dict[str, SharedSnapshots] = {}
     for trader in config.manager.traders:
         settings = trader_settings(config, trader)
-        market = wiring.market(trader.market_provider)[0]
+        if trader.market_provider not in shared:
+            shared[trader.market_provider] = SharedSnapshots(
+                wiring.market(trader.market_provider)[0]
+            )
+        market = shared[trader.market_provider]
         if trader.exchange_provider not in exchanges:
             venue = _exchange(wiring, trader.exchange_provider, clock)
             windows[venue.name] = _meter(config, venue, metrics, clock)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from application.shared_market import SharedSnapshots
 from infrastructure import bootstrap
 from infrastructure.hyperliquid.exchange import HyperliquidExchange
 from infrastructure.hyperliquid.market import HyperliquidMarket
@@ -54,7 +55,9 @@ def test_a_live_provider_with_standbys_fails_over_in_order(tmp_path: Path) -> No
     )
     engine = bootstrap.build_engine(config)
     markets = {id(s.runtime.market): s.runtime.market for s in engine.arena._states.values()}
-    (market,) = markets.values()  # one provider object shared by the traders
+    (shared,) = markets.values()  # one provider object shared by the traders
+    assert isinstance(shared, SharedSnapshots)
+    market = shared.inner
     assert isinstance(market, FailoverMarket)
     assert market.names == ("sim_http", "backup")
     assert all(isinstance(p, HyperliquidMarket) for p in market.providers)

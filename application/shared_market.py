@@ -1,0 +1,55 @@
+"""One market data provider shared by the traders of a tick: a snapshot of the same coins at
+the same instant is assembled once and handed to every trader that asks for it.
+
+Cycles spawned by one tick share its ``now``, so traders on the same coins ask for the same
+snapshot; assembling it (candles, indicators, series) per trader was a sixth of a cycle with
+many traders. Snapshots are immutable, so sharing one is safe; a failure (missing or stale
+data) is shared too, and each trader records its own ``CycleSkipped``. Only the newest
+instant is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from application.ports import FundingFeed, MarketData, MarketSnapshot, MissingData
+
+
+class SharedSnapshots:
+    def __init__(self, inner: MarketData) -> None:
+        self.inner = inner
+        self._as_of: datetime | None = None
+        self._pending: dict[tuple[str, ...], asyncio.Future[MarketSnapshot]] = {}
+        self.assembled = 0  # snapshots the provider was asked for (the rest were shared)
+
+    @property
+    def max_staleness_s(self) -> float:
+        return self.inner.max_staleness_s
+
+    @max_staleness_s.setter
+    def max_staleness_s(self, value: float) -> None:
+        self.inner.max_staleness_s = value
+
+    async def snapshot(self, coins: Sequence[str], as_of: datetime) -> MarketSnapshot:
+        if as_of != self._as_of:
+            self._as_of = as_of
+            self._pending = {}
+        key = tuple(coins)
+        shared = self._pending.get(key)
+        if shared is None:
+            self.assembled += 1
+            shared = asyncio.ensure_future(self.inner.snapshot(coins, as_of))
+            self._pending[key] = shared
+        # shield: one trader's cancelled cycle must not cancel the others' snapshot.
+        return await asyncio.shield(shared)
+
+    async def mids(self, coins: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
+        return await self.inner.mids(coins, as_of)
+
+    async def funding_rates(self, coins: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
+        if not isinstance(self.inner, FundingFeed):
+            raise MissingData(f"{type(self.inner).__name__} has no funding rates")
+        return await self.inner.funding_rates(coins, as_of)

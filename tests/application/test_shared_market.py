@@ -1,0 +1,76 @@
+"""SharedSnapshots: one snapshot per coin set and instant, shared by the traders of a tick;
+failures are shared too; a new instant asks the provider again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from application.ports import FundingFeed, MarketSnapshot, MissingData
+from application.shared_market import SharedSnapshots
+from tests.support.fakes import T0, FixedMarket
+
+
+class Counting(FixedMarket):
+    def __init__(self) -> None:
+        super().__init__({"BTC": "100000", "ETH": "4000"})
+        self.asked: list[tuple[tuple[str, ...], datetime]] = []
+
+    async def snapshot(self, coins: Sequence[str], as_of: datetime) -> MarketSnapshot:
+        self.asked.append((tuple(coins), as_of))
+        await asyncio.sleep(0)  # let the other traders ask meanwhile
+        return await super().snapshot(coins, as_of)
+
+
+def test_traders_of_one_tick_share_a_snapshot() -> None:
+    inner = Counting()
+    market = SharedSnapshots(inner)
+
+    async def tick(as_of: datetime) -> list[MarketSnapshot]:
+        return await asyncio.gather(
+            market.snapshot(["BTC", "ETH"], as_of),
+            market.snapshot(["BTC", "ETH"], as_of),
+            market.snapshot(["BTC"], as_of),
+        )
+
+    first = asyncio.run(tick(T0))
+    assert first[0] is first[1]
+    assert set(first[2].coins) == {"BTC"}
+    assert inner.asked == [(("BTC", "ETH"), T0), (("BTC",), T0)]
+    later = T0 + timedelta(minutes=3)
+    second = asyncio.run(tick(later))
+    assert second[0] is not first[0]
+    assert second[0].as_of == later
+    assert len(inner.asked) == 4
+
+
+def test_a_failure_is_every_askers_failure() -> None:
+    inner = Counting()
+    inner.missing.add("ETH")
+    market = SharedSnapshots(inner)
+
+    async def ask() -> list[BaseException | MarketSnapshot]:
+        return await asyncio.gather(
+            market.snapshot(["BTC", "ETH"], T0),
+            market.snapshot(["BTC", "ETH"], T0),
+            return_exceptions=True,
+        )
+
+    results = asyncio.run(ask())
+    assert all(isinstance(r, MissingData) for r in results)
+    assert len(inner.asked) == 1
+
+
+def test_mids_and_staleness_are_the_providers() -> None:
+    inner = Counting()
+    market = SharedSnapshots(inner)
+    assert asyncio.run(market.mids(["BTC"], T0)) == {"BTC": Decimal("100000")}
+    market.max_staleness_s = 30
+    assert inner.max_staleness_s == 30
+    assert not isinstance(inner, FundingFeed)
+    with pytest.raises(MissingData, match="no funding rates"):
+        asyncio.run(market.funding_rates(["BTC"], T0))
