@@ -323,7 +323,7 @@ class Arena:
         try:
             await self._tick()
         except Exception as exc:
-            if guard is not None and guard.failed(exc):
+            if self._store_down(exc):
                 return
             raise
 

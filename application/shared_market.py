@@ -23,7 +23,6 @@ class SharedSnapshots:
         self.inner = inner
         self._as_of: datetime | None = None
         self._pending: dict[tuple[str, ...], asyncio.Future[MarketSnapshot]] = {}
-        self.assembled = 0  # snapshots the provider was asked for (the rest were shared)
 
     @property
     def max_staleness_s(self) -> float:
@@ -40,7 +39,6 @@ class SharedSnapshots:
         key = tuple(coins)
         shared = self._pending.get(key)
         if shared is None:
-            self.assembled += 1
             shared = asyncio.ensure_future(self.inner.snapshot(coins, as_of))
             self._pending[key] = shared
         # shield: one trader's cancelled cycle must not cancel the others' snapshot.

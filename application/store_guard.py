@@ -4,10 +4,11 @@ instead of stalling it.
 Every store call is synchronous and runs on the event loop that also serves the API. While
 PostgreSQL is unreachable each call waits for the pool's timeout, so an arena that kept
 cycling would freeze the loop (and the API with it) for one timeout per trader per tick.
-With the guard, the first call that fails marks the store down: cycles, reconciliations
-and view passes are skipped without touching the store (nothing can be recorded, so nothing
-may be sent), and the store is probed off the loop, with backoff, until it answers; then
-work resumes, reconciliation first. Both transitions are logged and alerted once.
+With the guard, the first call that fails marks the store down: ticks, cycles,
+reconciliations and flattens are skipped without touching the store (nothing can be
+recorded, so nothing may be sent), and the store is probed off the loop, with backoff,
+until it answers; then ticks resume as before. Both transitions are logged and alerted
+once. (The projection worker already reads the store in a thread of its own.)
 """
 
 from __future__ import annotations

@@ -90,17 +90,16 @@ def _bp(values: list[float], reference: Any) -> str:
     """A price series as whole basis points from ``reference`` (the current price), signed:
     two tokens a value instead of three or four, at 0.01 % resolution."""
     ref = float(reference)
-    if ref == 0:
-        return _row(values, 6)
-    return " ".join([_signed_bp(v / ref - 1) for v in values])
+    return _bp_of([v - ref for v in values], ref, digits=6)
 
 
-def _bp_of(values: list[float], reference: Any) -> str:
+def _bp_of(values: list[float], reference: Any, digits: int = 3) -> str:
     """A series (an oscillator in price units, like MACD) as whole basis points of
-    ``reference``: -3158 at a price of 107041 → "-295"."""
+    ``reference``: -3158 at a price of 107041 → "-295". Without a reference (a price of 0),
+    the values themselves to ``digits`` significant digits."""
     ref = float(reference)
     if ref == 0:
-        return _row(values, 3)
+        return _row(values, digits)
     return " ".join([_signed_bp(v / ref) for v in values])
 
 

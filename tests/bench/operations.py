@@ -33,7 +33,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def _hundred_traders(ws: Workspace, traders: int) -> None:
+def _cloned_traders(ws: Workspace, traders: int) -> None:
     manager = ws.file("manager.yaml")
     data = yaml.safe_load(manager.read_text(encoding="utf-8"))
     shipped = [t for t in data["traders"] if t["id"] != "btc-hold"]
@@ -72,7 +72,7 @@ async def _drive(arena: OfflineArena, ticks: int) -> list[float]:
 def arena_overhead(traders: int = 100, ticks: int = 20) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Path(tmp) / "arena")
-        _hundred_traders(ws, traders)
+        _cloned_traders(ws, traders)
         arena = OfflineArena.open(Path(tmp) / "data", config_path=ws.main)
         per_tick = asyncio.run(_drive(arena, ticks))
         deciding = len(arena.engine.arena.trader_ids)

@@ -63,6 +63,12 @@ def desktop(browser: Any, arena: int) -> Iterator[Page]:
     page.close()
 
 
+def button(page: Any, trader: str, name: str) -> Any:
+    """A trader's action button in its leaderboard row (looked up afresh: rows are redrawn)."""
+    row = page.locator(f'#leaderboard tr[data-trader="{trader}"]')
+    return row.get_by_role("button", name=f"{name} {trader}")
+
+
 def trader_status(port: int, trader: str) -> dict[str, Any]:
     _, body = get(port, "/api/status")
     return next(t for t in body["traders"] if t["model_id"] == trader)
@@ -85,10 +91,9 @@ def test_buttons_pause_and_resume_with_the_token_and_refuse_without(
     page = desktop.open()
     panel = page.locator("#operator")
     panel.wait_for(state="visible")
-    row = page.locator(f'#leaderboard tr[data-trader="{TARGET}"]')
-    pause = row.get_by_role("button", name=f"Pause new entries of {TARGET}")
+    pause = button(page, TARGET, "Pause new entries of")
     pause.wait_for()
-    assert row.get_by_role("button", name=f"Flatten {TARGET}").count() == 1
+    assert button(page, TARGET, "Flatten").count() == 1
     assert trader_status(arena, TARGET)["paused"] is False
 
     pause.click()  # no token typed yet
@@ -100,9 +105,7 @@ def test_buttons_pause_and_resume_with_the_token_and_refuse_without(
 
     page.get_by_label("Control token").fill(TOKEN)
     page.get_by_label("Reason").fill("checking the buttons")
-    page.locator(f'#leaderboard tr[data-trader="{TARGET}"]').get_by_role(
-        "button", name=f"Pause new entries of {TARGET}"
-    ).click()
+    button(page, TARGET, "Pause new entries of").click()
     assert "accepted for token:ops" in result_text(page, "accepted")
     status = eventually(
         lambda: (s := trader_status(arena, TARGET))["paused"] and s, 15, "the trader is paused"
@@ -113,9 +116,7 @@ def test_buttons_pause_and_resume_with_the_token_and_refuse_without(
     eventually(lambda: "token:ops" in cell.inner_text(), 15, "the status view shows who paused")
     assert "checking the buttons" in cell.inner_text()
 
-    page.locator(f'#leaderboard tr[data-trader="{TARGET}"]').get_by_role(
-        "button", name=f"Resume {TARGET}"
-    ).click()
+    button(page, TARGET, "Resume").click()
     eventually(lambda: not trader_status(arena, TARGET)["paused"], 15, "the trader resumed")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#operator").screenshot(path=str(SCREENSHOTS / "operator-panel-1440.png"))
@@ -130,9 +131,7 @@ def test_flatten_asks_first_and_the_kill_switch_pauses_everyone(desktop: Page, a
     page.get_by_label("Control token").fill(TOKEN)
     page.get_by_label("Reason").fill("end of the test")
     target = "ema-cross"
-    flatten = page.locator(f'#leaderboard tr[data-trader="{target}"]').get_by_role(
-        "button", name=f"Flatten {target}"
-    )
+    flatten = button(page, target, "Flatten")
 
     asked: list[str] = []
     page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
@@ -142,9 +141,7 @@ def test_flatten_asks_first_and_the_kill_switch_pauses_everyone(desktop: Page, a
     assert trader_status(arena, target)["paused"] is False  # dismissed: nothing sent
 
     page.once("dialog", lambda d: d.accept())
-    page.locator(f'#leaderboard tr[data-trader="{target}"]').get_by_role(
-        "button", name=f"Flatten {target}"
-    ).click()
+    button(page, target, "Flatten").click()
     assert "accepted for token:ops" in result_text(page, "accepted")
     status = eventually(
         lambda: (s := trader_status(arena, target))["paused"] and s, 20, "flattened and paused"
