@@ -316,24 +316,18 @@ def return_statistics(
     block = min(block, float(max(n, 1)))
     yearly = periods_per_year(period)
     if n < 2:
+        # Too short to resample: the total return alone, without an interval.
         total = float(_total_return_rows(series[np.newaxis, :])[0]) if n else 0.0
-        return ReturnStatistics(
-            total_return=Interval(total, None, None),
-            sharpe=UNDEFINED,
-            sortino=UNDEFINED,
-            max_drawdown=max_drawdown(series),
-            num_returns=n,
-            block_length=block,
-            periods_per_year=yearly,
+        total_return, sharpe, sortino = Interval(total, None, None), UNDEFINED, UNDEFINED
+    else:
+        row = series[np.newaxis, :]
+        kernels = (_total_return_rows, _sharpe_rows, _sortino_rows)
+        scales = (1.0, math.sqrt(yearly), math.sqrt(yearly))
+        distributions = bootstrap_distributions(series, kernels, settings, block)
+        total_return, sharpe, sortino = (
+            _interval(float(kernel(row)[0]), distribution, settings, scale)
+            for kernel, distribution, scale in zip(kernels, distributions, scales, strict=True)
         )
-    row = series[np.newaxis, :]
-    kernels = (_total_return_rows, _sharpe_rows, _sortino_rows)
-    scales = (1.0, math.sqrt(yearly), math.sqrt(yearly))
-    distributions = bootstrap_distributions(series, kernels, settings, block)
-    total_return, sharpe, sortino = (
-        _interval(float(kernel(row)[0]), distribution, settings, scale)
-        for kernel, distribution, scale in zip(kernels, distributions, scales, strict=True)
-    )
     return ReturnStatistics(
         total_return=total_return,
         sharpe=sharpe,
