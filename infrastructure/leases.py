@@ -1,0 +1,106 @@
+"""Leases in PostgreSQL (``application/leases.py``), on the database's clock.
+
+Every expiry is computed and compared with the server's ``now()``, never a host's clock,
+so engines on machines whose clocks disagree still agree on who holds what. One table in
+the arena's schema; a lease taken afresh gets ``token + 1`` (the fence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+from psycopg import sql
+
+from application.leases import Lease
+
+TABLE = "nof0_leases"
+
+
+class PostgresLeaseStore:
+    def __init__(self, data_source: str, schema: str) -> None:
+        self._dsn = data_source
+        self._table = sql.Identifier(schema, TABLE)
+        # One autocommit connection: each statement is its own atomic step.
+        self._conn = psycopg.connect(data_source, autocommit=True, connect_timeout=10)
+        self._conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, owner text NOT NULL,"
+                " token bigint NOT NULL, expires_at timestamptz NOT NULL)"
+            ).format(self._table)
+        )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def acquire(self, name: str, owner: str, ttl: float) -> Lease | None:
+        # The CTE reads the row as it was before this statement: the previous owner.
+        row = self._conn.execute(
+            sql.SQL(
+                "WITH before AS (SELECT owner FROM {t} WHERE name = %(name)s) "
+                "INSERT INTO {t} AS l (name, owner, token, expires_at) "
+                "VALUES (%(name)s, %(owner)s, 1, now() + make_interval(secs => %(ttl)s)) "
+                "ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner,"
+                " token = l.token + 1, expires_at = EXCLUDED.expires_at "
+                "WHERE l.expires_at <= now() OR l.owner = EXCLUDED.owner "
+                "RETURNING l.token, extract(epoch FROM l.expires_at - now()),"
+                " coalesce((SELECT owner FROM before), '')"
+            ).format(t=self._table),
+            {"name": name, "owner": owner, "ttl": ttl},
+        ).fetchone()
+        if row is None:
+            return None
+        return Lease(name, owner, int(row[0]), float(row[1]), previous_owner=str(row[2]))
+
+    def renew(self, lease: Lease, ttl: float) -> Lease | None:
+        row = self._conn.execute(
+            sql.SQL(
+                "UPDATE {t} SET expires_at = now() + make_interval(secs => %(ttl)s) "
+                "WHERE name = %(name)s AND owner = %(owner)s AND token = %(token)s"
+                " AND expires_at > now() "
+                "RETURNING extract(epoch FROM expires_at - now())"
+            ).format(t=self._table),
+            {"name": lease.name, "owner": lease.owner, "token": lease.token, "ttl": ttl},
+        ).fetchone()
+        if row is None:
+            return None
+        return Lease(lease.name, lease.owner, lease.token, float(row[0]), lease.previous_owner)
+
+    def release(self, lease: Lease) -> None:
+        self._conn.execute(
+            sql.SQL(
+                "UPDATE {t} SET expires_at = now() "
+                "WHERE name = %(name)s AND owner = %(owner)s AND token = %(token)s"
+            ).format(t=self._table),
+            {"name": lease.name, "owner": lease.owner, "token": lease.token},
+        )
+
+    def live(self, prefix: str) -> list[Lease]:
+        rows = self._conn.execute(
+            sql.SQL(
+                "SELECT name, owner, token, extract(epoch FROM expires_at - now()) FROM {t} "
+                "WHERE starts_with(name, %(prefix)s) AND expires_at > now() ORDER BY name"
+            ).format(t=self._table),
+            {"prefix": prefix},
+        ).fetchall()
+        return [Lease(str(n), str(o), int(k), float(r)) for n, o, k, r in rows]
+
+    def current(self, leases: Iterable[Lease], margin: float) -> bool:
+        wanted = list(leases)
+        if not wanted:
+            return True
+        row = self._conn.execute(
+            sql.SQL(
+                "SELECT count(*) FROM {t} JOIN unnest(%(names)s::text[], %(owners)s::text[],"
+                " %(tokens)s::bigint[]) AS w(name, owner, token)"
+                " USING (name, owner, token) "
+                "WHERE expires_at > now() + make_interval(secs => %(margin)s)"
+            ).format(t=self._table),
+            {
+                "names": [lease.name for lease in wanted],
+                "owners": [lease.owner for lease in wanted],
+                "tokens": [lease.token for lease in wanted],
+                "margin": margin,
+            },
+        ).fetchone()
+        return row is not None and int(row[0]) == len(wanted)
