@@ -162,6 +162,7 @@ class VenueRejection(StrEnum):
     RATE_LIMITED = "rate_limited"
     NOT_ON_VENUE = "not_on_venue"
     NOT_SENT = "not_sent"  # we gave up before sending (e.g. the leverage could not be set)
+    LEASE_LOST = "lease_lost"  # not sent: another engine now acts for this trader
     CANCELED_BY_VENUE = "canceled_by_venue"
     OTHER = "venue_error"
 
