@@ -21,7 +21,9 @@ from typing import Any, Protocol, runtime_checkable
 from application.capital import Rebalancer
 from application.control import Flattener
 from application.cycle import CycleOutcome, DecisionCycle, SchemaCheck
+from application.fenced_exchange import acting_for
 from application.gateway import DecisionGateway
+from application.leases import LeaseKeeper, venue_lease
 from application.orders import OrderDesk
 from application.ports import (
     Alerts,
@@ -38,7 +40,7 @@ from application.ports import (
 from application.settings import EngineSettings, TraderSettings
 from application.store_guard import StoreGuard
 from application.trading import TradingApp
-from application.venue_health import HealthPolicy, VenueHealth, paper_twin_id
+from application.venue_health import PAPER_SUFFIX, HealthPolicy, VenueHealth, paper_twin_id
 from application.venue_sync import SyncPolicy, VenueSync
 from domain.breakers import due_after
 from domain.trader import Trader
@@ -114,13 +116,16 @@ class Arena:
         health_policy: HealthPolicy | None = None,
         paper_venue: Callable[[Exchange], Exchange] | None = None,
         store_guard: StoreGuard | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         """``reconcile_intervals``: seconds between reconciliations per exchange provider
         (0: every tick, right for the in-process simulator); default the engine's.
         ``on_cycle``: told each finished cycle's trader and wall seconds (the metrics).
         ``health`` (by exchange provider) and ``paper_venue``: a venue failing under
         ``health_policy`` hands its traders' decisions to paper twins on the simulator that
-        ``paper_venue`` opens, until it passes again and has been reconciled."""
+        ``paper_venue`` opens, until it passes again and has been reconciled.
+        ``leases``: several engines share the event store; this one drives only the traders
+        whose leases it holds, and writes the venue account only with the venue's lease."""
         self.app = app
         self.clock = clock
         self.engine = engine
@@ -134,6 +139,8 @@ class Arena:
         self.paper_venue = paper_venue
         #: An event store outage stops the arena's work (see application/store_guard.py).
         self.store_guard = store_guard
+        self.leases = leases
+        self._leases_kept_at: float | None = None
         self._states: dict[str, _TraderState] = {}
         self._locks = {rt.settings.config_id: asyncio.Lock() for rt in runtimes}
         self._venues: dict[int, _VenueState] = {}
@@ -232,6 +239,7 @@ class Arena:
             for note in await venue.exchange.start():
                 log.info("exchange %s: %s", venue.exchange.name, note)
                 findings.append(f"{venue.exchange.name}: {note}")
+        await self._keep_leases()
         latest: datetime | None = None
         known: dict[str, Trader] = {}
         for config_id in self._states:
@@ -245,6 +253,8 @@ class Arena:
             log.info("resuming the replay clock at %s", latest.isoformat())
         now = self.clock.now()
         for config_id, state in self._states.items():
+            if not self.owns(config_id):
+                continue  # another engine registers and allocates it
             cfg = state.runtime.settings
             trader = known.get(config_id)
             if trader is None:
@@ -270,8 +280,10 @@ class Arena:
                 self.app.save_trader(trader)
         for venue in self._venues.values():
             try:
-                await venue.sync.register(now)
-                report = await venue.sync.run(now, startup=True)
+                scope = self._sync_scope(venue)
+                if scope.get("full", True):
+                    await venue.sync.register(now)
+                report = await venue.sync.run(now, startup=True, **scope)
             except ExchangeError as exc:
                 findings.append(f"{venue.exchange.name}: venue unavailable at start-up: {exc}")
                 continue
@@ -285,8 +297,9 @@ class Arena:
             for line in lines:
                 log.info("exchange %s reconcile: %s", venue.exchange.name, line)
             findings.extend(f"{venue.exchange.name}: {line}" for line in lines)
-        for state in self._states.values():
-            self._refresh(state)
+        for config_id, state in self._states.items():
+            if self.owns(config_id):
+                self._refresh(state)
         return findings
 
     def _refresh(self, state: _TraderState) -> None:
@@ -332,6 +345,7 @@ class Arena:
 
     async def _tick(self) -> None:
         now = self.clock.now()
+        await self._keep_leases()
         await self._mark(now)
         for venue in list(self._venues.values()):
             await self._check_health(venue, now)
@@ -349,7 +363,7 @@ class Arena:
         on_paper = self.paper_twins()
         for state in list(self._all_states()):
             config_id = state.runtime.settings.config_id
-            if state.lock.locked():
+            if state.lock.locked() or not self.owns(config_id):
                 continue
             self._refresh(state)
             if state.flatten_requested:
@@ -365,7 +379,7 @@ class Arena:
 
     async def _reconcile(self, venue: _VenueState, now: datetime) -> None:
         try:
-            report = await venue.sync.run(now)
+            report = await venue.sync.run(now, **self._sync_scope(venue))
             venue.reconciled_at = now
             for line in report.findings:
                 log.warning("exchange %s reconcile: %s", venue.exchange.name, line)
@@ -561,6 +575,43 @@ class Arena:
             self.alerts.alert(real, "exchange_switch", message)
         venue.paper = None
 
+    # -- several engines --------------------------------------------------------------------
+
+    def owns(self, config_id: str) -> bool:
+        """Whether this engine drives ``config_id`` now (a paper twin follows its trader)."""
+        if self.leases is None:
+            return True
+        return config_id.removesuffix(PAPER_SUFFIX) in self.leases.traders()
+
+    def _sync_scope(self, venue: _VenueState) -> dict[str, Any]:
+        if self.leases is None:
+            return {}
+        return {
+            "owned": self.leases.traders(),
+            "full": self.leases.holds(venue_lease(venue.exchange.name)),
+        }
+
+    async def _keep_leases(self) -> None:
+        """Renew every ttl/3 (off the event loop: it waits on the database)."""
+        keeper = self.leases
+        if keeper is None:
+            return
+        now = keeper.monotonic()
+        if self._leases_kept_at is not None and now - self._leases_kept_at < keeper.ttl / 3:
+            return
+        self._leases_kept_at = now
+        await asyncio.to_thread(keeper.tick)
+        for lease in keeper.drain_takeovers():
+            message = (
+                f"took over {lease.name} from engine {lease.previous_owner} (token {lease.token})"
+            )
+            log.warning(message)
+            self.alerts.alert(lease.name.partition(":")[2], "engine_takeover", message)
+        for name in keeper.drain_lost():
+            message = f"lost {name} to another engine; this engine no longer acts for it"
+            log.warning(message)
+            self.alerts.alert(name.partition(":")[2], "lease_lost", message)
+
     def _spawn(self, config_id: str, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work, name=f"trader:{config_id}")
         self._tasks.add(task)
@@ -569,7 +620,8 @@ class Arena:
     async def _flatten(self, state: _TraderState) -> None:
         async with state.lock:
             try:
-                report = await state.flattener.run(state.runtime.settings)
+                with acting_for(state.runtime.settings.config_id.removesuffix(PAPER_SUFFIX)):
+                    report = await state.flattener.run(state.runtime.settings)
             except Exception as exc:  # noqa: BLE001 - logged and alerted; retried next tick
                 if not self._store_down(exc):
                     self._failed(state, "flatten", exc)
@@ -600,7 +652,8 @@ class Arena:
         config_id = state.runtime.settings.config_id
         started = time.perf_counter()
         try:
-            outcome: CycleOutcome = await state.cycle.run(now)
+            with acting_for(config_id.removesuffix(PAPER_SUFFIX)):
+                outcome: CycleOutcome = await state.cycle.run(now)
             self.cycles_run += 1
             if self.on_cycle is not None:
                 self.on_cycle(config_id, time.perf_counter() - started)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from application.fenced_exchange import acting_for
 from application.orders import OrderDesk
 from application.ports import (
     Alerts,
@@ -49,6 +50,7 @@ from application.ports import (
 from application.protection import ProtectionKeeper
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
+from application.venue_health import PAPER_SUFFIX
 from domain.trader import Trader
 from domain.values import ZERO, CloseReason
 from domain.venue_account import VenueAccount
@@ -220,8 +222,14 @@ class VenueSync:
         only: str | None = None,
         reports: Mapping[str, OrderReport] | None = None,
         startup: bool = False,
+        owned: frozenset[str] | None = None,
+        full: bool = True,
     ) -> SyncReport:
-        """One reconciliation pass (``only``: one trader whose lock the caller holds)."""
+        """One reconciliation pass (``only``: one trader whose lock the caller holds).
+
+        With several engines, ``owned`` are the traders this one holds leases for (the
+        others' fills and protections are theirs to book), and ``full`` is False unless it
+        holds the venue's lease: only that engine writes the venue account."""
         report = SyncReport()
         if only is not None:
             await self._pass(now, [only], report, reports or {}, startup=startup, full=False)
@@ -230,6 +238,8 @@ class VenueSync:
             acquired: list[asyncio.Lock] = []
             names: list[str] = []
             for config_id in self.settings:
+                if owned is not None and config_id not in owned:
+                    continue
                 lock = self.locks.get(config_id)
                 if lock is not None:
                     if lock.locked():
@@ -239,7 +249,7 @@ class VenueSync:
                     acquired.append(lock)
                 names.append(config_id)
             try:
-                await self._pass(now, names, report, reports or {}, startup=startup, full=True)
+                await self._pass(now, names, report, reports or {}, startup=startup, full=full)
             finally:
                 for lock in acquired:
                     lock.release()
@@ -296,15 +306,16 @@ class VenueSync:
             # Paused traders too: pausing stops new decisions, never the protection of
             # positions already open.
             settings = self.settings[trader.config_id]
-            kept = await self.keeper.keep(
-                trader,
-                settings,
-                open_orders={o.cloid: o.oid for o in venue.open_orders if o.cloid},
-                sz_decimals=assets,
-                marks=self._marks(trader, venue.state),
-                venue_qty={c: p.qty for c, p in venue.state.positions.items()},
-                filled_cloids={f.cloid for f in venue.fills if f.cloid},
-            )
+            with acting_for(trader.config_id.removesuffix(PAPER_SUFFIX)):
+                kept = await self.keeper.keep(
+                    trader,
+                    settings,
+                    open_orders={o.cloid: o.oid for o in venue.open_orders if o.cloid},
+                    sz_decimals=assets,
+                    marks=self._marks(trader, venue.state),
+                    venue_qty={c: p.qty for c, p in venue.state.positions.items()},
+                    filled_cloids={f.cloid for f in venue.fills if f.cloid},
+                )
             report.protections += kept.placed + kept.resized + kept.canceled
             report.exits += len(kept.exits)
         if report.exits:

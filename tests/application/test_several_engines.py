@@ -1,0 +1,135 @@
+"""Two engines on one event store share the traders through leases (issue 8 part 7).
+
+Each arena drives only the traders it holds leases for; a newcomer is handed a fair share;
+when one engine stops renewing, the other takes its traders over (an ``engine_takeover``
+alert) and the stalled one neither decides nor sends an order for them again."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from application.fenced_exchange import FencedExchange, acting_for
+from application.leases import LeaseKeeper, venue_lease
+from application.manager import Arena, TraderRuntime
+from application.ports import LogAlerts, OrderState, OrderTicket, VenueRejection
+from application.trading import TradingApp
+from domain.values import OrderSide
+from infrastructure.eventstore import sqlite_env
+from infrastructure.prompts.renderer import JinjaPromptRenderer
+from tests.support.fakes import REPO, Harness, ScriptedModel, trader_settings
+from tests.support.leases import MemoryLeaseStore
+
+TRADERS = ("a", "b")
+HOLD = {"BTC": {"signal": "hold"}}
+
+
+class Engine:
+    def __init__(self, h: Harness, app: TradingApp, store: MemoryLeaseStore, owner: str) -> None:
+        self.keeper = LeaseKeeper(
+            store,
+            owner,
+            TRADERS,
+            extra=(venue_lease(h.exchange.name),),
+            ttl=15,
+            monotonic=store.clock,
+        )
+        self.exchange = FencedExchange(h.exchange, self.keeper, margin=5)
+        self.models = {t: ScriptedModel([HOLD] * 10) for t in TRADERS}
+        self.alerts = LogAlerts()
+        self.arena = Arena(
+            app=app,
+            runtimes=[
+                TraderRuntime(trader_settings(t), h.market, self.exchange, self.models[t])
+                for t in TRADERS
+            ],
+            renderer=JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0"),
+            clock=h.clock,
+            engine=h.engine,
+            alerts=self.alerts,
+            leases=self.keeper,
+        )
+
+    def decided(self) -> dict[str, int]:
+        return {t: len(m.requests) for t, m in self.models.items()}
+
+    async def tick(self) -> None:
+        await self.arena.tick()
+        await self.arena.drain()
+
+
+def test_two_engines_split_the_traders_and_one_takes_over_when_the_other_stalls(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        env = sqlite_env(tmp_path / "events.sqlite3")
+        h = await Harness.create(env, fund=Decimal(30000))
+        store = MemoryLeaseStore()
+        one = Engine(h, h.app, store, "one")
+        two = Engine(h, TradingApp(env=dict(env)), store, "two")
+        await one.arena.start()  # alone: registers and holds both traders
+        await two.arena.start()  # announces itself; holds nothing yet
+        assert two.keeper.traders() == frozenset()
+
+        store.now += 5  # a renewal is due: one hands back its surplus, two takes it
+        await one.tick()
+        await two.tick()
+        assert one.keeper.traders() == {"a"}
+        assert two.keeper.traders() == {"b"}
+        h.clock.advance(1)
+        await one.tick()
+        await two.tick()
+        # Each trader decided in exactly one engine.
+        assert one.decided()["b"] == 0  # handed over before its first cycle
+        assert two.decided()["a"] == 0
+        assert two.decided()["b"] == 1
+        decided_before = one.decided()["b"]
+
+        # Two stalls (no more renewals); once its leases expire one takes b over.
+        store.now += 16
+        h.clock.advance(200)
+        await one.tick()
+        assert one.keeper.traders() == set(TRADERS)
+        assert ("b", "engine_takeover") in [(t, k) for t, k, _ in one.alerts.sent]
+        assert one.decided()["b"] == decided_before + 1
+
+        # The stalled engine wakes up: its order for b is refused, never sent...
+        with acting_for("b"):
+            report = await two.exchange.place(
+                OrderTicket("0x" + "ab" * 16, "BTC", OrderSide.BUY, Decimal("0.01"), Decimal(1))
+            )
+        assert report.state is OrderState.REJECTED
+        assert report.reason == VenueRejection.LEASE_LOST.value
+        # ... and on its next tick it learns it lost b and does not decide for it.
+        await two.tick()
+        assert two.decided()["b"] == 1
+        assert ("b", "lease_lost") in [(t, k) for t, k, _ in two.alerts.sent]
+        assert all(o.cloid != "0x" + "ab" * 16 for o in await h.exchange.open_orders())
+
+    asyncio.run(scenario())
+
+
+def test_without_leases_the_arena_drives_every_trader(tmp_path: Path) -> None:
+    async def scenario() -> Any:
+        h = await Harness.create(fund=Decimal(30000))
+        models = {t: ScriptedModel([HOLD]) for t in TRADERS}
+        arena = Arena(
+            app=h.app,
+            runtimes=[
+                TraderRuntime(trader_settings(t), h.market, h.exchange, models[t]) for t in TRADERS
+            ],
+            renderer=JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0"),
+            clock=h.clock,
+            engine=h.engine,
+            alerts=h.alerts,
+        )
+        await arena.start()
+        h.clock.advance(1)
+        await arena.tick()
+        await arena.drain()
+        assert all(arena.owns(t) for t in TRADERS)
+        assert {t: len(m.requests) for t, m in models.items()} == {"a": 1, "b": 1}
+
+    asyncio.run(scenario())
