@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from application.leases import LeaseKeeper, trader_lease, venue_lease
 from application.ports import (
@@ -63,21 +62,12 @@ class FencedExchange:
     #: Seconds of lease that must be left to send (ttl / 3 by default in bootstrap).
     margin: float
 
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def account_id(self) -> str:
-        return self.inner.account_id
-
-    @property
-    def fee_taker(self) -> Decimal:
-        return self.inner.fee_taker
-
-    @property
-    def supports_triggers(self) -> bool:
-        return self.inner.supports_triggers
+    def __post_init__(self) -> None:
+        # The venue's identity, as the Exchange protocol has it (fixed for a venue).
+        self.name = self.inner.name
+        self.account_id = self.inner.account_id
+        self.fee_taker = self.inner.fee_taker
+        self.supports_triggers = self.inner.supports_triggers
 
     def refusal(self) -> str | None:
         """Why a request may not be sent now, or None when it may."""

@@ -601,7 +601,12 @@ class Arena:
             return
         self._leases_kept_at = now
         await asyncio.to_thread(keeper.tick)
-        for lease in keeper.drain_takeovers():
+        taken = keeper.drain_takeovers()
+        if taken:
+            # The new traders' fills may be older than this engine's cursors.
+            for venue in self._venues.values():
+                venue.sync.rewind_cursors()
+        for lease in taken:
             message = (
                 f"took over {lease.name} from engine {lease.previous_owner} (token {lease.token})"
             )

@@ -341,6 +341,12 @@ class VenueSync:
             if not report.skipped:
                 self._advance_cursors(venue)
 
+    def rewind_cursors(self) -> None:
+        """Read fills and funding from each trader's own last booking again (a trader taken
+        over from another engine: its fills since then were that engine's to book)."""
+        self._fill_cursor = None
+        self._funding_cursor = None
+
     def _cursor(self, kept: datetime | None, traders: Iterable[Trader], what: str) -> datetime:
         if kept is not None:
             return kept

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import getpass
+import hashlib
 import logging
 import socket
 import sys
@@ -26,9 +27,19 @@ import redis
 from application.budget import BudgetGuard, BudgetPolicy, Price
 from application.capital import Rebalancer
 from application.control import ControlError, ControlResult, OperatorControl, kill_targets
+from application.fenced_exchange import FencedExchange
 from application.gateway import DecisionGateway, ModelSpec
+from application.leases import LeaseKeeper, venue_lease
 from application.manager import Arena, TraderRuntime
-from application.ports import Alerts, Clock, DecisionModel, Exchange, LogAlerts, MarketData
+from application.ports import (
+    Alerts,
+    Clock,
+    DecisionModel,
+    Exchange,
+    LogAlerts,
+    MarkedToMarket,
+    MarketData,
+)
 from application.routing import ModelChoice, ModelRouter, RouterPolicy
 from application.settings import EngineSettings, TraderSettings
 from application.shared_market import SharedSnapshots
@@ -73,6 +84,7 @@ from infrastructure.hyperliquid.market import HyperliquidMarket
 from infrastructure.hyperliquid.nonces import NonceRegistry
 from infrastructure.hyperliquid.simulated import SimulatedHyperliquid
 from infrastructure.hyperliquid.transport import HttpTransport, WeightBudget
+from infrastructure.leases import PostgresLeaseStore
 from infrastructure.llm.budget_store import FileBudgetStore
 from infrastructure.llm.cache import SQLiteDecisionCache
 from infrastructure.llm.clients import ModelEndpoint, build_model
@@ -535,6 +547,9 @@ class Engine:
         await stop.wait()
         arena_stop.set()
         await task
+        if self.arena.leases is not None:
+            # Hand the traders back now rather than make the others wait out the ttl.
+            await asyncio.to_thread(self.arena.leases.release_all)
         worker_stop.set()
         await worker
         if collecting is not None:
@@ -924,6 +939,7 @@ def build_engine(
         clock = replay_clocks[0] if replay_clocks else SystemClock()
     exchanges: dict[str, Exchange] = {}
     runtimes: list[TraderRuntime] = []
+    keeper = lease_keeper(config)
     metrics = EngineMetrics()
     windows: dict[str, FailureWindow] = {}
     shared: dict[str, SharedSnapshots] = {}
@@ -937,6 +953,9 @@ def build_engine(
         if trader.exchange_provider not in exchanges:
             venue = _exchange(wiring, trader.exchange_provider, clock)
             windows[venue.name] = _meter(config, venue, metrics, clock)
+            if keeper is not None and not isinstance(venue, MarkedToMarket):
+                # An in-process simulator is this engine's alone: no one else can trade it.
+                venue = FencedExchange(venue, keeper, margin=keeper.ttl / 3)
             exchanges[trader.exchange_provider] = venue
         if trader.model.startswith(BASELINE_PREFIX):
             runtime = TraderRuntime(
@@ -1005,6 +1024,7 @@ def build_engine(
         ),
         paper_venue=_paper_venue(config, clock) if mgr.paper_fallback else None,
         store_guard=guard,
+        leases=keeper,
     )
     worker = ProjectionWorker(
         source=app,
@@ -1023,6 +1043,31 @@ def build_engine(
         clock,
         metrics=metrics,
         collector=_collector(config, app, wiring, metrics, store_down=lambda: guard.down),
+    )
+
+
+def engine_owner(config: LoadedConfig) -> str:
+    """A name that stays the same across restarts of this engine (host and data directory),
+    so a restarted engine takes its own leases back at once instead of waiting them out."""
+    leases = config.main.Leases
+    if leases.Owner:
+        return leases.Owner
+    where = hashlib.blake2b(str(config.data_dir.resolve()).encode(), digest_size=5).hexdigest()
+    return f"{socket.gethostname()[:60]}:{where}"
+
+
+def lease_keeper(config: LoadedConfig) -> LeaseKeeper | None:
+    """Leases when the events are in PostgreSQL (several engines may share it)."""
+    pg = config.main.Postgres
+    if not pg.DataSource or not config.main.Leases.Enabled:
+        return None
+    store = PostgresLeaseStore(pg.DataSource, pg.Schema or config.main.Name)
+    return LeaseKeeper(
+        store,
+        engine_owner(config),
+        tuple(t.id for t in config.manager.traders),
+        extra=tuple(sorted({venue_lease(t.exchange_provider) for t in config.manager.traders})),
+        ttl=config.main.Leases.TTL,
     )
 
 

@@ -8,8 +8,10 @@ the arena's schema; a lease taken afresh gets ``token + 1`` (the fence).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg import sql
 
 from application.leases import Lease
@@ -21,21 +23,37 @@ class PostgresLeaseStore:
     def __init__(self, data_source: str, schema: str) -> None:
         self._dsn = data_source
         self._table = sql.Identifier(schema, TABLE)
-        # One autocommit connection: each statement is its own atomic step.
-        self._conn = psycopg.connect(data_source, autocommit=True, connect_timeout=10)
-        self._conn.execute(
+        self._conn: psycopg.Connection[Any] | None = None
+        self._execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, owner text NOT NULL,"
                 " token bigint NOT NULL, expires_at timestamptz NOT NULL)"
-            ).format(self._table)
+            ).format(self._table),
+            {},
         )
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _execute(self, query: sql.Composed, params: dict[str, Any]) -> psycopg.Cursor[Any]:
+        """One autocommit statement (each is its own atomic step), on a connection opened
+        again after a failure; a lost database raises the event store's outage errors, so
+        the engine's store guard treats it like any other store outage."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+            return self._conn.execute(query, params)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            if isinstance(exc, psycopg.OperationalError):
+                raise OperationalError(f"lease store: {exc}") from exc
+            raise InterfaceError(f"lease store: {exc}") from exc
 
     def acquire(self, name: str, owner: str, ttl: float) -> Lease | None:
         # The CTE reads the row as it was before this statement: the previous owner.
-        row = self._conn.execute(
+        row = self._execute(
             sql.SQL(
                 "WITH before AS (SELECT owner FROM {t} WHERE name = %(name)s) "
                 "INSERT INTO {t} AS l (name, owner, token, expires_at) "
@@ -53,7 +71,7 @@ class PostgresLeaseStore:
         return Lease(name, owner, int(row[0]), float(row[1]), previous_owner=str(row[2]))
 
     def renew(self, lease: Lease, ttl: float) -> Lease | None:
-        row = self._conn.execute(
+        row = self._execute(
             sql.SQL(
                 "UPDATE {t} SET expires_at = now() + make_interval(secs => %(ttl)s) "
                 "WHERE name = %(name)s AND owner = %(owner)s AND token = %(token)s"
@@ -67,7 +85,7 @@ class PostgresLeaseStore:
         return Lease(lease.name, lease.owner, lease.token, float(row[0]), lease.previous_owner)
 
     def release(self, lease: Lease) -> None:
-        self._conn.execute(
+        self._execute(
             sql.SQL(
                 "UPDATE {t} SET expires_at = now() "
                 "WHERE name = %(name)s AND owner = %(owner)s AND token = %(token)s"
@@ -76,7 +94,7 @@ class PostgresLeaseStore:
         )
 
     def live(self, prefix: str) -> list[Lease]:
-        rows = self._conn.execute(
+        rows = self._execute(
             sql.SQL(
                 "SELECT name, owner, token, extract(epoch FROM expires_at - now()) FROM {t} "
                 "WHERE starts_with(name, %(prefix)s) AND expires_at > now() ORDER BY name"
@@ -89,7 +107,7 @@ class PostgresLeaseStore:
         wanted = list(leases)
         if not wanted:
             return True
-        row = self._conn.execute(
+        row = self._execute(
             sql.SQL(
                 "SELECT count(*) FROM {t} JOIN unnest(%(names)s::text[], %(owners)s::text[],"
                 " %(tokens)s::bigint[]) AS w(name, owner, token)"

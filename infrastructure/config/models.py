@@ -97,6 +97,17 @@ class ControlConfig(Section):
     Tokens: list[ControlToken] = []
 
 
+class LeasesConfig(Section):
+    """Several engines on one PostgreSQL share the traders through leases (off on SQLite,
+    where the data directory's lock allows one engine)."""
+
+    Enabled: bool = True
+    #: Seconds a lease lasts unrenewed: how long a dead engine's traders wait for a taker.
+    TTL: Duration = Field(15.0, ge=3.0, le=600.0)
+    #: This engine's stable name; default: the host and the data directory.
+    Owner: str = Field("", pattern=r"^([A-Za-z0-9_.:@-]{1,80})?$")
+
+
 class MainConfig(Section):
     Name: str = Field("nof0", pattern=r"^[a-z][a-z0-9_]{0,30}$")
     Env: Literal["test", "dev", "prod"] = "dev"
@@ -109,6 +120,7 @@ class MainConfig(Section):
     Logging: LoggingConfig = LoggingConfig()
     Projections: ProjectionsConfig = ProjectionsConfig()
     Control: ControlConfig = ControlConfig()
+    Leases: LeasesConfig = LeasesConfig()
     LLM: FileRef
     Executor: FileRef
     Manager: FileRef
