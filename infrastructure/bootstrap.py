@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+import psycopg
 import redis
 
 from application.budget import BudgetGuard, BudgetPolicy, Price
@@ -72,12 +73,14 @@ from infrastructure.event_archive import (
     import_events,
 )
 from infrastructure.eventstore import (
+    APP_PREFIX,
     EventStoreError,
     ensure_schema,
     open_trading_app,
     postgres_env,
     sqlite_env,
 )
+from infrastructure.fenced_recorder import FencedPostgresRecorder, lease_fence
 from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from infrastructure.hyperliquid.exchange import HyperliquidExchange, RetryPolicy
 from infrastructure.hyperliquid.market import HyperliquidMarket
@@ -311,17 +314,30 @@ def _breakers(defaults: BreakerParams, own: BreakerParams) -> BreakerLimits:
 # -- the event store -------------------------------------------------------------------------
 
 
+FENCED_RECORDER_TOPIC = "infrastructure.fenced_recorder:FencedPostgresRecorder"
+
+
 def open_app(config: LoadedConfig) -> TradingApp:
     pg = config.main.Postgres
     if pg.DataSource:
         schema = pg.Schema or config.main.Name
         ensure_schema(pg.DataSource, schema)
         env = postgres_env(pg.DataSource, schema=schema, pool_size=min(pg.MaxOpen, 20))
+        if config.main.Leases.Enabled:
+            # Events are stored only under this engine's leases (infrastructure/fenced_recorder).
+            env[f"{APP_PREFIX}_APPLICATION_RECORDER_TOPIC"] = FENCED_RECORDER_TOPIC
     else:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         env = sqlite_env(event_db(config))
     try:
-        return open_trading_app(env)
+        if not pg.DataSource:
+            return open_trading_app(env)
+        # Engines starting together would race on creating the tables: one at a time.
+        with psycopg.connect(pg.DataSource, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"nof0-tables:{schema}",))
+            return open_trading_app(env)
+    except psycopg.OperationalError as exc:
+        raise EventStoreError(f"cannot open the event store: {exc}") from exc
     except OSError as exc:
         raise EventStoreError(f"cannot open the event store: {exc}") from exc
 
@@ -979,6 +995,13 @@ def build_engine(
                 schema=schema,
             )
         runtimes.append(runtime)
+    recorder = app.recorder
+    if keeper is not None and isinstance(recorder, FencedPostgresRecorder):
+        recorder.fence = lease_fence(
+            keeper,
+            [t.id for t in config.manager.traders],
+            [(venue.name, venue.account_id) for venue in exchanges.values()],
+        )
     ex = config.executor
     renderer = JinjaPromptRenderer(
         root=config.files["Manager"].parent.parent,

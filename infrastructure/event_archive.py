@@ -162,7 +162,10 @@ class ExportReport:
 
 
 def _source_kind(app: TradingApp) -> str:
-    return "postgresql" if "postgres" in type(app.recorder).__module__ else "sqlite"
+    from eventsourcing.postgres import PostgresApplicationRecorder  # noqa: TID251 - infrastructure
+
+    postgres = isinstance(app.recorder, PostgresApplicationRecorder)  # the fenced one too
+    return "postgresql" if postgres else "sqlite"
 
 
 def export_events(

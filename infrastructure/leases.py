@@ -19,11 +19,20 @@ from application.leases import Lease
 TABLE = "nof0_leases"
 
 
+class _Rows(list[tuple[Any, ...]]):
+    """A statement's rows, read before its connection closed."""
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self[0] if self else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self)
+
+
 class PostgresLeaseStore:
     def __init__(self, data_source: str, schema: str) -> None:
         self._dsn = data_source
         self._table = sql.Identifier(schema, TABLE)
-        self._conn: psycopg.Connection[Any] | None = None
         self._execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, owner text NOT NULL,"
@@ -33,20 +42,17 @@ class PostgresLeaseStore:
         )
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Nothing held open: each call has its own connection (a few calls per ttl/3)."""
 
-    def _execute(self, query: sql.Composed, params: dict[str, Any]) -> psycopg.Cursor[Any]:
-        """One autocommit statement (each is its own atomic step), on a connection opened
-        again after a failure; a lost database raises the event store's outage errors, so
-        the engine's store guard treats it like any other store outage."""
+    def _execute(self, query: sql.Composed, params: dict[str, Any]) -> _Rows:
+        """One autocommit statement (each is its own atomic step) on a connection of its
+        own, so an engine dropped without a stop leaks nothing; a lost database raises the
+        event store's outage errors, which the engine's store guard handles."""
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
-            return self._conn.execute(query, params)
+            with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+                cursor = conn.execute(query, params)
+                return _Rows(cursor.fetchall() if cursor.description is not None else [])
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self.close()
             if isinstance(exc, psycopg.OperationalError):
                 raise OperationalError(f"lease store: {exc}") from exc
             raise InterfaceError(f"lease store: {exc}") from exc

@@ -121,6 +121,8 @@ def test_three_engines_share_the_traders_and_survive_one_killed(
             ws.replace(f"sim-serve/{name}", "http://127.0.0.1:3001", url)
         ws.set("sim-serve/nof0.yaml", ("Postgres", "Schema"), schema)
         ws.set("sim-serve/nof0.yaml", ("Leases",), {"TTL": "3s"})
+        # Three engines' pools within the test server's connection limit.
+        ws.set("sim-serve/nof0.yaml", ("Postgres", "MaxOpen"), 5)
         ws.set("sim-serve/nof0.yaml", ("Projections", "SqlTables"), False)
         ws.set("executor.yaml", ("decision_timeout",), "2s")
         for index in range(len(TRADERS)):
