@@ -40,7 +40,7 @@ from application.ports import (
 from application.settings import EngineSettings, TraderSettings
 from application.store_guard import StoreGuard
 from application.trading import TradingApp
-from application.venue_health import PAPER_SUFFIX, HealthPolicy, VenueHealth, paper_twin_id
+from application.venue_health import HealthPolicy, VenueHealth, paper_twin_id, real_trader_id
 from application.venue_sync import SyncPolicy, VenueSync
 from domain.breakers import due_after
 from domain.trader import Trader
@@ -280,10 +280,10 @@ class Arena:
                 self.app.save_trader(trader)
         for venue in self._venues.values():
             try:
-                scope = self._sync_scope(venue)
-                if scope.get("full", True):
+                owned, full = self._sync_scope(venue)
+                if full:
                     await venue.sync.register(now)
-                report = await venue.sync.run(now, startup=True, **scope)
+                report = await venue.sync.run(now, startup=True, owned=owned, full=full)
             except ExchangeError as exc:
                 findings.append(f"{venue.exchange.name}: venue unavailable at start-up: {exc}")
                 continue
@@ -361,9 +361,10 @@ class Arena:
         if self.rebalancer is not None and idle and self.rebalancer.due(now):
             self.rebalancer.run(now)
         on_paper = self.paper_twins()
+        owned = None if self.leases is None else self.leases.traders()
         for state in list(self._all_states()):
             config_id = state.runtime.settings.config_id
-            if state.lock.locked() or not self.owns(config_id):
+            if state.lock.locked() or not self.owns(config_id, owned):
                 continue
             self._refresh(state)
             if state.flatten_requested:
@@ -379,7 +380,8 @@ class Arena:
 
     async def _reconcile(self, venue: _VenueState, now: datetime) -> None:
         try:
-            report = await venue.sync.run(now, **self._sync_scope(venue))
+            owned, full = self._sync_scope(venue)
+            report = await venue.sync.run(now, owned=owned, full=full)
             venue.reconciled_at = now
             for line in report.findings:
                 log.warning("exchange %s reconcile: %s", venue.exchange.name, line)
@@ -577,19 +579,19 @@ class Arena:
 
     # -- several engines --------------------------------------------------------------------
 
-    def owns(self, config_id: str) -> bool:
-        """Whether this engine drives ``config_id`` now (a paper twin follows its trader)."""
+    def owns(self, config_id: str, owned: frozenset[str] | None = None) -> bool:
+        """Whether this engine drives ``config_id`` now (a paper twin follows its trader);
+        ``owned``: the held traders, when the caller already has them."""
         if self.leases is None:
             return True
-        return config_id.removesuffix(PAPER_SUFFIX) in self.leases.traders()
+        held = self.leases.traders() if owned is None else owned
+        return real_trader_id(config_id) in held
 
-    def _sync_scope(self, venue: _VenueState) -> dict[str, Any]:
+    def _sync_scope(self, venue: _VenueState) -> tuple[frozenset[str] | None, bool]:
+        """(traders this engine reconciles, whether it writes the venue account)."""
         if self.leases is None:
-            return {}
-        return {
-            "owned": self.leases.traders(),
-            "full": self.leases.holds(venue_lease(venue.exchange.name)),
-        }
+            return None, True
+        return self.leases.traders(), self.leases.holds(venue_lease(venue.exchange.name))
 
     async def _keep_leases(self) -> None:
         """Renew every ttl/3 (off the event loop: it waits on the database)."""
@@ -625,7 +627,7 @@ class Arena:
     async def _flatten(self, state: _TraderState) -> None:
         async with state.lock:
             try:
-                with acting_for(state.runtime.settings.config_id.removesuffix(PAPER_SUFFIX)):
+                with acting_for(real_trader_id(state.runtime.settings.config_id)):
                     report = await state.flattener.run(state.runtime.settings)
             except Exception as exc:  # noqa: BLE001 - logged and alerted; retried next tick
                 if not self._store_down(exc):
@@ -657,7 +659,7 @@ class Arena:
         config_id = state.runtime.settings.config_id
         started = time.perf_counter()
         try:
-            with acting_for(config_id.removesuffix(PAPER_SUFFIX)):
+            with acting_for(real_trader_id(config_id)):
                 outcome: CycleOutcome = await state.cycle.run(now)
             self.cycles_run += 1
             if self.on_cycle is not None:

@@ -22,6 +22,11 @@ def is_paper_twin(config_id: str) -> bool:
     return config_id.endswith(PAPER_SUFFIX)
 
 
+def real_trader_id(config_id: str) -> str:
+    """The configured trader a paper twin decides for (itself for a configured trader)."""
+    return config_id.removesuffix(PAPER_SUFFIX)
+
+
 class VenueHealth(Protocol):
     """The outcomes of a venue's recent requests (``FailureWindow`` in the metrics)."""
 

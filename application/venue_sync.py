@@ -50,7 +50,7 @@ from application.ports import (
 from application.protection import ProtectionKeeper
 from application.settings import EngineSettings, TraderSettings
 from application.trading import TradingApp
-from application.venue_health import PAPER_SUFFIX
+from application.venue_health import real_trader_id
 from domain.trader import Trader
 from domain.values import ZERO, CloseReason
 from domain.venue_account import VenueAccount
@@ -306,7 +306,7 @@ class VenueSync:
             # Paused traders too: pausing stops new decisions, never the protection of
             # positions already open.
             settings = self.settings[trader.config_id]
-            with acting_for(trader.config_id.removesuffix(PAPER_SUFFIX)):
+            with acting_for(real_trader_id(trader.config_id)):
                 kept = await self.keeper.keep(
                     trader,
                     settings,

@@ -22,7 +22,7 @@ from application.leases import LeaseKeeper, trader_lease, venue_lease
 from application.venue_health import paper_twin_id
 from domain.trader import trader_id
 from domain.venue_account import venue_account_id
-from infrastructure.leases import TABLE
+from infrastructure.leases import TABLE, create_table
 
 OPERATOR_TOPIC = "Trader.OperatorActed"
 NOT_HELD = -1  # a token no lease has: the check fails for a lease this engine lacks
@@ -39,12 +39,7 @@ class FencedPostgresRecorder(PostgresApplicationRecorder):
         super().create_table()
         schema = self.datastore.schema or "public"
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {t} (name text PRIMARY KEY, owner text NOT NULL,"
-                    " token bigint NOT NULL, expires_at timestamptz NOT NULL)"
-                ).format(t=sql.Identifier(schema, TABLE))
-            )
+            curs.execute(create_table(schema))
             curs.execute(
                 sql.SQL(
                     "CREATE OR REPLACE FUNCTION {f}(names text[], owners text[], tokens bigint[])"

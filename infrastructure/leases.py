@@ -19,39 +19,28 @@ from application.leases import Lease
 TABLE = "nof0_leases"
 
 
-class _Rows(list[tuple[Any, ...]]):
-    """A statement's rows, read before its connection closed."""
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self[0] if self else None
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return list(self)
+def create_table(schema: str) -> sql.Composed:
+    """The lease table's DDL (also run by the fenced recorder, which checks against it)."""
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, owner text NOT NULL,"
+        " token bigint NOT NULL, expires_at timestamptz NOT NULL)"
+    ).format(sql.Identifier(schema, TABLE))
 
 
 class PostgresLeaseStore:
     def __init__(self, data_source: str, schema: str) -> None:
         self._dsn = data_source
         self._table = sql.Identifier(schema, TABLE)
-        self._execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, owner text NOT NULL,"
-                " token bigint NOT NULL, expires_at timestamptz NOT NULL)"
-            ).format(self._table),
-            {},
-        )
+        self._execute(create_table(schema), {})
 
-    def close(self) -> None:
-        """Nothing held open: each call has its own connection (a few calls per ttl/3)."""
-
-    def _execute(self, query: sql.Composed, params: dict[str, Any]) -> _Rows:
+    def _execute(self, query: sql.Composed, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """One autocommit statement (each is its own atomic step) on a connection of its
         own, so an engine dropped without a stop leaks nothing; a lost database raises the
         event store's outage errors, which the engine's store guard handles."""
         try:
             with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
                 cursor = conn.execute(query, params)
-                return _Rows(cursor.fetchall() if cursor.description is not None else [])
+                return cursor.fetchall() if cursor.description is not None else []
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             if isinstance(exc, psycopg.OperationalError):
                 raise OperationalError(f"lease store: {exc}") from exc
@@ -59,7 +48,7 @@ class PostgresLeaseStore:
 
     def acquire(self, name: str, owner: str, ttl: float) -> Lease | None:
         # The CTE reads the row as it was before this statement: the previous owner.
-        row = self._execute(
+        rows = self._execute(
             sql.SQL(
                 "WITH before AS (SELECT owner FROM {t} WHERE name = %(name)s) "
                 "INSERT INTO {t} AS l (name, owner, token, expires_at) "
@@ -71,13 +60,14 @@ class PostgresLeaseStore:
                 " coalesce((SELECT owner FROM before), '')"
             ).format(t=self._table),
             {"name": name, "owner": owner, "ttl": ttl},
-        ).fetchone()
+        )
+        row = rows[0] if rows else None
         if row is None:
             return None
         return Lease(name, owner, int(row[0]), float(row[1]), previous_owner=str(row[2]))
 
     def renew(self, lease: Lease, ttl: float) -> Lease | None:
-        row = self._execute(
+        rows = self._execute(
             sql.SQL(
                 "UPDATE {t} SET expires_at = now() + make_interval(secs => %(ttl)s) "
                 "WHERE name = %(name)s AND owner = %(owner)s AND token = %(token)s"
@@ -85,7 +75,8 @@ class PostgresLeaseStore:
                 "RETURNING extract(epoch FROM expires_at - now())"
             ).format(t=self._table),
             {"name": lease.name, "owner": lease.owner, "token": lease.token, "ttl": ttl},
-        ).fetchone()
+        )
+        row = rows[0] if rows else None
         if row is None:
             return None
         return Lease(lease.name, lease.owner, lease.token, float(row[0]), lease.previous_owner)
@@ -106,14 +97,14 @@ class PostgresLeaseStore:
                 "WHERE starts_with(name, %(prefix)s) AND expires_at > now() ORDER BY name"
             ).format(t=self._table),
             {"prefix": prefix},
-        ).fetchall()
+        )
         return [Lease(str(n), str(o), int(k), float(r)) for n, o, k, r in rows]
 
     def current(self, leases: Iterable[Lease], margin: float) -> bool:
         wanted = list(leases)
         if not wanted:
             return True
-        row = self._execute(
+        rows = self._execute(
             sql.SQL(
                 "SELECT count(*) FROM {t} JOIN unnest(%(names)s::text[], %(owners)s::text[],"
                 " %(tokens)s::bigint[]) AS w(name, owner, token)"
@@ -126,5 +117,5 @@ class PostgresLeaseStore:
                 "tokens": [lease.token for lease in wanted],
                 "margin": margin,
             },
-        ).fetchone()
-        return row is not None and int(row[0]) == len(wanted)
+        )
+        return bool(rows) and int(rows[0][0]) == len(wanted)

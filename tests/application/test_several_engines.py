@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from application.fenced_exchange import FencedExchange, acting_for
 from application.leases import LeaseKeeper, venue_lease
@@ -27,16 +26,30 @@ HOLD = {"BTC": {"signal": "hold"}}
 
 
 class Engine:
-    def __init__(self, h: Harness, app: TradingApp, store: MemoryLeaseStore, owner: str) -> None:
-        self.keeper = LeaseKeeper(
-            store,
-            owner,
-            TRADERS,
-            extra=(venue_lease(h.exchange.name),),
-            ttl=15,
-            monotonic=store.clock,
+    """One arena over the shared venue; with a lease store, under leases as ``owner``."""
+
+    def __init__(
+        self,
+        h: Harness,
+        app: TradingApp,
+        store: MemoryLeaseStore | None = None,
+        owner: str = "",
+    ) -> None:
+        self.keeper = (
+            None
+            if store is None
+            else LeaseKeeper(
+                store,
+                owner,
+                TRADERS,
+                extra=(venue_lease(h.exchange.name),),
+                ttl=15,
+                monotonic=store.clock,
+            )
         )
-        self.exchange = FencedExchange(h.exchange, self.keeper, margin=5)
+        self.exchange = (
+            h.exchange if self.keeper is None else FencedExchange(h.exchange, self.keeper, margin=5)
+        )
         self.models = {t: ScriptedModel([HOLD] * 10) for t in TRADERS}
         self.alerts = LogAlerts()
         self.arena = Arena(
@@ -51,6 +64,11 @@ class Engine:
             alerts=self.alerts,
             leases=self.keeper,
         )
+
+    @property
+    def leases(self) -> LeaseKeeper:
+        assert self.keeper is not None
+        return self.keeper
 
     def decided(self) -> dict[str, int]:
         return {t: len(m.requests) for t, m in self.models.items()}
@@ -71,13 +89,13 @@ def test_two_engines_split_the_traders_and_one_takes_over_when_the_other_stalls(
         two = Engine(h, TradingApp(env=dict(env)), store, "two")
         await one.arena.start()  # alone: registers and holds both traders
         await two.arena.start()  # announces itself; holds nothing yet
-        assert two.keeper.traders() == frozenset()
+        assert two.leases.traders() == frozenset()
 
         store.now += 5  # a renewal is due: one hands back its surplus, two takes it
         await one.tick()
         await two.tick()
-        assert one.keeper.traders() == {"a"}
-        assert two.keeper.traders() == {"b"}
+        assert one.leases.traders() == {"a"}
+        assert two.leases.traders() == {"b"}
         h.clock.advance(1)
         await one.tick()
         await two.tick()
@@ -91,7 +109,7 @@ def test_two_engines_split_the_traders_and_one_takes_over_when_the_other_stalls(
         store.now += 16
         h.clock.advance(200)
         await one.tick()
-        assert one.keeper.traders() == set(TRADERS)
+        assert one.leases.traders() == set(TRADERS)
         assert ("b", "engine_takeover") in [(t, k) for t, k, _ in one.alerts.sent]
         assert one.decided()["b"] == decided_before + 1
 
@@ -111,25 +129,14 @@ def test_two_engines_split_the_traders_and_one_takes_over_when_the_other_stalls(
     asyncio.run(scenario())
 
 
-def test_without_leases_the_arena_drives_every_trader(tmp_path: Path) -> None:
-    async def scenario() -> Any:
+def test_without_leases_the_arena_drives_every_trader() -> None:
+    async def scenario() -> None:
         h = await Harness.create(fund=Decimal(30000))
-        models = {t: ScriptedModel([HOLD]) for t in TRADERS}
-        arena = Arena(
-            app=h.app,
-            runtimes=[
-                TraderRuntime(trader_settings(t), h.market, h.exchange, models[t]) for t in TRADERS
-            ],
-            renderer=JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0"),
-            clock=h.clock,
-            engine=h.engine,
-            alerts=h.alerts,
-        )
-        await arena.start()
+        alone = Engine(h, h.app)
+        await alone.arena.start()
         h.clock.advance(1)
-        await arena.tick()
-        await arena.drain()
-        assert all(arena.owns(t) for t in TRADERS)
-        assert {t: len(m.requests) for t, m in models.items()} == {"a": 1, "b": 1}
+        await alone.tick()
+        assert all(alone.arena.owns(t) for t in TRADERS)
+        assert alone.decided() == {"a": 1, "b": 1}
 
     asyncio.run(scenario())

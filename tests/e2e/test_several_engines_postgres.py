@@ -17,8 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 NOF0 = Path(sys.executable).with_name("nof0")
 TRADERS = ("ema-cross", "random-walk", "btc-hold")
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = f"engines_{uuid.uuid4().hex[:10]}"
-    yield name
-    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 def free_port() -> int:
@@ -105,8 +96,9 @@ def venue(url: str, body: dict[str, Any]) -> Any:
 
 
 def test_three_engines_share_the_traders_and_survive_one_killed(
-    tmp_path: Path, schema: str
+    tmp_path: Path, postgres_schema: str
 ) -> None:
+    schema = postgres_schema  # the engines find it made (CREATE SCHEMA IF NOT EXISTS)
     master: LocalAccount = Account.create()
     # The venue's request budget is per IP; three engines on one host are three machines'.
     options = ServeOptions(

@@ -48,5 +48,3 @@ def test_events_are_refused_once_another_engine_holds_the_lease(
         app.save_trader(trader)
     fresh = TradingApp(env=env)
     assert fresh.get_trader("alpha").allocation == Decimal(100)  # nothing of it was stored
-    leases.close()
-    other.close()

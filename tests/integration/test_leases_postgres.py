@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,11 +16,9 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def stores(postgres_schema: str) -> Iterator[list[PostgresLeaseStore]]:
-    opened = [PostgresLeaseStore(POSTGRES_DSN, postgres_schema) for _ in range(4)]
-    yield opened
-    for store in opened:
-        store.close()
+def stores(postgres_schema: str) -> list[PostgresLeaseStore]:
+    # Each call opens its own connection: nothing to close afterwards.
+    return [PostgresLeaseStore(POSTGRES_DSN, postgres_schema) for _ in range(4)]
 
 
 def test_only_one_of_several_engines_racing_for_a_lease_gets_it(

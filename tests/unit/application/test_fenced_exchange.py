@@ -68,6 +68,7 @@ def fenced(store: MemoryLeaseStore, *, traders: tuple[str, ...] = ("a", "b")) ->
         store, "one", traders, extra=(venue_lease("sim"),), ttl=15, monotonic=store.clock
     )
     keeper.tick()
+    # The fake has only the requests the fence guards; the reads pass through unchecked.
     return FencedExchange(RecordingVenue(), keeper, margin=5)  # type: ignore[arg-type]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from eventsourcing.persistence import StoredEvent
 
 from application.leases import LeaseKeeper, trader_lease, venue_lease
@@ -11,8 +13,8 @@ from infrastructure.fenced_recorder import NOT_HELD, lease_fence
 from tests.support.leases import MemoryLeaseStore
 
 
-def event(originator: object, topic: str = "nof0/Trader.OrderPlaced") -> StoredEvent:
-    return StoredEvent(originator, 2, topic, b"{}")  # type: ignore[arg-type]
+def event(originator: UUID, topic: str = "nof0/Trader.OrderPlaced") -> StoredEvent:
+    return StoredEvent(originator, 2, topic, b"{}")
 
 
 def test_events_need_their_traders_and_venues_leases_with_this_engines_tokens() -> None:
