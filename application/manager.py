@@ -96,6 +96,9 @@ class _VenueState:
     paper: _Paper | None = None
     reconciled_at: datetime | None = None  # the last reconciliation that succeeded
     traders: list[str] = field(default_factory=list)
+    #: Traders this engine just took (several engines): no cycle until a reconciliation
+    #: has booked what their last owner sent but did not record.
+    unsettled: set[str] = field(default_factory=set)
 
 
 class Arena:
@@ -141,6 +144,8 @@ class Arena:
         self.store_guard = store_guard
         self.leases = leases
         self._leases_kept_at: float | None = None
+        #: Traders whose leases this engine took and made ready (registered, reconciling).
+        self._adopted: frozenset[str] = frozenset()
         self._states: dict[str, _TraderState] = {}
         self._locks = {rt.settings.config_id: asyncio.Lock() for rt in runtimes}
         self._venues: dict[int, _VenueState] = {}
@@ -258,22 +263,7 @@ class Arena:
             cfg = state.runtime.settings
             trader = known.get(config_id)
             if trader is None:
-                trader = Trader.register(
-                    config_id=cfg.config_id,
-                    name=cfg.name,
-                    model=cfg.model,
-                    allocation=cfg.allocation,
-                    coins=list(cfg.coins),
-                    at=now,
-                )
-                self.app.save_trader(trader)
-                log.info(
-                    "registered trader %s (%s, model %s, allocation %s)",
-                    cfg.config_id,
-                    cfg.name,
-                    cfg.model,
-                    cfg.allocation,
-                )
+                self._register(cfg, now)
             elif not (self.rebalancer is not None and trader.reallocated):
                 # Performance-based allocations survive a restart; fixed ones follow the file.
                 trader.allocate(cfg.allocation, now)
@@ -300,7 +290,27 @@ class Arena:
         for config_id, state in self._states.items():
             if self.owns(config_id):
                 self._refresh(state)
+        if self.leases is not None:
+            self._adopted = self.leases.traders()  # registered and reconciled above
         return findings
+
+    def _register(self, cfg: TraderSettings, now: datetime) -> None:
+        trader = Trader.register(
+            config_id=cfg.config_id,
+            name=cfg.name,
+            model=cfg.model,
+            allocation=cfg.allocation,
+            coins=list(cfg.coins),
+            at=now,
+        )
+        self.app.save_trader(trader)
+        log.info(
+            "registered trader %s (%s, model %s, allocation %s)",
+            cfg.config_id,
+            cfg.name,
+            cfg.model,
+            cfg.allocation,
+        )
 
     def _refresh(self, state: _TraderState) -> None:
         trader = self.app.get_trader(state.runtime.settings.config_id)
@@ -346,6 +356,7 @@ class Arena:
     async def _tick(self) -> None:
         now = self.clock.now()
         await self._keep_leases()
+        self._adopt(now)
         await self._mark(now)
         for venue in list(self._venues.values()):
             await self._check_health(venue, now)
@@ -364,7 +375,7 @@ class Arena:
         owned = None if self.leases is None else self.leases.traders()
         for state in list(self._all_states()):
             config_id = state.runtime.settings.config_id
-            if state.lock.locked() or not self.owns(config_id, owned):
+            if state.lock.locked() or not self.owns(config_id, owned) or self._settling(config_id):
                 continue
             self._refresh(state)
             if state.flatten_requested:
@@ -379,10 +390,14 @@ class Arena:
         self._retiring = [t for t in self._retiring if t.flatten_requested]
 
     async def _reconcile(self, venue: _VenueState, now: datetime) -> None:
+        again = False  # traders taken while this pass ran: reconcile them at the next tick
         try:
             owned, full = self._sync_scope(venue)
+            settling = venue.unsettled & (owned or frozenset())
             report = await venue.sync.run(now, owned=owned, full=full)
             venue.reconciled_at = now
+            venue.unsettled -= settling
+            again = bool(venue.unsettled)
             for line in report.findings:
                 log.warning("exchange %s reconcile: %s", venue.exchange.name, line)
         except Exception as exc:
@@ -391,7 +406,7 @@ class Arena:
             log.error("exchange %s reconcile failed: %r", venue.exchange.name, exc, exc_info=exc)
             self.alerts.alert("venue", "reconcile_error", repr(exc))
         finally:
-            venue.sync.last_run = now
+            venue.sync.last_run = None if again else now
             venue.running = False
 
     def _due(self, state: _TraderState, now: datetime) -> bool:
@@ -592,6 +607,33 @@ class Arena:
         if self.leases is None:
             return None, True
         return self.leases.traders(), self.leases.holds(venue_lease(venue.exchange.name))
+
+    def _adopt(self, now: datetime) -> None:
+        """Make the traders this engine took since the last tick ready: registered (their
+        last owner may have died before it registered them) and held back from deciding
+        until their venue has been reconciled (an order it sent may not be booked)."""
+        if self.leases is None:
+            return
+        held = self.leases.traders()
+        for venue in self._venues.values():
+            venue.unsettled &= held
+        for config_id in sorted(held - self._adopted):
+            state = self._states.get(config_id)
+            if state is None:
+                continue  # not in this engine's configuration
+            if self.app.find_trader(config_id) is None:
+                self._register(state.runtime.settings, now)
+            venue = self._venues[id(state.runtime.exchange)]
+            venue.unsettled.add(config_id)
+            venue.sync.last_run = None  # reconcile this tick
+        self._adopted = held
+
+    def _settling(self, config_id: str) -> bool:
+        real = self._states.get(real_trader_id(config_id))
+        if real is None:
+            return False
+        venue = self._venues[id(real.runtime.exchange)]
+        return real.runtime.settings.config_id in venue.unsettled
 
     async def _keep_leases(self) -> None:
         """Renew every ttl/3 (off the event loop: it waits on the database)."""

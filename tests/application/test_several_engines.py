@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from application.fenced_exchange import FencedExchange, acting_for
-from application.leases import LeaseKeeper, venue_lease
+from application.leases import LeaseKeeper, trader_lease, venue_lease
 from application.manager import Arena, TraderRuntime
 from application.ports import LogAlerts, OrderState, OrderTicket, VenueRejection
 from application.trading import TradingApp
@@ -111,6 +111,10 @@ def test_two_engines_split_the_traders_and_one_takes_over_when_the_other_stalls(
         await one.tick()
         assert one.leases.traders() == set(TRADERS)
         assert ("b", "engine_takeover") in [(t, k) for t, k, _ in one.alerts.sent]
+        # What two may have sent and not recorded is reconciled before b decides again.
+        assert one.decided()["b"] == decided_before
+        h.clock.advance(1)
+        await one.tick()
         assert one.decided()["b"] == decided_before + 1
 
         # The stalled engine wakes up: its order for b is refused, never sent...
@@ -125,6 +129,32 @@ def test_two_engines_split_the_traders_and_one_takes_over_when_the_other_stalls(
         assert two.decided()["b"] == 1
         assert ("b", "lease_lost") in [(t, k) for t, k, _ in two.alerts.sent]
         assert all(o.cloid != "0x" + "ab" * 16 for o in await h.exchange.open_orders())
+
+    asyncio.run(scenario())
+
+
+def test_a_trader_taken_from_an_engine_that_never_registered_it_is_registered(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        h = await Harness.create(sqlite_env(tmp_path / "events.sqlite3"), fund=Decimal(30000))
+        store = MemoryLeaseStore()
+        # An engine took b's lease and died before it wrote anything.
+        assert store.acquire(trader_lease("b"), "ghost", 15) is not None
+        one = Engine(h, h.app, store, "one")
+        await one.arena.start()
+        assert one.leases.traders() == {"a"}
+        assert h.app.find_trader("b") is None
+
+        store.now += 16  # the ghost's lease expires; one takes b over
+        h.clock.advance(1)
+        await one.tick()
+        assert one.leases.traders() == set(TRADERS)
+        assert h.app.find_trader("b") is not None
+        h.clock.advance(1)
+        await one.tick()
+        assert one.decided()["b"] == 1
+        assert not [a for a in one.alerts.sent if a[1] == "cycle_error"]
 
     asyncio.run(scenario())
 

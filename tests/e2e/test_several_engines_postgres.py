@@ -2,9 +2,11 @@
 
 Three ``nof0 run`` processes, each with its own data directory, share the event store and
 the account on ``nof0 sim serve``. The traders spread over them through leases; one engine
-is killed (SIGKILL, no goodbye) and its trader is taken over by another once its lease
-expires. Through it all: every trader keeps cycling, no client order id ever became two
-orders on the venue, and every aggregate's event versions run without gap or overlap.
+dies mid-cycle (right after the venue accepted an entry order, before the engine recorded
+anything of it: no goodbye, like SIGKILL) and its trader is taken over by another once its
+lease expires. Through it all: every trader keeps cycling, the order the dead engine sent
+is booked once by the new owner, no client order id ever became two orders on the venue,
+and every aggregate's event versions run without gap or overlap.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ from application.trading import TradingApp
 from infrastructure.eventstore import postgres_env
 from infrastructure.simulator.serve import ServeOptions
 from tests.conftest import POSTGRES_DSN
+from tests.support.engine_dies_on_order import KILLED, arm, killed_after
 from tests.support.sim_server import serving
 from tests.support.workspace import Workspace
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-NOF0 = Path(sys.executable).with_name("nof0")
+# The real ``nof0 run``, which dies after the venue took an order once told to (see there).
+ENGINE = [sys.executable, "-m", "tests.support.engine_dies_on_order"]
+REPO = Path(__file__).resolve().parents[2]
 TRADERS = ("ema-cross", "random-walk", "btc-hold")
 
 
@@ -129,7 +134,7 @@ def test_three_engines_share_the_traders_and_survive_one_killed(
         engines = [
             subprocess.Popen(
                 [
-                    str(NOF0),
+                    *ENGINE,
                     "run",
                     "--config",
                     str(ws.file("sim-serve/nof0.yaml")),
@@ -139,6 +144,7 @@ def test_three_engines_share_the_traders_and_survive_one_killed(
                     str(free_port()),
                 ],
                 env=env,
+                cwd=REPO,
                 stdout=logs[i],
                 stderr=subprocess.STDOUT,
             )
@@ -172,12 +178,16 @@ def test_three_engines_share_the_traders_and_survive_one_killed(
             owners = lease_owners(schema)
             victim_trader = "random-walk"
             victim_owner = owners[victim_trader]
-            victim = next(
-                engines[i] for i in range(3) if victim_owner.endswith(_where(tmp_path / f"data{i}"))
-            )
+            (index,) = (i for i in range(3) if victim_owner.endswith(_where(tmp_path / f"data{i}")))
+            victim, victim_dir = engines[index], tmp_path / f"data{index}"
+            arm(victim_dir, victim_trader)
+            deadline = time.monotonic() + 120
+            while victim.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert victim.poll() == KILLED, "random-walk placed no entry order in two minutes"
+            cloid = killed_after(victim_dir)
+            assert cloid
             before = cycles(schema, table)
-            victim.send_signal(signal.SIGKILL)
-            victim.wait(10)
             survivors = [e for e in engines if e is not victim]
             wait_for(
                 "the killed engine's trader to be taken over",
@@ -213,6 +223,17 @@ def test_three_engines_share_the_traders_and_survive_one_killed(
                 by_cloid.setdefault(fill["cloid"], set()).add(int(fill["oid"]))
         assert fills, "the traders traded"
         assert all(len(oids) == 1 for oids in by_cloid.values()), by_cloid
+        # The order the dead engine sent and never recorded: booked once, by the new owner.
+        app = TradingApp(env=postgres_env(POSTGRES_DSN, schema=schema, pool_size=1))
+        venue_tids = sorted(str(f["tid"]) for f in fills if f.get("cloid") == cloid)
+        assert venue_tids, "the killed order filled on the venue"
+        booked = [
+            e
+            for e in app.trader_events(victim_trader)
+            if type(e).__name__ == "OrderFilled" and e.cloid == cloid
+        ]
+        assert sorted(e.fill_id for e in booked) == venue_tids
+        assert cloid not in app.get_trader(victim_trader).pending
         # Every aggregate's versions are 1..n: no engine wrote over another's events.
         for originator, versions, low, high in query(
             schema,
@@ -221,7 +242,6 @@ def test_three_engines_share_the_traders_and_survive_one_killed(
         ):
             assert (low, high) == (1, versions), originator
         # The books of the three engines together add up to the venue's positions.
-        app = TradingApp(env=postgres_env(POSTGRES_DSN, schema=schema, pool_size=1))
         books: dict[str, Decimal] = {}
         for trader in app.find_traders(TRADERS):
             for coin, position in trader.positions.items():
