@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from infrastructure import bootstrap
-from interfaces.http.app import create_app
+from interfaces.http.app import LeaseBoard, create_app
 from interfaces.http.control import ControlAccess
 
 log = logging.getLogger("nof0")
@@ -46,12 +46,19 @@ async def run_arena(config: bootstrap.LoadedConfig, *, host: str, port: int) -> 
             tokens=config.control_tokens,
             kill_targets=lambda: bootstrap.control_traders(config, engine.app),
         )
+        keeper = engine.arena.leases
+        board = (
+            None
+            if keeper is None
+            else LeaseBoard(owner=keeper.owner, live=lambda: keeper.store.live(""))
+        )
         app = create_app(
             lambda: bootstrap.build_readers(config),
             title=f"nof0 ({config.main.Name})",
             control=access,
             metrics=config.manager.monitoring.metrics_exporter == "prometheus",
             engine_metrics=engine.metrics.registry,
+            leases=board,
         )
         server = _Server(
             uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")

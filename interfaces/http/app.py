@@ -6,11 +6,13 @@ JSON files when Redis is absent or down) with ``serverTime`` added.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -22,6 +24,7 @@ from litestar.params import PathParameter, QueryParameter
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CollectorRegistry
 
+from application.leases import Lease
 from interfaces.http.conditional import conditional_get
 from interfaces.http.control import ControlAccess, ControlController
 from interfaces.http.dashboard import dashboard
@@ -33,6 +36,7 @@ from interfaces.http.schemas import (
     CryptoPricesResponse,
     Health,
     LeaderboardResponse,
+    LeaseHolder,
     PositionsResponse,
     SinceInceptionResponse,
     StatusResponse,
@@ -47,6 +51,14 @@ MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 class ViewsNotReady(HTTPException):
     status_code = 503
+
+
+@dataclass(frozen=True)
+class LeaseBoard:
+    """This engine's owner id and a reader of the live leases (several engines)."""
+
+    owner: str
+    live: Callable[[], list[Lease]]
 
 
 def server_time() -> int:
@@ -177,7 +189,22 @@ class ApiController(Controller):
         summary="What needs attention: paused traders and why, refusals, venue findings",
     )
     async def status(self, state: State) -> StatusResponse:
-        return await load(state, "status.json", StatusResponse)
+        response = await load(state, "status.json", StatusResponse)
+        board: LeaseBoard | None = state.leases
+        if board is None:
+            return response
+        response.engine = board.owner
+        try:
+            live = await asyncio.to_thread(board.live)  # a database round trip
+        except Exception as exc:  # noqa: BLE001 - the views still answer; the error is named
+            log.warning("could not read the leases: %r", exc)
+            response.leasesError = f"the lease table could not be read: {type(exc).__name__}"
+            return response
+        response.leases = [
+            LeaseHolder(lease.name, lease.owner, lease.token, round(lease.remaining, 1))
+            for lease in live
+        ]
+        return response
 
 
 @get("/healthz", summary="Liveness and where the views come from", tags=["ops"])
@@ -231,16 +258,19 @@ def create_app(
     metrics: bool = True,
     control: ControlAccess | None = None,
     engine_metrics: CollectorRegistry | None = None,
+    leases: LeaseBoard | None = None,
 ) -> Litestar:
     """Build the API; the reader is opened in the lifespan and closed after it.
 
     ``control``: the operator commands and their credentials (``None``: the control routes
     answer that control is off). ``engine_metrics``: the engine's registry, exported on
-    ``/metrics`` beside the API's own request metrics."""
+    ``/metrics`` beside the API's own request metrics. ``leases``: several engines share
+    the store; ``/api/status`` says which engine holds which lease."""
 
     @asynccontextmanager
     async def views(app: Litestar) -> AsyncIterator[None]:
         app.state.control = control
+        app.state.leases = leases
         app.state.reader = reader_factory()
         try:
             yield

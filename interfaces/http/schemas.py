@@ -49,9 +49,22 @@ class ConversationsResponse(ConversationsDocument, kw_only=True):
     serverTime: int = 0
 
 
-class StatusResponse(StatusDocument, kw_only=True):
-    """nof0's own: paused traders and why, refusals, venue findings and transfers."""
+class LeaseHolder(msgspec.Struct):
+    """Who holds a lease now, when several engines share one PostgreSQL."""
 
+    name: str  # trader:<config id>, venue:<provider> or engine:<owner>
+    owner: str  # the holding engine's owner id
+    token: int  # the fencing token: it rises at every takeover
+    expiresInS: float  # seconds left on the database's clock unless renewed
+
+
+class StatusResponse(StatusDocument, kw_only=True):
+    """nof0's own: paused traders and why, refusals, venue findings and transfers; with
+    leases on, which engine holds which trader now (read live, not from the views)."""
+
+    engine: str | None = None  # this engine's owner id (None: one engine, no leases)
+    leases: list[LeaseHolder] | None = None
+    leasesError: str | None = None  # why the lease table could not be read
     serverTime: int = 0
 
 

@@ -8,7 +8,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
+from application.leases import Lease
+from infrastructure import bootstrap
+from infrastructure.bootstrap import LoadedConfig
+from interfaces.http.app import LeaseBoard, create_app
 from tests.support.arena import ROUTES
 
 TRADERS = ("ema-cross", "random-walk", "btc-hold")
@@ -344,3 +349,47 @@ def test_status_shows_every_trader_and_the_shared_venue_account(client: Any) -> 
     assert venue["address"].startswith("0x")
     assert venue["findings"] == []  # the books followed the venue all along
     assert venue["transfers"] == []  # funded before the arena registered it
+
+
+def test_status_without_leases_names_no_engine(client: Any) -> None:
+    body = client.get("/api/status").json()
+    assert body["engine"] is None and body["leases"] is None and body["leasesError"] is None
+
+
+def _status_with(config: LoadedConfig, board: LeaseBoard) -> Any:
+    from litestar.testing import TestClient
+
+    app = create_app(lambda: bootstrap.build_readers(config), metrics=False, leases=board)
+    with TestClient(app) as test_client:
+        response = test_client.get("/api/status")
+    assert response.status_code == 200, response.text[:300]
+    return response.json()
+
+
+def test_status_says_which_engine_holds_which_trader(arena_config: LoadedConfig) -> None:
+    held = [
+        Lease("engine:host-a", "host-a", 1, 14.04),
+        Lease("trader:ema-cross", "host-b", 3, 9.5),
+        Lease("venue:sim", "host-a", 1, 12.0),
+    ]
+    body = _status_with(arena_config, LeaseBoard(owner="host-a", live=lambda: held))
+    assert body["engine"] == "host-a"
+    assert body["leases"] == [
+        {"name": "engine:host-a", "owner": "host-a", "token": 1, "expiresInS": 14.0},
+        {"name": "trader:ema-cross", "owner": "host-b", "token": 3, "expiresInS": 9.5},
+        {"name": "venue:sim", "owner": "host-a", "token": 1, "expiresInS": 12.0},
+    ]
+    assert body["traders"], "the views are still there"
+
+
+def test_status_names_an_unreadable_lease_table_and_still_answers(
+    arena_config: LoadedConfig,
+) -> None:
+    def down() -> list[Lease]:
+        raise OperationalError("connection refused (password=hunter2)")
+
+    body = _status_with(arena_config, LeaseBoard(owner="host-a", live=down))
+    assert body["leases"] is None
+    assert body["leasesError"] == "the lease table could not be read: OperationalError"
+    assert "hunter2" not in str(body)
+    assert body["traders"]

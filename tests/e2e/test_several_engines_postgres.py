@@ -131,6 +131,7 @@ def test_three_engines_share_the_traders_and_survive_one_killed(
             "Postgres__DataSource": POSTGRES_DSN,
         }
         logs = [(tmp_path / f"engine{i}.log").open("w") for i in range(3)]
+        ports = [free_port() for _ in range(3)]
         engines = [
             subprocess.Popen(
                 [
@@ -141,7 +142,7 @@ def test_three_engines_share_the_traders_and_survive_one_killed(
                     "--data-dir",
                     str(tmp_path / f"data{i}"),
                     "--port",
-                    str(free_port()),
+                    str(ports[i]),
                 ],
                 env=env,
                 cwd=REPO,
@@ -176,6 +177,16 @@ def test_three_engines_share_the_traders_and_survive_one_killed(
                 engines,
             )
             owners = lease_owners(schema)
+            # Any engine's /api/status says who holds which trader.
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/api/status") as answer:
+                status = json.loads(answer.read())
+            assert status["engine"].endswith(_where(tmp_path / "data0"))
+            shown = {
+                row["name"].removeprefix("trader:"): row["owner"]
+                for row in status["leases"]
+                if row["name"].startswith("trader:")
+            }
+            assert shown == owners
             victim_trader = "random-walk"
             victim_owner = owners[victim_trader]
             (index,) = (i for i in range(3) if victim_owner.endswith(_where(tmp_path / f"data{i}")))
