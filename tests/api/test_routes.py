@@ -353,7 +353,9 @@ def test_status_shows_every_trader_and_the_shared_venue_account(client: Any) -> 
 
 def test_status_without_leases_names_no_engine(client: Any) -> None:
     body = client.get("/api/status").json()
-    assert body["engine"] is None and body["leases"] is None and body["leasesError"] is None
+    assert body["engine"] is None
+    assert body["leases"] is None
+    assert body["leasesError"] is None
 
 
 def _status_with(config: LoadedConfig, board: LeaseBoard) -> Any:
