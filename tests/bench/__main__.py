@@ -6,8 +6,9 @@
 * the Hyperliquid simulator: orders/s in-process, and ``nof0 sim serve`` requests/s;
 * the dashboard: first load (bytes, time to the first chart in headless Chromium) and the
   API's requests/s for the routes the page polls (``tests/bench/dashboard.py``);
-* operations (issue 8): the offline arena's tick with 100 traders in one process, and events
-  appended per second on SQLite and PostgreSQL (``tests/bench/operations.py``).
+* operations (issue 8): the offline arena's tick with 100 traders in one process, events
+  appended per second on SQLite and PostgreSQL, and the time for a lease takeover between
+  two engines on PostgreSQL (``tests/bench/operations.py``).
 
 Figures are printed and written to ``.bench/results.json``. Targets (issue 2): rebuild at
 50,000 events/s or more on SQLite; cycle overhead under 1 ms at p99.
@@ -535,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
             results["appends"].append(timed_fill(app, args.events, samples, "postgres"))
             results["rebuild"].append(rebuild_rate(app, "postgres"))
             results["cycle"].append(asyncio.run(cycle_overhead(env, args.cycles, "postgres")))
+            from tests.bench import operations as lease_bench
+
+            results["lease_takeover"] = lease_bench.lease_takeover(POSTGRES_DSN, schema)
         finally:
             with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

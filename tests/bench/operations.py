@@ -9,11 +9,16 @@ process, and events appended per second on each event store.
   figure is the engine's own cost.
 * events appended per second on each store are timed in ``tests/bench/__main__.py`` while it
   fills the rebuild benchmark's log (realistic payloads, one cycle's events per save).
+* ``lease_takeover``: two engines' lease keepers on PostgreSQL (the real lease table, the
+  database's clock), each ticking every ttl/3 as the arena does; one holds every trader and
+  the venue lease, then stops renewing (a SIGKILL, as far as the others can tell). Timed from
+  its last renewal until the survivor holds everything; the expected bound is ttl + ttl/3.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import tempfile
 import time
@@ -22,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from application.leases import LeaseKeeper, venue_lease
+from infrastructure.leases import TABLE, PostgresLeaseStore
 from tests.support.arena import OfflineArena
 from tests.support.workspace import Workspace
 
@@ -87,6 +94,41 @@ def arena_overhead(traders: int = 100, ticks: int = 20) -> dict[str, Any]:
     }
 
 
+def lease_takeover(
+    dsn: str, schema: str, *, ttl: float = 3.0, trials: int = 5, traders: int = 3
+) -> dict[str, Any]:
+    """Seconds from a dead engine's last renewal until a survivor holds all its leases."""
+    import psycopg
+
+    store = PostgresLeaseStore(dsn, schema)
+    wanted = tuple(f"trader-{i}" for i in range(traders))
+    venue = (venue_lease("sim"),)
+    rng = random.Random(5)
+    takeovers: list[float] = []
+    for trial in range(trials):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DELETE FROM "{schema}"."{TABLE}"')
+        dead = LeaseKeeper(store, f"dead-{trial}", wanted, extra=venue, ttl=ttl)
+        dead.tick()  # alone: it takes every trader and the venue
+        last_renewal = time.monotonic()
+        survivor = LeaseKeeper(store, f"survivor-{trial}", wanted, extra=venue, ttl=ttl)
+        time.sleep(rng.uniform(0, ttl / 3))  # the survivor's ticks fall anywhere in between
+        while True:
+            survivor.tick()
+            if survivor.traders() == frozenset(wanted) and survivor.holds(venue[0]):
+                break
+            time.sleep(ttl / 3)
+        takeovers.append(time.monotonic() - last_renewal)
+    return {
+        "ttl_s": ttl,
+        "trials": trials,
+        "traders": traders,
+        "takeover_p50_s": round(statistics.median(takeovers), 2),
+        "takeover_max_s": round(max(takeovers), 2),
+        "bound_s": round(ttl + ttl / 3, 2),
+    }
+
+
 def report(results: dict[str, Any]) -> None:
     row = results.get("arena_100")
     if row:
@@ -101,3 +143,13 @@ def report(results: dict[str, Any]) -> None:
         print("\nevents appended per second (the rebuild log's cycles, one cycle per save)")
         for r in rows:
             print(f"  {r['store']:<10} {r['events_per_s']:>8,} events/s ({r['events']:,} events)")
+    row = results.get("lease_takeover")
+    if row:
+        print(
+            f"\nlease takeover on PostgreSQL (an engine stops renewing; TTL {row['ttl_s']} s, "
+            f"survivor ticks every TTL/3, {row['traders']} traders + the venue lease)"
+        )
+        print(
+            f"  p50 {row['takeover_p50_s']} s, max {row['takeover_max_s']} s over "
+            f"{row['trials']} trials (bound TTL + TTL/3 = {row['bound_s']} s)"
+        )
