@@ -96,6 +96,8 @@ class LeaseKeeper:
     takeovers: list[Lease] = field(default_factory=list)
     #: Names lost to another engine (or expired) since the last ``drain_lost``.
     lost: list[str] = field(default_factory=list)
+    #: The live engines' owner ids at the last tick (this one included).
+    engines: tuple[str, ...] = ()
 
     @property
     def engine_name(self) -> str:
@@ -110,13 +112,19 @@ class LeaseKeeper:
             if name.startswith(TRADER_PREFIX) and self.deadlines.get(name, 0.0) > now
         )
 
+    def engines_on_host(self) -> int:
+        """Live engines whose owner id names this one's host (``<host>:<where>``), itself
+        counted: they share the host's IP, hence the venue's per-IP request budget."""
+        host = self.owner.partition(":")[0]
+        return max(1, sum(1 for owner in self.engines if owner.partition(":")[0] == host))
+
     def holds(self, name: str, margin: float = 0.0) -> bool:
         return name in self.held and self.deadlines.get(name, 0.0) - margin > self.monotonic()
 
     def tick(self) -> None:
         self._keep(self.engine_name)
-        engines = max(1, len(self.store.live(ENGINE_PREFIX)))
-        share = fair_share(len(self.wanted), engines)
+        self.engines = tuple(lease.owner for lease in self.store.live(ENGINE_PREFIX))
+        share = fair_share(len(self.wanted), len(self.engines))
         names = [trader_lease(t) for t in self.wanted]
         mine = [n for n in names if n in self.held]
         for name in mine:

@@ -10,9 +10,11 @@ which takes the lock of every trader it touches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -144,6 +146,13 @@ class Arena:
         self.store_guard = store_guard
         self.leases = leases
         self._leases_kept_at: float | None = None
+        # A thread of their own: renewals must not queue behind venue calls waiting out a
+        # request budget in the shared pool, or the leases expire under a live engine.
+        self._lease_thread = (
+            None
+            if leases is None
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="nof0-leases")
+        )
         #: Traders whose leases this engine took and made ready (registered, reconciling).
         self._adopted: frozenset[str] = frozenset()
         self._states: dict[str, _TraderState] = {}
@@ -240,11 +249,12 @@ class Arena:
 
         A venue that fails its pre-flight raises ``ExchangeSetupError`` (nothing trades)."""
         findings: list[str] = []
+        # Announce this engine first: the others on this host then share the request budget.
+        await self._keep_leases()
         for venue in self._venues.values():
             for note in await venue.exchange.start():
                 log.info("exchange %s: %s", venue.exchange.name, note)
                 findings.append(f"{venue.exchange.name}: {note}")
-        await self._keep_leases()
         latest: datetime | None = None
         known: dict[str, Trader] = {}
         for config_id in self._states:
@@ -322,6 +332,30 @@ class Arena:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("arena running with %d traders", len(self._states))
+        renewing = asyncio.create_task(self._renew_leases(stop), name="leases")
+        try:
+            await self._loop(stop)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _renew_leases(self, stop: asyncio.Event) -> None:
+        """Renew on a clock of their own: a tick can wait a long time (a venue call waiting
+        out the request budget, a slow market) and the leases must not expire meanwhile."""
+        keeper = self.leases
+        if keeper is None:
+            return
+        while not stop.is_set():
+            try:
+                await self._keep_leases()
+            except Exception as exc:
+                # The store guard decides what an outage means; the renewal retries.
+                if not self._store_down(exc):
+                    log.exception("lease renewal failed; retrying")
+            await asyncio.sleep(keeper.ttl / 9)
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self.tick()
@@ -608,6 +642,16 @@ class Arena:
             return None, True
         return self.leases.traders(), self.leases.holds(venue_lease(venue.exchange.name))
 
+    async def release_leases(self) -> None:
+        """Hand every lease back (a graceful stop) so the others need not wait out the ttl."""
+        if self.leases is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(
+            self._lease_thread, self.leases.release_all
+        )
+        assert self._lease_thread is not None
+        self._lease_thread.shutdown(wait=False)
+
     def _adopt(self, now: datetime) -> None:
         """Make the traders this engine took since the last tick ready: registered (their
         last owner may have died before it registered them) and held back from deciding
@@ -644,7 +688,7 @@ class Arena:
         if self._leases_kept_at is not None and now - self._leases_kept_at < keeper.ttl / 3:
             return
         self._leases_kept_at = now
-        await asyncio.to_thread(keeper.tick)
+        await asyncio.get_running_loop().run_in_executor(self._lease_thread, keeper.tick)
         taken = keeper.drain_takeovers()
         if taken:
             # The new traders' fills may be older than this engine's cursors.

@@ -563,9 +563,7 @@ class Engine:
         await stop.wait()
         arena_stop.set()
         await task
-        if self.arena.leases is not None:
-            # Hand the traders back now rather than make the others wait out the ttl.
-            await asyncio.to_thread(self.arena.leases.release_all)
+        await self.arena.release_leases()
         worker_stop.set()
         await worker
         if collecting is not None:
@@ -589,12 +587,17 @@ class _Wiring:
     (Hyperliquid limits by IP), one nonce manager per signing key."""
 
     config: LoadedConfig
+    #: Engines on this host now (they share its IP's budget); 1 without leases.
+    sharers: Callable[[], int] = lambda: 1
     budgets: dict[str, WeightBudget] = field(default_factory=dict)
     nonces: NonceRegistry = field(default_factory=lambda: NonceRegistry(_wall_ms))
     markets: dict[str, tuple[MarketData, Clock | None]] = field(default_factory=dict)
 
-    def budget(self, url: str) -> WeightBudget:
-        return self.budgets.setdefault(url, WeightBudget())
+    def budget(self, url: str, per_minute: int) -> WeightBudget:
+        """One budget per API host; providers naming it differently get the smaller."""
+        budget = self.budgets.setdefault(url, WeightBudget(per_minute, sharers=self.sharers))
+        budget.per_minute = min(budget.per_minute, per_minute)
+        return budget
 
     def market(self, name: str, seen: tuple[str, ...] = ()) -> tuple[MarketData, Clock | None]:
         """The provider (with its hot standbys) and the clock it imposes (replay only)."""
@@ -622,7 +625,7 @@ class _Wiring:
                 HttpTransport(
                     url,
                     timeout_s=min(provider.http_timeout, provider.timeout),
-                    budget=self.budget(url),
+                    budget=self.budget(url, provider.request_weight_per_minute),
                 ),
                 clock=SystemClock(),
                 max_staleness_s=provider.max_staleness,
@@ -682,7 +685,11 @@ def _exchange(wiring: _Wiring, name: str, clock: Clock) -> Exchange:
     wallet = Account.from_key(provider.private_key)
     return HyperliquidExchange(
         name,
-        HttpTransport(url, timeout_s=provider.timeout, budget=wiring.budget(url)),
+        HttpTransport(
+            url,
+            timeout_s=provider.timeout,
+            budget=wiring.budget(url, provider.request_weight_per_minute),
+        ),
         wallet=wallet,
         account_address=provider.main_address,
         vault_address=provider.vault_address or None,
@@ -940,7 +947,8 @@ def build_engine(
     app = app or open_app(config)
     schema = _schema(config)
     services = _llm_services(config, schema)
-    wiring = _Wiring(config)
+    keeper = lease_keeper(config)
+    wiring = _Wiring(config) if keeper is None else _Wiring(config, keeper.engines_on_host)
     used = {t.market_provider for t in config.manager.traders}
     own_clocks = [wiring.market(name)[1] for name in sorted(used)]
     replay_clocks = [c for c in own_clocks if c is not None]
@@ -955,7 +963,6 @@ def build_engine(
         clock = replay_clocks[0] if replay_clocks else SystemClock()
     exchanges: dict[str, Exchange] = {}
     runtimes: list[TraderRuntime] = []
-    keeper = lease_keeper(config)
     metrics = EngineMetrics()
     windows: dict[str, FailureWindow] = {}
     shared: dict[str, SharedSnapshots] = {}

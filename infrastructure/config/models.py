@@ -410,6 +410,9 @@ class HyperliquidExchangeConfig(ProviderBase):
     vault_address: str = ""
     testnet: bool = True
     api_url: str = ""  # empty: mainnet or testnet by ``testnet``
+    #: The venue's request weight per minute and IP (Hyperliquid: 1200); engines on one
+    #: host (several engines on one PostgreSQL) split it between them.
+    request_weight_per_minute: int = Field(1200, ge=10, le=1_000_000)
     fee_taker_bps: float = Field(4.5, ge=0, le=100)  # for pre-trade margin estimates
     reconcile_interval: Duration = 10.0
 
@@ -469,6 +472,9 @@ class HyperliquidMarketConfig(ProviderBase):
     type: Literal["hyperliquid"]
     testnet: bool = False
     api_url: str = ""  # empty: mainnet or testnet by ``testnet``
+    #: The venue's request weight per minute and IP (Hyperliquid: 1200); engines on one
+    #: host (several engines on one PostgreSQL) split it between them.
+    request_weight_per_minute: int = Field(1200, ge=10, le=1_000_000)
     http_timeout: Duration = 10.0
     max_retries: int = Field(3, ge=0, le=10)
     max_staleness: Duration = 3.0

@@ -109,13 +109,21 @@ class WeightBudget:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        sharers: Callable[[], int] = lambda: 1,
     ) -> None:
+        """``sharers``: how many engines spend the same IP's budget now (several engines on
+        one host); each keeps to its part so that together they stay under the venue's."""
         self.per_minute = per_minute
+        self._sharers = sharers
         self._clock = clock
         self._sleep = sleep
         self._spent: deque[tuple[float, int]] = deque()
         self._total = 0
         self._lock = threading.Lock()
+
+    def limit(self) -> int:
+        """This engine's part of the budget per minute."""
+        return self.per_minute // max(1, self._sharers())
 
     def spend(self, weight: int) -> float:
         """Take ``weight``, waiting while the last minute is full; return the seconds waited."""
@@ -125,7 +133,7 @@ class WeightBudget:
                 now = self._clock()
                 while self._spent and now - self._spent[0][0] >= 60.0:
                     self._total -= self._spent.popleft()[1]
-                if self._total + weight <= self.per_minute or not self._spent:
+                if self._total + weight <= self.limit() or not self._spent:
                     self._spent.append((now, weight))
                     self._total += weight
                     return waited

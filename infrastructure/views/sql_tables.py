@@ -7,6 +7,12 @@ Rows, the projection's state and its position are written in one transaction: a 
 applied exactly once, and a crash between batches resumes from the stored position. A
 rebuild drops and refills every table in one transaction, so readers see the old tables
 until the new ones are complete.
+
+Several engines on one PostgreSQL each run a worker over the same tables. A batch is
+committed only if the stored position is still the one it was computed from (the state row
+locked for the transaction); otherwise another worker got there first, the batch is
+dropped (``Superseded``) and the worker reloads. So no batch is applied twice, which
+matters for the columns a batch adds to.
 """
 
 from __future__ import annotations
@@ -135,10 +141,29 @@ class SqlTablesStore:
 
     # -- writing -----------------------------------------------------------------------
 
-    def commit(self, rows: Sequence[Row], state: SqlTablesState) -> None:
+    def commit(self, rows: Sequence[Row], state: SqlTablesState, *, since: int) -> None:
+        """Write a batch computed from position ``since``; ``Superseded`` (nothing written)
+        when the stored position has moved on meanwhile."""
         with self._connect() as cur:
             self._ensure(cur)
+            stored = self._claim(cur)
+            if stored != since:
+                raise Superseded(f"the tables are at {stored}, this batch starts at {since}")
             self._write(cur, rows, state)
+
+    def _claim(self, cur: Cursor) -> int:
+        """The stored position, its row locked until the transaction ends (0: none yet)."""
+        m = self._marker
+        # A placeholder row first, so that two first batches also queue on one row lock.
+        cur.execute(
+            f"INSERT INTO {STATE_TABLE} (name, position, state) VALUES ({m}, 0, '') "  # noqa: S608
+            "ON CONFLICT (name) DO NOTHING",
+            (NAME,),
+        )
+        lock = "" if self.dialect == "sqlite" else " FOR UPDATE"  # SQLite: BEGIN IMMEDIATE
+        cur.execute(f"SELECT position FROM {STATE_TABLE} WHERE name = {m}{lock}", (NAME,))  # noqa: S608
+        found = cur.fetchone()
+        return 0 if found is None else int(found[0])
 
     def replace(self, batches: Iterator[tuple[Sequence[Row], SqlTablesState]]) -> None:
         """Drop the tables and write every batch, all in one transaction."""
@@ -229,6 +254,10 @@ def postgres_tables(data_source: str, schema: str) -> SqlTablesStore:
     return SqlTablesStore("postgresql", connect, label=f"postgresql:{schema}")
 
 
+class Superseded(Exception):
+    """Another worker committed from this position first; reload and go on from there."""
+
+
 class SqlTablesWorker:
     """Keeps the tables at the head of the log (bounded work per call), or rebuilds them."""
 
@@ -246,14 +275,19 @@ class SqlTablesWorker:
         processed = 0
         for _ in range(max_batches):
             state = self._state
-            events = self.source.read_events(state.position, self.batch_size)
+            since = state.position
+            events = self.source.read_events(since, self.batch_size)
             if not events:
                 break
             rows: list[Row] = []
             for position, event in events:
                 rows.extend(self.projector.apply(state, position, event))
             try:
-                self.store.commit(rows, state)
+                self.store.commit(rows, state, since=since)
+            except Superseded as exc:
+                log.debug("SQL tables: %s; reloading", exc)
+                self._state = None  # another engine's worker is ahead: go on from there
+                return processed
             except BaseException:
                 self._state = None  # reload what was committed
                 raise
@@ -288,6 +322,7 @@ __all__ = [
     "STORE_ERRORS",
     "SqlTablesStore",
     "SqlTablesWorker",
+    "Superseded",
     "postgres_tables",
     "sqlite_tables",
 ]

@@ -107,3 +107,19 @@ def test_a_restarted_engine_with_the_same_owner_gets_a_new_token() -> None:
     assert again.traders() == frozenset(TRADERS)
     assert again.held[trader_lease("a")].token == before + 1
     assert not store.current([first.held[trader_lease("a")]], margin=0)
+
+
+def test_engines_on_one_host_are_counted_for_its_request_budget() -> None:
+    store = MemoryLeaseStore()
+    here = [keeper(store, f"box-1:{where}") for where in ("aa", "bb")]
+    there = keeper(store, "box-2:aa")
+    for engine in (*here, there):
+        engine.tick()
+    assert here[0].engines_on_host() == 1  # it ticked before the others announced themselves
+    here[0].tick()
+    assert here[0].engines_on_host() == 2
+    assert there.engines_on_host() == 1
+    store.now += 16  # the other engine on box-1 died: its share comes back
+    here[0].tick()
+    assert here[0].engines_on_host() == 1
+    assert keeper(store, "named-by-hand").engines_on_host() == 1

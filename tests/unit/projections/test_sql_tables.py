@@ -108,6 +108,25 @@ def test_any_batch_size_gives_the_same_tables(arena: OfflineArena, tmp_path: Pat
         assert sqlite_tables_dump(tmp_path / f"b{batch}.sqlite3") == expected, batch
 
 
+def test_two_workers_on_one_set_of_tables_apply_every_batch_once(
+    arena: OfflineArena, tmp_path: Path
+) -> None:
+    """Several engines on one database each run a worker over the same tables."""
+    expected = sqlite_tables_dump(arena.config.data_dir / "tables.sqlite3")
+    path = tmp_path / "shared.sqlite3"
+    one, two = (
+        SqlTablesWorker(arena.engine.app, sqlite_tables(path), batch_size=size) for size in (7, 11)
+    )
+    assert one.pump(max_batches=1) == 7
+    two.pump(max_batches=0)  # two loads the tables (at 7), then one moves on
+    assert one.pump(max_batches=2) == 14
+    assert two.pump(max_batches=1) == 0  # superseded: it reloads instead of applying again
+    assert two.pump(max_batches=1) == 11  # from where one got to
+    while one.pump(max_batches=1) + two.pump(max_batches=1):
+        pass
+    assert sqlite_tables_dump(path) == expected
+
+
 def test_a_failed_commit_writes_nothing_and_the_next_pump_converges(
     arena: OfflineArena, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -491,3 +491,23 @@ def test_a_vault_the_key_does_not_lead_is_refused() -> None:
     )
     with pytest.raises(ExchangeSetupError, match="is not a vault or sub-account"):
         run(exchange.start())
+
+
+def test_engines_on_one_host_split_its_request_budget() -> None:
+    clock = [0.0]
+    slept: list[float] = []
+    sharers = [1]
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    budget = WeightBudget(1200, clock=lambda: clock[0], sleep=sleep, sharers=lambda: sharers[0])
+    assert budget.limit() == 1200
+    sharers[0] = 3  # two more engines started on this host
+    assert budget.limit() == 400
+    assert budget.spend(380) == 0
+    assert budget.spend(20) == 0
+    assert budget.spend(20) == pytest.approx(60.0)  # over this engine's part: it waits
+    sharers[0] = 0  # never below one engine's worth (an unknown count is not zero)
+    assert budget.limit() == 1200
