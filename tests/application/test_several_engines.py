@@ -7,6 +7,7 @@ alert) and the stalled one neither decides nor sends an order for them again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class Engine:
         app: TradingApp,
         store: MemoryLeaseStore | None = None,
         owner: str = "",
+        ttl: float = 15,
     ) -> None:
         self.keeper = (
             None
@@ -43,7 +45,7 @@ class Engine:
                 owner,
                 TRADERS,
                 extra=(venue_lease(h.exchange.name),),
-                ttl=15,
+                ttl=ttl,
                 monotonic=store.clock,
             )
         )
@@ -155,6 +157,42 @@ def test_a_trader_taken_from_an_engine_that_never_registered_it_is_registered(
         await one.tick()
         assert one.decided()["b"] == 1
         assert not [a for a in one.alerts.sent if a[1] == "cycle_error"]
+
+    asyncio.run(scenario())
+
+
+def test_leases_are_renewed_while_a_tick_is_stuck(tmp_path: Path) -> None:
+    """A tick can wait long (a venue call waiting out the request budget); the leases are
+    renewed meanwhile, so another engine does not take over a live engine's traders."""
+
+    async def scenario() -> None:
+        h = await Harness.create(sqlite_env(tmp_path / "events.sqlite3"), fund=Decimal(30000))
+        store = MemoryLeaseStore()
+        one = Engine(h, h.app, store, "one", ttl=0.6)
+        await one.arena.start()
+        assert one.leases.traders() == set(TRADERS)
+        stuck = asyncio.Event()
+
+        async def slow_mark(now: object) -> None:
+            stuck.set()
+            await asyncio.Event().wait()  # never answers
+
+        one.arena._mark = slow_mark  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        running = asyncio.create_task(one.arena.run(stop))
+        await stuck.wait()
+        started = store.now = 0.0
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        while store.now - started < 3 * 0.6:  # three lease lifetimes, on the real clock
+            await asyncio.sleep(0.02)
+            store.now = loop.time() - begun
+        assert one.leases.traders() == set(TRADERS)
+        assert {row.owner for row in store.rows.values()} == {"one"}
+        assert all(row.expires_at > store.now for row in store.rows.values())
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
     asyncio.run(scenario())
 
