@@ -22,6 +22,7 @@ from eventsourcing.persistence import PersistenceError
 from application.trading import TradingApp
 from infrastructure.metrics.families import EngineMetrics
 from infrastructure.metrics.tap import EventTap
+from infrastructure.views.sql_tables import STORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,11 @@ class MetricsCollector:
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
         self.start()
         while not stop.is_set():
-            self.collect()
+            try:
+                self.collect()
+            except Exception:
+                # Metrics never stop the engine: this pass is lost, the next one may work.
+                log.exception("metrics: a collection pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
@@ -210,7 +215,7 @@ class MetricsCollector:
             return
         try:
             rows: Sequence[Any] = status()
-        except (PersistenceError, redis.RedisError, OSError) as exc:
+        except (PersistenceError, redis.RedisError, *STORE_ERRORS) as exc:
             log.warning("metrics: projection status unavailable: %s", exc)
             return
         for row in rows:

@@ -47,6 +47,9 @@ log = logging.getLogger("nof0.projections")
 
 STATE_TABLE = "nof0_projection"
 #: Errors a view store may raise; the worker logs them and retries later.
+#: The advisory lock (PostgreSQL) held while the tables are made: "nof0sqlt".
+DDL_LOCK = int.from_bytes(b"nof0sqlt", "big") >> 1
+
 STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error, OSError)
 
 _SQLITE_TYPES = {
@@ -108,11 +111,14 @@ class SqlTablesStore:
         self._types = _SQLITE_TYPES if dialect == "sqlite" else _PG_TYPES
         self._marker = "?" if dialect == "sqlite" else "%s"
         self._statements: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
-        self._ready = False
 
     # -- schema ------------------------------------------------------------------------
 
     def _ensure(self, cur: Cursor) -> None:
+        if self.dialect != "sqlite":
+            # Several engines start together: CREATE TABLE IF NOT EXISTS races on the
+            # catalogue (a unique violation on pg_type), so the DDL goes one at a time.
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} "
             "(name TEXT PRIMARY KEY, position BIGINT NOT NULL, state TEXT NOT NULL)"

@@ -6,6 +6,7 @@ import asyncio
 import math
 from typing import Any
 
+import psycopg
 import redis
 from eventsourcing.persistence import OperationalError
 
@@ -112,3 +113,66 @@ def test_the_collector_runs_every_interval_until_stopped() -> None:
 
     asyncio.run(main())
     assert collector.passes >= 3
+
+
+class UpStore:
+    recorder = object()
+
+    def max_position(self) -> int:
+        return 7
+
+    def read_events(self, after: int, limit: int) -> list[Any]:
+        return []
+
+    def find_trader(self, config_id: str) -> Any:
+        return None
+
+
+def test_sql_tables_that_cannot_be_read_leave_the_other_figures_and_the_engine_running() -> None:
+    """Seen with several engines starting together: the tables' DDL raced and the status
+    read raised a psycopg error, which ended the collector and with it the engine."""
+
+    def status() -> list[Any]:
+        raise psycopg.errors.UniqueViolation("duplicate key value (injected)")
+
+    metrics = EngineMetrics()
+    collector = MetricsCollector(
+        metrics,
+        CollectorSources(
+            app=UpStore(),  # type: ignore[arg-type]
+            venues={},
+            markets={},
+            projection_status=status,
+        ),
+    )
+    collector.collect()
+    assert sample(metrics, "nof0_event_store_head") == 7
+    assert collector.passes == 1
+
+
+def test_a_pass_that_fails_unexpectedly_does_not_end_the_collector() -> None:
+    collector = MetricsCollector(
+        EngineMetrics(),
+        CollectorSources(app=UpStore(), venues={}, markets={}),  # type: ignore[arg-type]
+    )
+    failures = iter([RuntimeError("a bug in a source"), None, None])
+
+    real = collector.collect
+
+    def collect() -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        real()
+
+    collector.collect = collect  # type: ignore[method-assign]
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(collector.run(stop, 0.01))
+        await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(task, 1)
+
+    asyncio.run(main())
+    assert collector.passes >= 2
