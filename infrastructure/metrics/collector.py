@@ -24,6 +24,9 @@ from infrastructure.metrics.families import EngineMetrics
 from infrastructure.metrics.tap import EventTap
 from infrastructure.views.sql_tables import STORE_ERRORS
 
+#: A projection store that cannot answer now (events, Redis, the SQL tables).
+SOURCE_DOWN: tuple[type[Exception], ...] = (PersistenceError, redis.RedisError, *STORE_ERRORS)
+
 log = logging.getLogger(__name__)
 
 #: Events read per pass of the tap (a long backlog is caught up over several passes).
@@ -215,7 +218,7 @@ class MetricsCollector:
             return
         try:
             rows: Sequence[Any] = status()
-        except (PersistenceError, redis.RedisError, *STORE_ERRORS) as exc:
+        except SOURCE_DOWN as exc:
             log.warning("metrics: projection status unavailable: %s", exc)
             return
         for row in rows:
