@@ -103,6 +103,17 @@ class _VenueState:
     unsettled: set[str] = field(default_factory=set)
 
 
+def _new_trader(cfg: TraderSettings, now: datetime) -> Trader:
+    return Trader.register(
+        config_id=cfg.config_id,
+        name=cfg.name,
+        model=cfg.model,
+        allocation=cfg.allocation,
+        coins=list(cfg.coins),
+        at=now,
+    )
+
+
 class Arena:
     def __init__(
         self,
@@ -305,15 +316,7 @@ class Arena:
         return findings
 
     def _register(self, cfg: TraderSettings, now: datetime) -> None:
-        trader = Trader.register(
-            config_id=cfg.config_id,
-            name=cfg.name,
-            model=cfg.model,
-            allocation=cfg.allocation,
-            coins=list(cfg.coins),
-            at=now,
-        )
-        self.app.save_trader(trader)
+        self.app.save_trader(_new_trader(cfg, now))
         log.info(
             "registered trader %s (%s, model %s, allocation %s)",
             cfg.config_id,
@@ -586,14 +589,7 @@ class Arena:
     def _register_twin(self, cfg: TraderSettings, now: datetime) -> None:
         twin = self.app.find_trader(cfg.config_id)
         if twin is None:
-            twin = Trader.register(
-                config_id=cfg.config_id,
-                name=cfg.name,
-                model=cfg.model,
-                allocation=cfg.allocation,
-                coins=list(cfg.coins),
-                at=now,
-            )
+            twin = _new_trader(cfg, now)
         else:
             twin.allocate(cfg.allocation, now)
             twin.resume("venue failing again: the twin decides", now)
