@@ -640,12 +640,11 @@ class Arena:
 
     async def release_leases(self) -> None:
         """Hand every lease back (a graceful stop) so the others need not wait out the ttl."""
-        if self.leases is None:
+        if self.leases is None or self._lease_thread is None:
             return
         await asyncio.get_running_loop().run_in_executor(
             self._lease_thread, self.leases.release_all
         )
-        assert self._lease_thread is not None
         self._lease_thread.shutdown(wait=False)
 
     def _adopt(self, now: datetime) -> None:

@@ -111,8 +111,18 @@ class SqlTablesStore:
         self._types = _SQLITE_TYPES if dialect == "sqlite" else _PG_TYPES
         self._marker = "?" if dialect == "sqlite" else "%s"
         self._statements: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+        self._ready = False  # the tables exist (made by this store or found)
 
     # -- schema ------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Make the tables once per store, in a transaction of their own (a rebuild, which
+        drops them, makes them again in its own transaction)."""
+        if self._ready:
+            return
+        with self._connect() as cur:
+            self._ensure(cur)
+        self._ready = True
 
     def _ensure(self, cur: Cursor) -> None:
         if self.dialect != "sqlite":
@@ -134,8 +144,8 @@ class SqlTablesStore:
     # -- reading -----------------------------------------------------------------------
 
     def load(self) -> SqlTablesState | None:
+        self._prepare()
         with self._connect() as cur:
-            self._ensure(cur)
             query = f"SELECT state FROM {STATE_TABLE} WHERE name = {self._marker}"  # noqa: S608
             cur.execute(query, (NAME,))
             found = cur.fetchone()
@@ -150,8 +160,8 @@ class SqlTablesStore:
     def commit(self, rows: Sequence[Row], state: SqlTablesState, *, since: int) -> None:
         """Write a batch computed from position ``since``; ``Superseded`` (nothing written)
         when the stored position has moved on meanwhile."""
+        self._prepare()
         with self._connect() as cur:
-            self._ensure(cur)
             stored = self._claim(cur)
             if stored != since:
                 raise Superseded(f"the tables are at {stored}, this batch starts at {since}")
@@ -173,8 +183,8 @@ class SqlTablesStore:
 
     def replace(self, batches: Iterator[tuple[Sequence[Row], SqlTablesState]]) -> None:
         """Drop the tables and write every batch, all in one transaction."""
+        self._prepare()
         with self._connect() as cur:
-            self._ensure(cur)
             self._drop(cur)
             self._ensure(cur)
             state = SqlTablesState()

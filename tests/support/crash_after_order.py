@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.arena import OfflineArena
-
-KILLED = 137
+from tests.support.engine_dies_on_order import KILLED, entry_cloid
 
 
 def main(data_dir: Path) -> int:
@@ -25,9 +24,9 @@ def main(data_dir: Path) -> int:
 
     def post(path: str, payload: Any) -> Any:
         answer = send(path, payload)
-        action = payload.get("action", {}) if path == "/exchange" else {}
-        if action.get("type") == "order" and "limit" in action["orders"][0]["t"]:
-            (data_dir / "killed-after").write_text(action["orders"][0]["c"])
+        cloid = entry_cloid(path, payload)
+        if cloid:
+            (data_dir / "killed-after").write_text(cloid)
             os._exit(KILLED)  # the venue has the order; the engine never hears back
         return answer
 

@@ -33,7 +33,8 @@ def killed_after(data_dir: Path) -> str | None:
     return marker.read_text() if marker.exists() else None
 
 
-def _entry_cloid(path: str, payload: Mapping[str, Any]) -> str | None:
+def entry_cloid(path: str, payload: Mapping[str, Any]) -> str | None:
+    """The cloid of an entry order (a limit order, not reduce-only) in this request."""
     if path != "/exchange":
         return None
     action = payload.get("action", {})
@@ -49,7 +50,7 @@ def install(data_dir: Path) -> None:
     def post(self: HttpTransport, path: str, payload: Mapping[str, Any]) -> Any:
         answer = send(self, path, payload)
         armed = data_dir / "arm"
-        cloid = _entry_cloid(path, payload)
+        cloid = entry_cloid(path, payload)
         # The thread the engine posts from carries the acting trader (asyncio.to_thread).
         if cloid and armed.exists() and acting_trader() == armed.read_text():
             (data_dir / "killed-after").write_text(cloid)
