@@ -13,21 +13,23 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import msgspec
-from litestar import Controller, Litestar, Request, Response, get
+from litestar import Controller, Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CollectorRegistry
 
 from application.leases import Lease
-from interfaces.http.conditional import conditional_get
+from interfaces.http.conditional import conditional_get, matches
 from interfaces.http.control import ControlAccess, ControlController
 from interfaces.http.dashboard import dashboard
+from interfaces.http.encoded import Encoded, EncodedView, EncodedViews
 from interfaces.http.metrics import metrics_route
 from interfaces.http.schemas import (
     AccountTotalsResponse,
@@ -70,44 +72,124 @@ def _reader(state: State) -> DocumentReader:
     return reader
 
 
-async def load(state: State, filename: str, kind: type[T]) -> T:
-    """A view document as ``kind`` (a response type), stamped with ``serverTime``."""
-    document = await _read(state, filename, kind)
-    if document is None:
-        raise ViewsNotReady(
-            detail=f"{filename} has not been written yet; the views are catching up"
-        )
-    return document
-
-
-async def _read(state: State, filename: str, kind: type[T]) -> T | None:
+async def _raw(state: State, filename: str) -> bytes | None:
     try:
-        raw = await _reader(state).read(filename)
+        return await _reader(state).read(filename)
     except ValueError as exc:  # a view file that is not where views live (e.g. a symlink out)
         log.error("refused to read %s: %s", filename, exc)
         raise ViewsNotReady(detail=f"{filename} cannot be read") from exc
-    if raw is None:
-        return None
+
+
+def _decode(raw: bytes, filename: str, kind: type[T]) -> T:
     try:
-        document = msgspec.json.decode(raw, type=kind)
+        return msgspec.json.decode(raw, type=kind)
     except msgspec.DecodeError as exc:
         raise ViewsNotReady(detail=f"{filename} could not be read: {exc}") from exc
-    return msgspec.structs.replace(document, serverTime=server_time())
+
+
+async def encoded(state: State, filename: str, kind: type[msgspec.Struct]) -> Encoded:
+    """The document decoded and encoded, again only when it has changed."""
+    entry = await written(state, filename, kind)
+    if entry is None:
+        raise ViewsNotReady(
+            detail=f"{filename} has not been written yet; the views are catching up"
+        )
+    return entry
+
+
+async def written(state: State, filename: str, kind: type[msgspec.Struct]) -> Encoded | None:
+    """As :func:`encoded`; None when the view has not been written yet."""
+    cache: EncodedViews = state.encoded
+    try:
+        marker = await _reader(state).marker(filename)
+    except ValueError as exc:
+        log.error("refused to read %s: %s", filename, exc)
+        raise ViewsNotReady(detail=f"{filename} cannot be read") from exc
+    entry = cache.get(filename, kind, marker)
+    if entry is not None:
+        return entry
+    raw = await _raw(state, filename)
+    if raw is None:
+        return None
+    entry = cache.unchanged(filename, kind, marker, raw)
+    if entry is not None:
+        return entry
+    return cache.put(filename, kind, marker, raw, _decode(raw, filename, kind))
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """``gzip`` (or ``*``) listed in Accept-Encoding, and not with ``q=0``."""
+    for item in (accept_encoding or "").split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() not in {"gzip", "*"}:
+            continue
+        quality = params.replace(" ", "").lower()
+        if quality.startswith("q="):
+            try:
+                return float(quality[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
+def answer(request: Request[Any, Any, Any], view: EncodedView) -> Response[bytes]:
+    """The encoded view with a fresh ``serverTime``: 304 for a matching If-None-Match,
+    gzip when the client takes it and the body is worth it."""
+    packed = view.gzip_prefix is not None and accepts_gzip(request.headers.get("accept-encoding"))
+    headers = {
+        "etag": view.gzip_etag if packed else view.etag,
+        "cache-control": "no-cache",
+        "vary": "accept-encoding",
+    }
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and (
+        matches(if_none_match, view.etag) or matches(if_none_match, view.gzip_etag)
+    ):
+        return Response(b"", status_code=304, headers=headers)
+    now = server_time()
+    body = view.gzipped(now) if packed else None
+    if body is not None:
+        headers["content-encoding"] = "gzip"
+        return Response(body, media_type=MediaType.JSON, headers=headers)
+    return Response(view.body(now), media_type=MediaType.JSON, headers=headers)
+
+
+async def serve_view(
+    request: Request[Any, Any, Any], filename: str, kind: type[msgspec.Struct]
+) -> Response[bytes]:
+    return answer(request, (await encoded(request.app.state, filename, kind)).view)
+
+
+def documented(kind: type[msgspec.Struct]) -> dict[int, ResponseSpec]:
+    """OpenAPI: the route answers ``kind``, although the handler hands over its bytes."""
+    return {200: ResponseSpec(data_container=kind, description="the view document")}
 
 
 class ApiController(Controller):
+    """The view routes. A route without parameters answers the encoded view as it is
+    (``serve_view``); a filter is applied to a copy of the document decoded once."""
+
     path = "/api"
     tags = ["views"]  # noqa: RUF012 - Litestar's declared type
     middleware = [conditional_get]  # noqa: RUF012 - ETag / If-None-Match for pollsters
 
-    @get("/crypto-prices", summary="Latest price of every coin")
-    async def crypto_prices(self, state: State) -> CryptoPricesResponse:
-        return await load(state, "crypto-prices.json", CryptoPricesResponse)
+    @get(
+        "/crypto-prices",
+        summary="Latest price of every coin",
+        responses=documented(CryptoPricesResponse),
+    )
+    async def crypto_prices(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await serve_view(request, "crypto-prices.json", CryptoPricesResponse)
 
-    @get("/account-totals", summary="Hourly account rows per trader (and the BTC baseline)")
+    @get(
+        "/account-totals",
+        summary="Hourly account rows per trader (and the BTC baseline)",
+        responses=documented(AccountTotalsResponse),
+    )
     async def account_totals(
         self,
-        state: State,
+        request: Request[Any, Any, Any],
         last_hourly_marker: Annotated[
             int | None,
             QueryParameter(
@@ -116,95 +198,135 @@ class ApiController(Controller):
                 description="Only rows whose hourly marker is at least this value",
             ),
         ] = None,
-    ) -> AccountTotalsResponse:
-        response = await load(state, "account-totals.json", AccountTotalsResponse)
-        if last_hourly_marker is not None:
-            response.accountTotals = [
-                row
-                for row in response.accountTotals
-                if row.since_inception_hourly_marker >= last_hourly_marker
-            ]
-        return response
+    ) -> Response[AccountTotalsResponse] | Response[bytes]:
+        if last_hourly_marker is None:
+            return await serve_view(request, "account-totals.json", AccountTotalsResponse)
+        entry = await encoded(request.app.state, "account-totals.json", AccountTotalsResponse)
+        everything = cast(AccountTotalsResponse, entry.document)
+        rows = [
+            row
+            for row in everything.accountTotals
+            if row.since_inception_hourly_marker >= last_hourly_marker
+        ]
+        return Response(
+            msgspec.structs.replace(everything, accountTotals=rows, serverTime=server_time())
+        )
 
-    @get("/positions", summary="Open positions per trader")
+    @get("/positions", summary="Open positions per trader", responses=documented(PositionsResponse))
     async def positions(
         self,
-        state: State,
+        request: Request[Any, Any, Any],
         limit: Annotated[
             int, QueryParameter(ge=1, le=100_000, description="Maximum positions returned")
         ] = 1000,
-    ) -> PositionsResponse:
-        response = await load(state, "positions.json", PositionsResponse)
+    ) -> Response[PositionsResponse] | Response[bytes]:
+        entry = await encoded(request.app.state, "positions.json", PositionsResponse)
+        everything = cast(PositionsResponse, entry.document)
+        if sum(len(item.positions) for item in everything.accountTotals) <= limit:
+            return answer(request, entry.view)
         remaining = limit
-        for entry in response.accountTotals:
-            if remaining <= 0:
-                entry.positions = {}
-                continue
-            if len(entry.positions) > remaining:
-                entry.positions = dict(list(entry.positions.items())[:remaining])
-            remaining -= len(entry.positions)
-        return response
+        kept = []
+        for item in everything.accountTotals:
+            positions = dict(list(item.positions.items())[: max(remaining, 0)])
+            remaining -= len(positions)
+            kept.append(msgspec.structs.replace(item, positions=positions))
+        return Response(
+            msgspec.structs.replace(everything, accountTotals=kept, serverTime=server_time())
+        )
 
-    @get("/trades", summary="Closed trades, net of fees and funding")
-    async def trades(self, state: State) -> TradesResponse:
-        return await load(state, "trades.json", TradesResponse)
+    @get(
+        "/trades",
+        summary="Closed trades, net of fees and funding",
+        responses=documented(TradesResponse),
+    )
+    async def trades(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await serve_view(request, "trades.json", TradesResponse)
 
-    @get("/leaderboard", summary="Traders ranked by equity")
-    async def leaderboard(self, state: State) -> LeaderboardResponse:
-        return await load(state, "leaderboard.json", LeaderboardResponse)
+    @get(
+        "/leaderboard",
+        summary="Traders ranked by equity",
+        responses=documented(LeaderboardResponse),
+    )
+    async def leaderboard(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await serve_view(request, "leaderboard.json", LeaderboardResponse)
 
-    @get("/since-inception-values", summary="Value since inception per trader and baseline")
-    async def since_inception(self, state: State) -> SinceInceptionResponse:
-        return await load(state, "since-inception-values.json", SinceInceptionResponse)
+    @get(
+        "/since-inception-values",
+        summary="Value since inception per trader and baseline",
+        responses=documented(SinceInceptionResponse),
+    )
+    async def since_inception(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await serve_view(request, "since-inception-values.json", SinceInceptionResponse)
 
-    @get("/analytics", summary="Breakdown tables for every trader")
-    async def analytics(self, state: State) -> AnalyticsResponse:
-        return await load(state, "analytics.json", AnalyticsResponse)
+    @get(
+        "/analytics",
+        summary="Breakdown tables for every trader",
+        responses=documented(AnalyticsResponse),
+    )
+    async def analytics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await serve_view(request, "analytics.json", AnalyticsResponse)
 
-    @get("/analytics/{model_id:str}", summary="Breakdown tables for one trader")
+    @get(
+        "/analytics/{model_id:str}",
+        summary="Breakdown tables for one trader",
+        responses=documented(AnalyticsResponse),
+    )
     async def model_analytics(
         self,
-        state: State,
+        request: Request[Any, Any, Any],
         model_id: Annotated[str, PathParameter(description="A trader id from the leaderboard")],
-    ) -> AnalyticsResponse:
+    ) -> Response[AnalyticsResponse] | Response[bytes]:
         if not MODEL_ID.fullmatch(model_id):
             raise ValidationException(
                 detail="model id must use letters, digits, '.', '_' or '-' (at most 64)"
             )
-        everyone = await load(state, "analytics.json", AnalyticsResponse)
+        state = request.app.state
+        everyone = cast(
+            AnalyticsResponse,
+            (await encoded(state, "analytics.json", AnalyticsResponse)).document,
+        )
         if model_id not in {item.model_id for item in everyone.analytics}:
             raise NotFoundException(detail=f"no trader {model_id!r}")
-        document = await _read(state, f"analytics-{model_id}.json", AnalyticsResponse)
-        if document is None:
-            mine = [item for item in everyone.analytics if item.model_id == model_id]
-            return AnalyticsResponse(analytics=mine, serverTime=server_time())
-        return document
+        mine_only = await written(state, f"analytics-{model_id}.json", AnalyticsResponse)
+        if mine_only is not None:
+            return answer(request, mine_only.view)
+        mine = [item for item in everyone.analytics if item.model_id == model_id]
+        return Response(AnalyticsResponse(analytics=mine, serverTime=server_time()))
 
-    @get("/conversations", summary="Latest model invocations per trader")
-    async def conversations(self, state: State) -> ConversationsResponse:
-        return await load(state, "conversations.json", ConversationsResponse)
+    @get(
+        "/conversations",
+        summary="Latest model invocations per trader",
+        responses=documented(ConversationsResponse),
+    )
+    async def conversations(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await serve_view(request, "conversations.json", ConversationsResponse)
 
     @get(
         "/status",
         summary="What needs attention: paused traders and why, refusals, venue findings",
+        responses=documented(StatusResponse),
     )
-    async def status(self, state: State) -> StatusResponse:
-        response = await load(state, "status.json", StatusResponse)
-        board: LeaseBoard | None = state.leases
+    async def status(
+        self, request: Request[Any, Any, Any]
+    ) -> Response[StatusResponse] | Response[bytes]:
+        board: LeaseBoard | None = request.app.state.leases
         if board is None:
-            return response
-        response.engine = board.owner
+            return await serve_view(request, "status.json", StatusResponse)
+        entry = await encoded(request.app.state, "status.json", StatusResponse)
+        response = msgspec.structs.replace(
+            cast(StatusResponse, entry.document), engine=board.owner, serverTime=server_time()
+        )
         try:
             live = await asyncio.to_thread(board.live)  # a database round trip
         except Exception as exc:  # noqa: BLE001 - the views still answer; the error is named
             log.warning("could not read the leases: %r", exc)
             response.leasesError = f"the lease table could not be read: {type(exc).__name__}"
-            return response
+            return Response(response)
         response.leases = [
             LeaseHolder(lease.name, lease.owner, lease.token, round(lease.remaining, 1))
             for lease in live
         ]
-        return response
+        return Response(response)
 
 
 @get("/healthz", summary="Liveness and where the views come from", tags=["ops"])
@@ -272,6 +394,7 @@ def create_app(
         app.state.control = control
         app.state.leases = leases
         app.state.reader = reader_factory()
+        app.state.encoded = EncodedViews()
         try:
             yield
         finally:
