@@ -43,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None, help="API port (default: Port)")
     run.add_argument("--host", default=None, help="API host (default: Host)")
 
+    serve = commands.add_parser(
+        "serve", help="serve the query API alone, in worker processes (production)"
+    )
+    _common(serve)
+    serve.add_argument("--port", type=int, default=None, help="API port (default: Port)")
+    serve.add_argument("--host", default=None, help="API host (default: Host)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: one per core this process may run on)",
+    )
+
     check = commands.add_parser("check", help="validate the configuration and report problems")
     _common(check)
 
@@ -145,6 +158,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         # An event store that cannot be opened (PostgreSQL refusing): fail closed, one line.
         logging.getLogger("nof0").error("cannot run: %s", exc)
         return 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from interfaces.serve import default_workers, serve
+
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    _logging(config.main.Logging.Level)
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        print(f"--workers must be at least 1, not {workers}", file=sys.stderr)
+        return EXIT_CONFIG
+    host = args.host or config.main.Host
+    port = args.port or config.main.Port
+    return serve(config, args.config, host=host, port=port, workers=workers)
 
 
 def cmd_projections(args: argparse.Namespace) -> int:
@@ -300,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
         "run": cmd_run,
+        "serve": cmd_serve,
         "check": cmd_check,
         "projections": cmd_projections,
         "replay": cmd_replay,

@@ -60,8 +60,10 @@ class ViewReaders:
         )
         self._redis_down_until = 0.0
         self.last_source = ""
+        self._pointer_path = os.fspath(namespaces.root / POINTER)
         self._pointer_stat: tuple[int, int, int] | None = None
         self._namespace: str | None = None
+        self._namespace_dir: str | None = None
 
     @property
     def redis_configured(self) -> bool:
@@ -127,8 +129,9 @@ class ViewReaders:
         return self._file_marker(filename)
 
     def _file_marker(self, filename: str) -> Hashable | None:
+        # Plain strings, not pathlib: this runs on every request of a view route.
         try:
-            pointer = os.stat(self.namespaces.root / POINTER)
+            pointer = os.stat(self._pointer_path)
         except FileNotFoundError:
             return None
         if time.time() - pointer.st_mtime < SETTLED_S:
@@ -136,11 +139,16 @@ class ViewReaders:
         seen = (pointer.st_ino, pointer.st_mtime_ns, pointer.st_size)
         if seen != self._pointer_stat:
             self._namespace = self.namespaces.current()
+            self._namespace_dir = (
+                None
+                if self._namespace is None
+                else os.fspath(self.namespaces.directory(self._namespace))
+            )
             self._pointer_stat = seen
-        if self._namespace is None:
+        if self._namespace_dir is None:
             return None
         try:
-            found = os.stat(self.namespaces.directory(self._namespace) / filename)
+            found = os.stat(f"{self._namespace_dir}/{filename}")
         except FileNotFoundError:
             return None
         if time.time() - found.st_mtime < SETTLED_S:

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 import msgspec
 from litestar import Controller, Litestar, MediaType, Request, Response, get
@@ -23,13 +23,13 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from litestar.plugins.prometheus import PrometheusConfig
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from application.leases import Lease
-from interfaces.http.conditional import conditional_get, matches
+from interfaces.http.conditional import conditional_get
 from interfaces.http.control import ControlAccess, ControlController
 from interfaces.http.dashboard import dashboard
-from interfaces.http.encoded import Encoded, EncodedView, EncodedViews
+from interfaces.http.encoded import Encoded, EncodedView, EncodedViews, representation
 from interfaces.http.metrics import metrics_route
 from interfaces.http.schemas import (
     AccountTotalsResponse,
@@ -117,42 +117,22 @@ async def written(state: State, filename: str, kind: type[msgspec.Struct]) -> En
     return cache.put(filename, kind, marker, raw, _decode(raw, filename, kind))
 
 
-def accepts_gzip(accept_encoding: str | None) -> bool:
-    """``gzip`` (or ``*``) listed in Accept-Encoding, and not with ``q=0``."""
-    for item in (accept_encoding or "").split(","):
-        coding, _, params = item.partition(";")
-        if coding.strip().lower() not in {"gzip", "*"}:
-            continue
-        quality = params.replace(" ", "").lower()
-        if quality.startswith("q="):
-            try:
-                return float(quality[2:]) > 0
-            except ValueError:
-                return False
-        return True
-    return False
-
-
 def answer(request: Request[Any, Any, Any], view: EncodedView) -> Response[bytes]:
-    """The encoded view with a fresh ``serverTime``: 304 for a matching If-None-Match,
-    gzip when the client takes it and the body is worth it."""
-    packed = view.gzip_prefix is not None and accepts_gzip(request.headers.get("accept-encoding"))
-    headers = {
-        "etag": view.gzip_etag if packed else view.etag,
-        "cache-control": "no-cache",
-        "vary": "accept-encoding",
-    }
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and (
-        matches(if_none_match, view.etag) or matches(if_none_match, view.gzip_etag)
-    ):
-        return Response(b"", status_code=304, headers=headers)
-    now = server_time()
-    body = view.gzipped(now) if packed else None
-    if body is not None:
-        headers["content-encoding"] = "gzip"
-        return Response(body, media_type=MediaType.JSON, headers=headers)
-    return Response(view.body(now), media_type=MediaType.JSON, headers=headers)
+    """The encoded view with a fresh ``serverTime`` (see ``representation``)."""
+    status, headers, body = representation(
+        view,
+        request.headers.get("if-none-match"),
+        request.headers.get("accept-encoding"),
+        server_time(),
+    )
+    return Response(
+        body,
+        status_code=status,
+        headers={
+            key.decode(): value.decode() for key, value in headers if key != b"content-length"
+        },
+        media_type=MediaType.JSON,
+    )
 
 
 async def serve_view(
@@ -371,6 +351,86 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     return Response({"status_code": 500, "detail": "internal error"}, status_code=500)
 
 
+#: The view routes without parameters: answered ahead of the framework (``ApiApp``).
+PLAIN_VIEWS: dict[str, tuple[str, type[msgspec.Struct]]] = {
+    "/api/crypto-prices": ("crypto-prices.json", CryptoPricesResponse),
+    "/api/account-totals": ("account-totals.json", AccountTotalsResponse),
+    "/api/trades": ("trades.json", TradesResponse),
+    "/api/leaderboard": ("leaderboard.json", LeaderboardResponse),
+    "/api/since-inception-values": ("since-inception-values.json", SinceInceptionResponse),
+    "/api/analytics": ("analytics.json", AnalyticsResponse),
+    "/api/conversations": ("conversations.json", ConversationsResponse),
+    "/api/status": ("status.json", StatusResponse),  # only without leases (read live)
+}
+
+
+class ApiApp(Litestar):
+    """Litestar with a short way for the hottest requests: a GET of a view route without
+    a query, whose encoded view is ready, is answered here, without routing, parameter
+    parsing, response building or middleware (most of a request's time once the body is
+    kept encoded). Everything else, including every error, goes through the framework.
+    The answers given here are counted in ``nof0_api_view_responses_total``."""
+
+    fast_counter: Counter | None = None
+    _counted: ClassVar[dict[tuple[str, int], Any]] = {}  # a child per route and status
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and not scope["query_string"]
+            and scope["path"] in PLAIN_VIEWS
+            and await self._answer_view(scope, send)
+        ):
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _answer_view(self, scope: Any, send: Any) -> bool:
+        filename, kind = PLAIN_VIEWS[scope["path"]]
+        if kind is StatusResponse and self.state.leases is not None:
+            return False
+        try:
+            entry = await written(self.state, filename, kind)
+        except Exception:  # noqa: BLE001 - not swallowed: the framework meets it again,
+            return False  # and answers it (503, or the logged 500) as for any route
+        if entry is None:
+            return False
+        if_none_match = accept_encoding = None
+        for key, value in scope["headers"]:
+            if key == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+            elif key == b"accept-encoding":
+                accept_encoding = value.decode("latin-1")
+        status, headers, body = representation(
+            entry.view, if_none_match, accept_encoding, server_time()
+        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        if self.fast_counter is not None:
+            counted = self._counted.get((scope["path"], status))
+            if counted is None:
+                counted = self._counted[(scope["path"], status)] = self.fast_counter.labels(
+                    scope["path"], str(status)
+                )
+            counted.inc()
+        return True
+
+
+def view_responses_counter() -> Counter:
+    """The fast path's answers, per route and status (one family per process)."""
+    global _VIEW_RESPONSES
+    if _VIEW_RESPONSES is None:
+        _VIEW_RESPONSES = Counter(
+            "nof0_api_view_responses_total",
+            "View requests answered from the encoded views, by route and status",
+            ["path", "status_code"],
+        )
+    return _VIEW_RESPONSES
+
+
+_VIEW_RESPONSES: Counter | None = None
+
+
 def create_app(
     reader_factory: Callable[[], DocumentReader],
     *,
@@ -406,7 +466,7 @@ def create_app(
         prometheus = PrometheusConfig(app_name="nof0", prefix="nof0_api", group_path=True)
         handlers.append(metrics_route(engine_metrics))
         middleware.append(prometheus.middleware)
-    return Litestar(
+    app = ApiApp(
         route_handlers=handlers,
         lifespan=[views],
         middleware=middleware,
@@ -415,3 +475,6 @@ def create_app(
         logging_config=None,  # the process configures logging, not the framework
         debug=debug,
     )
+    if metrics:
+        app.fast_counter = view_responses_counter()
+    return app

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import msgspec
 
-from interfaces.http.conditional import entity_tag
+from interfaces.http.conditional import entity_tag, matches
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -71,6 +71,46 @@ class EncodedView:
             "<II", zlib.crc32(tail, self.prefix_crc), (len(self.prefix) + len(tail)) & 0xFFFFFFFF
         )
         return self.gzip_prefix + block + trailer
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """``gzip`` (or ``*``) listed in Accept-Encoding, and not with ``q=0``."""
+    for item in (accept_encoding or "").split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() not in {"gzip", "*"}:
+            continue
+        quality = params.replace(" ", "").lower()
+        if quality.startswith("q="):
+            try:
+                return float(quality[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
+def representation(
+    view: EncodedView, if_none_match: str | None, accept_encoding: str | None, now: int
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body of the answer: 304 for a matching If-None-Match, gzip when
+    the client takes it and the body is worth it, else the body as it is."""
+    packed = view.gzip_prefix is not None and accepts_gzip(accept_encoding)
+    headers = [
+        (b"etag", (view.gzip_etag if packed else view.etag).encode()),
+        (b"cache-control", b"no-cache"),
+        (b"vary", b"accept-encoding"),
+    ]
+    if if_none_match is not None and (
+        matches(if_none_match, view.etag) or matches(if_none_match, view.gzip_etag)
+    ):
+        return 304, headers, b""
+    body = view.gzipped(now) if packed else None
+    if body is not None:
+        headers.append((b"content-encoding", b"gzip"))
+    else:
+        body = view.body(now)
+    headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    return 200, headers, body
 
 
 @dataclass

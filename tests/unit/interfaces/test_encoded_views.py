@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interfaces.http.app import accepts_gzip
 from interfaces.http.conditional import entity_tag
-from interfaces.http.encoded import GZIP_MIN_BYTES, EncodedView, EncodedViews
+from interfaces.http.encoded import GZIP_MIN_BYTES, EncodedView, EncodedViews, accepts_gzip
 
 
 class Board(msgspec.Struct, kw_only=True):
