@@ -102,6 +102,8 @@ from infrastructure.models.baseline import BaselineModel
 from infrastructure.projection_worker import ProjectionWorker, Target, json_target, redis_target
 from infrastructure.prompts.renderer import JinjaPromptRenderer
 from infrastructure.prompts.schema import DecisionSchema
+from infrastructure.reports.html import WrittenReport
+from infrastructure.reports.source import ReportError
 from infrastructure.simulator.config import BookModel, SimConfig
 from infrastructure.simulator.engine import SimVenue
 from infrastructure.simulator.gateway import SimGateway
@@ -121,6 +123,7 @@ from projections.conversations import ConversationsProjector
 from projections.engine import CatchUp, Projector
 from projections.market import MarketProjector
 from projections.portfolio import PortfolioProjector
+from projections.report import RunReport
 from projections.sql_tables import NAME as SQL_TABLES_VIEW
 from projections.status import StatusProjector
 from projections.trades import TradesProjector
@@ -134,6 +137,7 @@ __all__ = [
     "LoadedConfig",
     "NotAvailable",
     "Problem",
+    "ReportError",
     "ServeOptions",
     "build_engine",
     "build_readers",
@@ -1296,3 +1300,29 @@ def verify_replay(
         schema=_schema(config),
     )
     return verifier.verify(traders, last=last)
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+def write_run_report(run: Path, out: Path | None = None, *, seed: int = 0) -> RunReportResult:
+    """``nof0 report``: read a run's views, compute its report, write HTML, JSON and PNGs
+    (into ``run/report`` unless told). Raises :class:`ReportError` naming what is missing."""
+    from infrastructure.reports.html import write_report
+    from infrastructure.reports.source import read_run
+    from projections.report import build_report
+
+    documents = read_run(run)
+    report = build_report(
+        documents.account_totals, documents.trades, documents.analytics, seed=seed
+    )
+    written = write_report(
+        report, out or run / "report", title=f"nof0 report: {run.resolve().name}"
+    )
+    return RunReportResult(report, written)
+
+
+@dataclass(frozen=True)
+class RunReportResult:
+    report: RunReport
+    written: WrittenReport

@@ -56,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (default: one per core this process may run on)",
     )
 
+    report = commands.add_parser(
+        "report", help="an HTML report with charts, PNGs and JSON KPIs of a run's views"
+    )
+    _common(report)
+    report.add_argument(
+        "run",
+        nargs="?",
+        default=None,
+        help="the run's data directory (default: --data-dir, else the config's DataPath)",
+    )
+    report.add_argument("--out", default=None, help="output directory (default: RUN/report)")
+    report.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
+
     check = commands.add_parser("check", help="validate the configuration and report problems")
     _common(check)
 
@@ -174,6 +187,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or config.main.Host
     port = args.port or config.main.Port
     return serve(config, args.config, host=host, port=port, workers=workers)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.run is not None:
+        run = Path(args.run)
+    else:
+        config = _load(args)
+        if config is None:
+            return EXIT_CONFIG
+        run = Path(config.data_dir)
+    try:
+        result = bootstrap.write_run_report(
+            run, Path(args.out) if args.out else None, seed=args.seed
+        )
+    except bootstrap.ReportError as exc:
+        print(f"no report: {exc}", file=sys.stderr)
+        return 1
+    report, written = result.report, result.written
+    for trader in report.traders:
+        kpis = trader.kpis.returns
+        low, high = kpis.total_return.low, kpis.total_return.high
+        interval = "" if low is None or high is None else f" [{low:+.2%}, {high:+.2%}]"
+        print(
+            f"{trader.model_id}: return {kpis.total_return.estimate or 0:+.2%}{interval}, "
+            f"{trader.num_trades} trades, max drawdown {kpis.max_drawdown:.2%}"
+        )
+    print(f"fingerprint {report.fingerprint}")
+    print(f"wrote {written.html}, {written.json} and {len(written.pngs)} PNGs")
+    return 0
 
 
 def cmd_projections(args: argparse.Namespace) -> int:
@@ -330,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "run": cmd_run,
         "serve": cmd_serve,
+        "report": cmd_report,
         "check": cmd_check,
         "projections": cmd_projections,
         "replay": cmd_replay,
