@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import matplotlib
-
-matplotlib.use("Agg")  # before pyplot: files only, never a window
-matplotlib.rcParams["svg.hashsalt"] = "nof0"  # SVG element ids from the content, not random
-
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from projections.report import RunReport, TraderReport
+
+# Figures are made without pyplot (no global state, no window, nothing to close); SVG
+# element ids come from the content, not a random salt, so one run draws the same bytes.
+matplotlib.rcParams["svg.hashsalt"] = "nof0"
 
 CHARTS = ("equity", "drawdown", "exposure")
 
@@ -50,7 +49,8 @@ TITLES = {
 
 
 def _figure(report: RunReport, chart: str) -> Figure:
-    figure, axes = plt.subplots(figsize=(10, 4), dpi=100)
+    figure = Figure(figsize=(10, 4), dpi=100)
+    axes = figure.subplots()
     for trader in report.traders:
         if trader.points:
             times, values = _series(trader, chart)
@@ -79,12 +79,9 @@ def draw(report: RunReport) -> list[Chart]:
     charts = []
     for name in CHARTS:
         figure = _figure(report, name)
-        try:
-            png, svg = io.BytesIO(), io.StringIO()
-            # No timestamps in the files: the same run draws the same bytes.
-            figure.savefig(png, format="png", metadata={"Software": None})
-            figure.savefig(svg, format="svg", metadata={"Date": None})
-        finally:
-            plt.close(figure)
+        png, svg = io.BytesIO(), io.StringIO()
+        # No timestamps in the files: the same run draws the same bytes.
+        figure.savefig(png, format="png", metadata={"Software": None})
+        figure.savefig(svg, format="svg", metadata={"Date": None})
         charts.append(Chart(name, TITLES[name], png.getvalue(), svg.getvalue()))
     return charts
