@@ -53,6 +53,8 @@ from domain.capital import CapitalPolicy
 from domain.risk import RiskLimits
 from domain.trader import PausePolicy
 from infrastructure.alerts.webhook import WebhookAlerts
+from infrastructure.backtest import BacktestError, BacktestPlan, BacktestResult, Progress
+from infrastructure.backtest import run_backtest as _run_backtest
 from infrastructure.clock import ReplayClock, SystemClock
 from infrastructure.config.loader import ConfigError, LoadedConfig, Problem, load_config
 from infrastructure.config.models import (
@@ -92,7 +94,8 @@ from infrastructure.llm.budget_store import FileBudgetStore
 from infrastructure.llm.cache import SQLiteDecisionCache
 from infrastructure.llm.clients import ModelEndpoint, build_model
 from infrastructure.market.failover import FailoverMarket
-from infrastructure.market.replay import ReplayMarket
+from infrastructure.market.history_tape import HistoryError, HistoryTape
+from infrastructure.market.replay import ReplayMarket, Tape
 from infrastructure.market.synthetic import SyntheticTape
 from infrastructure.metrics.collector import CollectorSources, MetricsCollector
 from infrastructure.metrics.families import EngineMetrics
@@ -130,6 +133,8 @@ from projections.trades import TradesProjector
 
 __all__ = [
     "ArchiveError",
+    "BacktestError",
+    "BacktestPlan",
     "ConfigError",
     "ControlError",
     "Engine",
@@ -137,6 +142,7 @@ __all__ = [
     "LoadedConfig",
     "NotAvailable",
     "Problem",
+    "Progress",
     "ReportError",
     "ServeOptions",
     "build_engine",
@@ -585,6 +591,32 @@ def _api_url(api_url: str, testnet: bool) -> str:
     return api_url or (TESTNET_URL if testnet else MAINNET_URL)
 
 
+def _replay_tape(config: LoadedConfig, provider: ReplayMarketConfig) -> Tape:
+    """The tape a replay provider serves: generated, or recorded candles (which must hold
+    ``history_days`` of warm-up before ``start``)."""
+    if provider.source == "synthetic":
+        return SyntheticTape(
+            tuple(provider.coins),
+            provider.start - timedelta(days=provider.history_days),
+            (provider.history_days + provider.days) * 1440,
+            provider.seed,
+            anchor_minute=provider.history_days * 1440,
+        )
+    files = {coin: config.resolve("market", path) for coin, path in provider.candles.items()}
+    try:
+        tape = HistoryTape.from_files(files)
+    except HistoryError as exc:
+        raise NotAvailable(f"replay candles: {exc}") from exc
+    earliest = tape.start + timedelta(days=provider.history_days)
+    if provider.start < earliest or provider.start >= tape.end:
+        raise NotAvailable(
+            f"replay start {provider.start.isoformat()} is outside the candles: they run "
+            f"{tape.start.isoformat()} to {tape.end.isoformat()}, and the indicators need "
+            f"{provider.history_days} days before the start (so from {earliest.isoformat()})"
+        )
+    return tape
+
+
 @dataclass
 class _Wiring:
     """Adapters shared across traders: one per provider, one weight budget per API host
@@ -610,15 +642,7 @@ class _Wiring:
         provider = self.config.market.providers[name]
         built: tuple[MarketData, Clock | None]
         if isinstance(provider, ReplayMarketConfig):
-            tape_start = provider.start - timedelta(days=provider.history_days)
-            minutes = (provider.history_days + provider.days) * 1440
-            tape = SyntheticTape(
-                tuple(provider.coins),
-                tape_start,
-                minutes,
-                provider.seed,
-                anchor_minute=provider.history_days * 1440,
-            )
+            tape = _replay_tape(self.config, provider)
             market = ReplayMarket(tape, max_staleness_s=provider.max_staleness)
             built = (market, ReplayClock(provider.start, provider.speed))
         else:
@@ -1326,3 +1350,25 @@ def write_run_report(run: Path, out: Path | None = None, *, seed: int = 0) -> Ru
 class RunReportResult:
     report: RunReport
     written: WrittenReport
+
+
+# -- backtests ---------------------------------------------------------------------------------
+
+
+def run_backtest(
+    config: LoadedConfig, plan: BacktestPlan, progress: Callable[[Progress], None]
+) -> BacktestResult:
+    """``nof0 backtest``: this configuration's traders over recorded candles (see
+    :mod:`infrastructure.backtest`)."""
+
+    def current_views(run: LoadedConfig) -> Path:
+        ns = namespaces(run)
+        return ns.directory(ns.ensure_current())
+
+    return _run_backtest(
+        config,
+        plan,
+        build_engine=lambda run, clock: build_engine(run, clock=clock),
+        current_views=current_views,
+        progress=progress,
+    )

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from infrastructure import bootstrap
@@ -68,6 +69,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--out", default=None, help="output directory (default: RUN/report)")
     report.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
+
+    backtest = commands.add_parser(
+        "backtest", help="the configured traders over recorded candles, on the simulator"
+    )
+    _common(backtest)
+    backtest.add_argument("--from", dest="start", required=True, help="UTC start, ISO 8601")
+    backtest.add_argument("--to", dest="end", required=True, help="UTC end, ISO 8601")
+    backtest.add_argument(
+        "--candles",
+        action="append",
+        default=[],
+        metavar="COIN=PATH",
+        help="a one-minute candle CSV for a coin (repeat per coin)",
+    )
+    backtest.add_argument(
+        "--traders", default="", help="comma-separated trader ids (default: every trader)"
+    )
+    backtest.add_argument(
+        "--out", default=None, help="the run's directory (default: DATA/backtests/<now>)"
+    )
+    backtest.add_argument("--report", action="store_true", help="write the report at the end")
 
     check = commands.add_parser("check", help="validate the configuration and report problems")
     _common(check)
@@ -187,6 +209,76 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or config.main.Host
     port = args.port or config.main.Port
     return serve(config, args.config, host=host, port=port, workers=workers)
+
+
+def _utc(text: str, flag: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{flag} {text!r} is not an ISO 8601 time (e.g. 2022-01-15T00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _candle_files(specs: list[str]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for spec in specs:
+        coin, sep, path = spec.partition("=")
+        if not sep or not coin.strip() or not path:
+            raise ValueError(f"--candles {spec!r} is not COIN=PATH")
+        files[coin.strip().upper()] = Path(path)
+    return files
+
+
+def _progress_bar(progress: bootstrap.Progress) -> None:
+    width = 30
+    filled = width * progress.done // progress.total
+    eta = progress.eta_s
+    left = "--:--" if eta is None else f"{int(eta // 60):02d}:{int(eta % 60):02d}"
+    print(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * progress.done // progress.total:3d}% "
+        f"{progress.at:%Y-%m-%d %H:%M} ETA {left}",
+        end="" if progress.done < progress.total else "\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        start, end = _utc(args.start, "--from"), _utc(args.end, "--to")
+        candles = _candle_files(args.candles)
+    except ValueError as exc:
+        print(f"backtest refused: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(config.data_dir) / "backtests" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    )
+    traders = [t.strip() for t in args.traders.split(",") if t.strip()]
+    plan = bootstrap.BacktestPlan(start=start, end=end, candles=candles, out=out, traders=traders)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        result = bootstrap.run_backtest(config, plan, _progress_bar)
+    except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
+        print(f"backtest refused: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"backtest {result.out}: {', '.join(result.traders)} on {', '.join(result.coins)}, "
+        f"{result.minutes:,} minutes, {result.cycles:,} cycles, {result.trades} trades in "
+        f"{result.seconds:.1f} s ({result.candles_per_s:,.0f} candles/s)"
+    )
+    print(f"fingerprint {result.fingerprint}")
+    print(f"serve it: nof0 serve --data-dir {result.out}; report: nof0 report {result.out}")
+    if args.report:
+        written = bootstrap.write_run_report(result.out).written
+        print(f"wrote {written.html}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -373,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "serve": cmd_serve,
         "report": cmd_report,
+        "backtest": cmd_backtest,
         "check": cmd_check,
         "projections": cmd_projections,
         "replay": cmd_replay,
