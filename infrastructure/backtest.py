@@ -31,12 +31,13 @@ from infrastructure.config.loader import LoadedConfig
 from infrastructure.config.models import ReplayMarketConfig, SimExchangeConfig
 from infrastructure.files import atomic_write
 from projections.documents import TradesDocument
-from projections.report import trades_fingerprint
+from projections.replicas import ReplicaSummary, aggregate_replicas, luck_test
+from projections.report import RunReport, trades_fingerprint
 
 if TYPE_CHECKING:  # bootstrap wires the backtest; importing it at run time would loop
     from infrastructure.bootstrap import Engine
 
-BuildEngine = Callable[[LoadedConfig, ManualClock], "Engine"]
+BuildEngine = Callable[[LoadedConfig, ManualClock, int], "Engine"]
 
 PROVIDER = "backtest"
 STEP = timedelta(minutes=1)
@@ -54,6 +55,9 @@ class BacktestPlan:
     out: Path
     traders: Sequence[str] = ()  # config ids; empty: every configured trader
     history_days: int = 12
+    #: The replica: seeds the random baseline's draws and the simulator's book (0: as
+    #: configured).
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
         # Each trader on a simulator account of its own: on one shared account a coin
         # belongs to one trader at a time, and with few coins one trader would hold them all.
         own_venue = f"{PROVIDER}-{trader.id}"
-        venues[own_venue] = venue
+        venues[own_venue] = venue.model_copy(update={"seed": venue.seed + plan.seed})
         update = {"market_provider": PROVIDER, "coins": shared, "exchange_provider": own_venue}
         traders.append(trader.model_copy(update=update))
     provider = ReplayMarketConfig.model_validate(
@@ -164,7 +168,7 @@ async def _run(
     progress: Callable[[Progress], None],
 ) -> int:
     clock = ManualClock(plan.start)
-    engine = build_engine(config, clock)
+    engine = build_engine(config, clock, plan.seed)
     await engine.start()
     total = int((plan.end - plan.start) / STEP)
     began = time.perf_counter()
@@ -214,6 +218,7 @@ def run_backtest(
         fingerprint=trades_fingerprint(trades),
     )
     summary = {
+        "seed": plan.seed,
         "from": plan.start.isoformat(),
         "to": plan.end.isoformat(),
         "traders": {t.id: t.model for t in run_config.manager.traders},
@@ -230,3 +235,79 @@ def run_backtest(
     }
     atomic_write(plan.out / "backtest.json", json.dumps(summary, indent=2).encode())
     return result
+
+
+# -- replicas (--seeds N) ------------------------------------------------------------------
+
+
+#: The KPIs compared with the null in the luck test.
+LUCK_KPIS = ("total_return", "sharpe")
+
+
+@dataclass(frozen=True)
+class ReplicaTable:
+    """Each trader's KPIs over the replicas: mean and interval, and the luck verdicts."""
+
+    seeds: int
+    null: str | None
+    traders: dict[str, dict[str, ReplicaSummary]]
+    verdicts: dict[str, dict[str, str]]  # trader -> KPI -> label (against the null)
+    fingerprints: list[str]
+
+    def document(self) -> dict[str, object]:
+        return {
+            "seeds": self.seeds,
+            "null": self.null,
+            "fingerprints": self.fingerprints,
+            "traders": {
+                trader: {kpi: dataclasses.asdict(summary) for kpi, summary in kpis.items()}
+                for trader, kpis in self.traders.items()
+            },
+            "luck": self.verdicts,
+        }
+
+
+def replica_table(
+    runs: Sequence[BacktestResult], read: Callable[[Path], RunReport], null: str | None
+) -> ReplicaTable:
+    """Aggregate the replicas' reports; each trader is tested against ``null`` (a random
+    trader run over the same replicas) on ``LUCK_KPIS``."""
+    flats: dict[str, list[dict[str, float | None]]] = {}
+    for run in runs:
+        for trader in read(run.out).traders:
+            flats.setdefault(trader.model_id, []).append(trader.kpis.flat())
+    traders = {model: aggregate_replicas(rows) for model, rows in flats.items()}
+    verdicts: dict[str, dict[str, str]] = {}
+    if null is not None and null in traders:
+        for model, kpis in traders.items():
+            if model != null:
+                verdicts[model] = {
+                    kpi: luck_test(kpis, traders[null], kpi).label for kpi in LUCK_KPIS
+                }
+    return ReplicaTable(len(runs), null, traders, verdicts, [r.fingerprint for r in runs])
+
+
+def run_replicas(
+    config: LoadedConfig,
+    plan: BacktestPlan,
+    seeds: int,
+    *,
+    run_one: Callable[[BacktestPlan], BacktestResult],
+    read: Callable[[Path], RunReport],
+    null: str | None,
+) -> tuple[list[BacktestResult], ReplicaTable]:
+    """``--seeds N``: N replicas into ``out/seed-<i>``, then ``out/replicas.json``."""
+    if seeds < 1:
+        raise BacktestError(f"--seeds must be at least 1, not {seeds}")
+    if plan.out.exists() and any(plan.out.iterdir()):
+        raise BacktestError(f"{plan.out} is not empty: give a new --out for each run")
+    if null is not None and plan.traders and null not in plan.traders:
+        raise BacktestError(f"the null trader {null} is not among --traders")
+    backtest_config(config, plan)  # refuse bad input before the first replica runs
+    runs = [
+        run_one(dataclasses.replace(plan, out=plan.out / f"seed-{seed}", seed=seed))
+        for seed in range(seeds)
+    ]
+    table = replica_table(runs, read, null)
+    atomic_write(plan.out / "replicas.json", json.dumps(table.document(), indent=2).encode())
+    return runs, table

@@ -53,7 +53,14 @@ from domain.capital import CapitalPolicy
 from domain.risk import RiskLimits
 from domain.trader import PausePolicy
 from infrastructure.alerts.webhook import WebhookAlerts
-from infrastructure.backtest import BacktestError, BacktestPlan, BacktestResult, Progress
+from infrastructure.backtest import (
+    BacktestError,
+    BacktestPlan,
+    BacktestResult,
+    Progress,
+    ReplicaTable,
+    run_replicas,
+)
 from infrastructure.backtest import run_backtest as _run_backtest
 from infrastructure.clock import ReplayClock, SystemClock
 from infrastructure.config.loader import ConfigError, LoadedConfig, Problem, load_config
@@ -969,9 +976,14 @@ def _alert_sinks(config: LoadedConfig) -> list[Alerts]:
 
 
 def build_engine(
-    config: LoadedConfig, *, app: TradingApp | None = None, clock: Clock | None = None
+    config: LoadedConfig,
+    *,
+    app: TradingApp | None = None,
+    clock: Clock | None = None,
+    replica: int = 0,
 ) -> Engine:
-    """Wire the engine; ``clock`` replaces the configured one (tests and benchmarks)."""
+    """Wire the engine; ``clock`` replaces the configured one (tests and benchmarks);
+    ``replica`` seeds the random baseline differently (a backtest's ``--seeds``)."""
     app = app or open_app(config)
     schema = _schema(config)
     services = _llm_services(config, schema)
@@ -1014,7 +1026,9 @@ def build_engine(
                 market=market,
                 exchange=exchanges[trader.exchange_provider],
                 model=BaselineModel(
-                    settings.model, max_position_size_usd=settings.limits.max_position_size_usd
+                    settings.model,
+                    max_position_size_usd=settings.limits.max_position_size_usd,
+                    replica=replica,
                 ),
                 schema=schema,
             )
@@ -1368,7 +1382,35 @@ def run_backtest(
     return _run_backtest(
         config,
         plan,
-        build_engine=lambda run, clock: build_engine(run, clock=clock),
+        build_engine=lambda run, clock, seed: build_engine(run, clock=clock, replica=seed),
         current_views=current_views,
         progress=progress,
+    )
+
+
+def run_backtest_replicas(
+    config: LoadedConfig,
+    plan: BacktestPlan,
+    seeds: int,
+    progress: Callable[[Progress], None],
+    *,
+    null: str | None = "random-walk",
+) -> tuple[list[BacktestResult], ReplicaTable]:
+    """``nof0 backtest --seeds N``: N replicas, their KPIs as mean and interval, each trader
+    against the random trader (``null``) over the same replicas."""
+    from infrastructure.reports.source import read_run
+    from projections.report import build_report
+
+    def read(run: Path) -> RunReport:
+        documents = read_run(run)
+        return build_report(documents.account_totals, documents.trades, documents.analytics)
+
+    known = {t.id for t in config.manager.traders}
+    return run_replicas(
+        config,
+        plan,
+        seeds,
+        run_one=lambda one: run_backtest(config, one, progress),
+        read=read,
+        null=null if null in known else None,
     )

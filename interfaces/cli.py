@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="the run's directory (default: DATA/backtests/<now>)"
     )
     backtest.add_argument("--report", action="store_true", help="write the report at the end")
+    backtest.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="replicas (random baseline and simulator book seeds): KPIs as mean and interval",
+    )
 
     check = commands.add_parser("check", help="validate the configuration and report problems")
     _common(check)
@@ -263,6 +269,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     traders = [t.strip() for t in args.traders.split(",") if t.strip()]
     plan = bootstrap.BacktestPlan(start=start, end=end, candles=candles, out=out, traders=traders)
     logging.basicConfig(level=logging.WARNING)
+    if args.seeds != 1:
+        return _backtest_replicas(config, plan, args.seeds)
     try:
         result = bootstrap.run_backtest(config, plan, _progress_bar)
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
@@ -278,6 +286,35 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.report:
         written = bootstrap.write_run_report(result.out).written
         print(f"wrote {written.html}")
+    return 0
+
+
+def _summary(summary: object) -> str:
+    mean, low, high = (getattr(summary, name) for name in ("mean", "low", "high"))
+    if mean is None:
+        return "–"
+    if low is None or high is None:
+        return f"{mean:+.4f}"
+    return f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def _backtest_replicas(
+    config: bootstrap.LoadedConfig, plan: bootstrap.BacktestPlan, seeds: int
+) -> int:
+    try:
+        runs, table = bootstrap.run_backtest_replicas(config, plan, seeds, _progress_bar)
+    except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
+        print(f"backtest refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(runs)} replicas in {plan.out} (seed-0 … seed-{len(runs) - 1})")
+    for trader, kpis in table.traders.items():
+        luck = table.verdicts.get(trader, {})
+        verdict = f"; sharpe {luck['sharpe']}" if "sharpe" in luck else ""
+        print(
+            f"{trader}: return {_summary(kpis['total_return'])}, "
+            f"sharpe {_summary(kpis['sharpe'])}{verdict}"
+        )
+    print(f"wrote {plan.out / 'replicas.json'}")
     return 0
 
 

@@ -121,3 +121,37 @@ def test_a_used_run_directory_is_refused(
 ) -> None:
     assert cli("backtest", *WINDOW, "--candles", candles, "--out", str(runs[0])) == 1
     assert "is not empty" in capsys.readouterr().err
+
+
+def test_seeds_run_replicas_with_kpi_intervals_and_a_luck_verdict(
+    candles: str, runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "replicas"
+    assert cli("backtest", *WINDOW, "--candles", candles, "--out", str(out), "--seeds", "3") == 0
+    printed = capsys.readouterr().out
+    table = json.loads((out / "replicas.json").read_text())
+    assert table["seeds"] == 3
+    assert table["null"] == "random-walk"
+    assert sorted(p.name for p in out.iterdir()) == ["replicas.json", "seed-0", "seed-1", "seed-2"]
+    # Replica 0 is the plain run; the random trader draws differently in the others.
+    assert table["fingerprints"][0] == summary(runs[0])["fingerprint"]
+    assert len(set(table["fingerprints"])) == 3
+    walk = table["traders"]["random-walk"]["total_return"]
+    assert walk["count"] == 3
+    assert walk["low"] <= walk["mean"] <= walk["high"]
+    assert walk["low"] < walk["high"]
+    assert set(table["luck"]) == {"ema-cross", "btc-hold"}
+    for verdicts in table["luck"].values():
+        assert set(verdicts.values()) <= {
+            "distinguishable from luck",
+            "not distinguishable from luck",
+        }
+    assert "random-walk: return" in printed
+
+
+def test_seeds_below_one_are_refused(
+    candles: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--candles", candles, "--out", str(tmp_path / "r"), "--seeds", "0")
+    assert cli("backtest", *WINDOW, *args) == 1
+    assert "--seeds must be at least 1, not 0" in capsys.readouterr().err
