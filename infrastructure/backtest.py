@@ -152,12 +152,21 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
     market = config.market.model_copy(
         update={"default": PROVIDER, "providers": {**config.market.providers, PROVIDER: provider}}
     )
-    manager = config.manager.model_copy(update={"traders": traders})
+    # The run is its own: SQLite events and JSON views in its directory (never the live
+    # arena's PostgreSQL or Redis), no leases, and no alerts to the operator's webhook.
+    main = config.main.model_copy(
+        update={
+            "Postgres": config.main.Postgres.model_copy(update={"DataSource": ""}),
+            "Cache": [],
+        }
+    )
+    monitoring = config.manager.monitoring.model_copy(update={"alert_webhook": ""})
+    manager = config.manager.model_copy(update={"traders": traders, "monitoring": monitoring})
     exchange = config.exchange.model_copy(
         update={"providers": {**config.exchange.providers, **venues}}
     )
     return dataclasses.replace(
-        config, market=market, manager=manager, exchange=exchange, data_dir=plan.out
+        config, main=main, market=market, manager=manager, exchange=exchange, data_dir=plan.out
     )
 
 

@@ -73,6 +73,8 @@ from infrastructure.config.models import (
     SimExchangeConfig,
     TraderConfig,
 )
+from infrastructure.counterfactual import Change, Comparison
+from infrastructure.counterfactual import replay_run as _replay_run
 from infrastructure.event_archive import (
     ArchiveError,
     ExportReport,
@@ -142,6 +144,7 @@ __all__ = [
     "ArchiveError",
     "BacktestError",
     "BacktestPlan",
+    "Change",
     "ConfigError",
     "ControlError",
     "Engine",
@@ -1413,4 +1416,30 @@ def run_backtest_replicas(
         run_one=lambda one: run_backtest(config, one, progress),
         read=read,
         null=null if null in known else None,
+    )
+
+
+def replay_counterfactual(
+    config: LoadedConfig,
+    run: Path,
+    change: Change,
+    progress: Callable[[Progress], None],
+    *,
+    out: Path | None = None,
+) -> Comparison:
+    """``nof0 replay run``: the backtest in ``run`` decided again under ``change``."""
+    from infrastructure.reports.source import read_run
+    from projections.report import build_report
+
+    def read(directory: Path) -> RunReport:
+        documents = read_run(directory)
+        return build_report(documents.account_totals, documents.trades, documents.analytics)
+
+    return _replay_run(
+        config,
+        run,
+        change,
+        run_backtest=lambda changed, plan: run_backtest(changed, plan, progress),
+        read=read,
+        out=out,
     )

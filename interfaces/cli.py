@@ -14,7 +14,9 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from application.counterfactual import describe
 from infrastructure import bootstrap
 from interfaces import sim_cli
 
@@ -119,6 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--trader", action="append", help="only this trader (repeatable)")
     verify.add_argument("--last", type=int, default=None, help="only the last N cycles each")
     _common(verify)
+
+    counterfactual = replay_commands.add_parser(
+        "run", help="a backtest decided again under a change, compared side by side"
+    )
+    counterfactual.add_argument("run", help="the backtest's directory")
+    counterfactual.add_argument("--prompt", default=None, help="another system prompt template")
+    counterfactual.add_argument("--model", default=None, help="another model id")
+    counterfactual.add_argument(
+        "--risk", action="append", default=[], metavar="KEY=VALUE", help="a risk parameter"
+    )
+    counterfactual.add_argument(
+        "--trader", action="append", default=[], help="who gets the change (default: all)"
+    )
+    counterfactual.add_argument("--out", default=None, help="default: RUN/counterfactuals/<n>")
+    _common(counterfactual)
 
     events = commands.add_parser(
         "events", help="export or import the event log (move an arena between stores)"
@@ -318,6 +335,62 @@ def _backtest_replicas(
     return 0
 
 
+def _pair(before: Any, after: Any, getter: Any, fmt: str) -> str:
+    one = "–" if before is None else format(getter(before), fmt)
+    two = "–" if after is None else format(getter(after), fmt)
+    return f"{one} → {two}"
+
+
+def _counterfactual(config: bootstrap.LoadedConfig, args: argparse.Namespace) -> int:
+    risk: dict[str, str] = {}
+    for spec in args.risk:
+        key, sep, value = spec.partition("=")
+        if not sep or not key.strip():
+            print(f"replay run refused: --risk {spec!r} is not KEY=VALUE", file=sys.stderr)
+            return EXIT_CONFIG
+        risk[key.strip()] = value.strip()
+    change = bootstrap.Change(
+        prompt=Path(args.prompt) if args.prompt else None,
+        model=args.model,
+        risk=risk,
+        traders=args.trader,
+    )
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        result = bootstrap.replay_counterfactual(
+            config, Path(args.run), change, _progress_bar, out=Path(args.out) if args.out else None
+        )
+    except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
+        print(f"replay run refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"counterfactual of {result.run} with {change.describe()}: {result.out}")
+    header = (
+        f"{'trader':<14} {'cycles':>6} {'differ':>6}  {'trades':>9}  {'net P&L':>21}  "
+        f"{'return':>17}  {'model cost':>17}"
+    )
+    print(header)
+    for row in result.traders:
+        both = (row.original, row.counterfactual)
+        mark = "*" if row.changed else " "
+        decided = f"{row.decisions.compared:>6} {len(row.decisions.differing):>6}"
+        print(
+            f"{row.trader + mark:<14} {decided}  "
+            f"{_pair(*both, lambda r: r.num_trades, 'd'):>9}  "
+            f"{_pair(*both, lambda r: r.kpis.trades.net_pnl, '+.2f'):>21}  "
+            f"{_pair(*both, lambda r: r.kpis.returns.total_return.estimate or 0.0, '+.2%'):>17}  "
+            f"{row.original_cost:.4f} → {row.counterfactual_cost:.4f}"
+        )
+    print("* the change applies to this trader")
+    for row in result.traders:
+        for at, was, now in row.decisions.differing[:5]:
+            print(f"  {row.trader} {at:%Y-%m-%d %H:%M}: {describe(was)} → {describe(now)}")
+        if len(row.decisions.differing) > 5:
+            print(f"  {row.trader}: … {len(row.decisions.differing) - 5} more cycles differ")
+    fingerprints = (result.original_fingerprint[:12], result.counterfactual_fingerprint[:12])
+    print(f"fingerprints {fingerprints[0]} → {fingerprints[1]}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     if args.run is not None:
         run = Path(args.run)
@@ -381,6 +454,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return EXIT_CONFIG
+    if args.action == "run":
+        return _counterfactual(config, args)
     try:
         report = bootstrap.verify_replay(config, traders=args.trader, last=args.last)
     except LookupError as exc:

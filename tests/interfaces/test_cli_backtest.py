@@ -155,3 +155,73 @@ def test_seeds_below_one_are_refused(
     args = ("--candles", candles, "--out", str(tmp_path / "r"), "--seeds", "0")
     assert cli("backtest", *WINDOW, *args) == 1
     assert "--seeds must be at least 1, not 0" in capsys.readouterr().err
+
+
+# -- nof0 replay run: counterfactuals -----------------------------------------------------
+
+
+def replay_run(*args: str) -> int:
+    return main(["replay", "run", *args, "--config", str(DEFAULT_CONFIG)])
+
+
+def test_replay_run_compares_a_changed_trader_side_by_side(
+    runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cf"
+    change = ("--model", "baseline:ema_cross", "--trader", "random-walk")
+    assert replay_run(str(runs[0]), *change, "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in printed.splitlines() if line.strip()}
+    # Only the changed trader decides differently; the others are the same run again.
+    assert lines["random-walk*"].split()[2] != "0"
+    assert lines["ema-cross"].split()[2] == "0"
+    assert lines["btc-hold"].split()[2] == "0"
+    assert "random-walk 2022-01-13" in printed  # the first differing cycles, named
+    counterfactual = summary(out)
+    assert counterfactual["traders"]["random-walk"] == "baseline:ema_cross"  # type: ignore[index]
+    assert counterfactual["fingerprint"] != summary(runs[0])["fingerprint"]
+
+
+def test_replay_run_with_the_same_settings_changes_nothing(
+    runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # max_positions 3 is what ema-cross has already: the counterfactual is the run itself.
+    out = tmp_path / "same"
+    assert (
+        replay_run(
+            str(runs[0]), "--risk", "max_positions=3", "--trader", "ema-cross", "--out", str(out)
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert summary(out)["fingerprint"] == summary(runs[0])["fingerprint"]
+    assert " 0  " in next(line for line in printed.splitlines() if line.startswith("ema-cross"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "nothing to change"),
+        (("--risk", "max_leverage=3"), "not a risk parameter"),
+        (("--risk", "max_positions=0"), "max_positions"),
+        (("--risk", "max_positions"), "is not KEY=VALUE"),
+        (("--model", "baseline:ema_cross", "--trader", "nobody"), "the run has no trader nobody"),
+    ],
+)
+def test_replay_run_refuses_bad_input_clearly(
+    runs: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    code = replay_run(str(runs[0]), *args, "--out", str(tmp_path / "x"))
+    assert code in {1, 2}
+    err = capsys.readouterr().err
+    assert err.startswith("replay run refused: ")
+    assert message in err
+
+
+def test_replay_run_needs_a_backtest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert replay_run(str(tmp_path), "--model", "baseline:random") == 1
+    assert "holds no backtest.json" in capsys.readouterr().err
