@@ -57,8 +57,11 @@ from infrastructure.backtest import (
     BacktestError,
     BacktestPlan,
     BacktestResult,
+    CostEstimate,
     Progress,
     ReplicaTable,
+    backtest_config,
+    estimate_cost,
     run_replicas,
 )
 from infrastructure.backtest import run_backtest as _run_backtest
@@ -147,6 +150,7 @@ __all__ = [
     "Change",
     "ConfigError",
     "ControlError",
+    "CostEstimate",
     "Engine",
     "EventStoreError",
     "LoadedConfig",
@@ -848,7 +852,7 @@ def _llm_services(config: LoadedConfig, schema: DecisionSchema | None) -> _LLMSe
     )
     if llm.cache.enabled:
         services.cache = SQLiteDecisionCache(
-            config.data_dir / "llm_cache.sqlite3",
+            Path(llm.cache.path) if llm.cache.path else config.data_dir / "llm_cache.sqlite3",
             ttl_s=float(llm.cache.ttl),
             max_entries=llm.cache.max_entries,
         )
@@ -1443,3 +1447,10 @@ def replay_counterfactual(
         read=read,
         out=out,
     )
+
+
+def estimate_backtest_cost(config: LoadedConfig, plan: BacktestPlan) -> CostEstimate:
+    """The model calls and dollars a backtest would spend, before its prompt cache."""
+    run = backtest_config(config, plan)
+    intervals = {t.id: trader_settings(run, t).decision_interval_s for t in run.manager.traders}
+    return estimate_cost(run, plan, intervals, baseline_prefix=BASELINE_PREFIX)

@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("--report", action="store_true", help="write the report at the end")
     backtest.add_argument(
+        "--yes", action="store_true", help="run LLM traders without asking (after the estimate)"
+    )
+    backtest.add_argument(
+        "--max-cost",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="refuse when the estimated model cost is above this",
+    )
+    backtest.add_argument(
         "--seeds",
         type=int,
         default=1,
@@ -268,6 +278,36 @@ def _progress_bar(progress: bootstrap.Progress) -> None:
     )
 
 
+def _spend_approved(estimate: bootstrap.CostEstimate, yes: bool, max_cost: float | None) -> bool:
+    """Print what the LLM traders would cost; go on only when told to (or asked and
+    answered yes at a terminal), and never above ``--max-cost``."""
+    for row in estimate.traders:
+        print(
+            f"{row.trader} ({row.model}): up to {row.calls:,} model calls, about "
+            f"{row.tokens_in:,} prompt and {row.tokens_out_typical:,} answer tokens: about "
+            f"${row.dollars_typical:,.2f} (at most ${row.dollars_max:,.2f}), less what the "
+            "prompt cache answers (a re-run of the same backtest asks no model)",
+            file=sys.stderr,
+        )
+    if max_cost is not None and estimate.dollars_typical > max_cost:
+        print(
+            f"backtest refused: about ${estimate.dollars_typical:,.2f} of model calls is over "
+            f"--max-cost {max_cost:,.2f}",
+            file=sys.stderr,
+        )
+        return False
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        print(
+            "backtest refused: it would call paid models; pass --yes to run it (or --max-cost)",
+            file=sys.stderr,
+        )
+        return False
+    answer = input(f"run it for about ${estimate.dollars_typical:,.2f}? [y/N] ")
+    return answer.strip().lower() in {"y", "yes"}
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
@@ -286,6 +326,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     traders = [t.strip() for t in args.traders.split(",") if t.strip()]
     plan = bootstrap.BacktestPlan(start=start, end=end, candles=candles, out=out, traders=traders)
     logging.basicConfig(level=logging.WARNING)
+    try:
+        estimate = bootstrap.estimate_backtest_cost(config, plan)
+    except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
+        print(f"backtest refused: {exc}", file=sys.stderr)
+        return 1
+    if estimate.calls and not _spend_approved(estimate, args.yes, args.max_cost):
+        return 1
     if args.seeds != 1:
         return _backtest_replicas(config, plan, args.seeds)
     try:

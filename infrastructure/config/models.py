@@ -176,6 +176,8 @@ class PromptCacheConfig(Section):
     enabled: bool = True
     ttl: int = Field(3600, ge=0)
     max_entries: int = Field(10_000, ge=0)
+    #: The cache file; empty: DataPath/llm_cache.sqlite3 (backtests share one of their own).
+    path: str = ""
 
 
 class LLMConfig(Section):
