@@ -12,12 +12,16 @@ are made the same way, and a report never reads the event store.
   and the report says how many rows it left out.
 * Exposure is the gross notional of the open positions (|quantity| × mark) over equity.
 * A trade's funding is what its net P&L holds beyond gross P&L and commissions.
+* P&L is split (``projections.attribution``) into market exposure, leverage, fees, funding
+  and the rest, with the buy-and-hold baseline's equity as the BTC price (it holds BTC at
+  1×, so its returns are BTC's).
 * The fingerprint is a SHA-256 over the trades in a canonical order and encoding: two runs
   with the same inputs must print the same one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +29,7 @@ from decimal import Decimal
 
 import msgspec
 
+from projections.attribution import PnlAttribution, attribute_pnl
 from projections.documents import (
     AccountTotal,
     AccountTotalsDocument,
@@ -61,6 +66,9 @@ class TraderReport:
     ai_cost_usd: float
     rows_left_out: int  # account rows outside the longest run of consecutive hours
     num_trades: int
+    #: The P&L split against BTC (the buy-and-hold baseline's curve as its price), over
+    #: the hours both have; None for the baseline itself or without one.
+    attribution: PnlAttribution | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,22 @@ def _trader(
     )
 
 
+def _attribution(
+    rows: list[AccountTotal], btc: dict[int, float], trades: list[TradeDoc]
+) -> PnlAttribution | None:
+    """Split over the hours the trader and the BTC baseline both have (None: under two)."""
+    both = [r for r in longest_hourly_run(rows) if r.since_inception_hourly_marker in btc]
+    if len(both) < 2:
+        return None
+    records = [trade_record(t) for t in trades]
+    return attribute_pnl(
+        [_money(r.dollar_equity) for r in both],
+        [_money(btc[r.since_inception_hourly_marker]) for r in both],
+        fees_paid=sum((r.fees for r in records), Decimal(0)),
+        funding=sum((r.funding for r in records), Decimal(0)),
+    )
+
+
 class _FingerprintTrade(msgspec.Struct, array_like=True):
     model_id: str
     symbol: str
@@ -226,6 +250,11 @@ def build_report(
         for model, rows in sorted(by_model.items())
     }
     baseline = reports.pop(BASELINE, None)
+    if BASELINE in by_model:
+        btc = {r.since_inception_hourly_marker: r.dollar_equity for r in by_model[BASELINE]}
+        for model, report in reports.items():
+            split = _attribution(by_model[model], btc, trades_by_model.get(model, []))
+            reports[model] = dataclasses.replace(report, attribution=split)
     return RunReport(
         traders=list(reports.values()),
         baseline=baseline,
@@ -275,6 +304,13 @@ def trader_summary(trader: TraderReport) -> dict[str, object]:
         "ai_cost_per_pnl_dollar": trades.ai_cost_per_pnl_dollar,
         "final_equity": trader.points[-1].equity if trader.points else None,
         "rows_left_out": trader.rows_left_out,
+        "pnl_split": None
+        if trader.attribution is None
+        else {
+            "beta": trader.attribution.beta,
+            "total": float(trader.attribution.total),
+            **{name: float(value) for name, value in trader.attribution.parts().items()},
+        },
     }
 
 

@@ -205,3 +205,26 @@ def test_the_fingerprint_is_the_trades_not_their_order_or_venue_ids() -> None:
     moved = msgspec.structs.replace(one, exit_price=110.5)
     assert trades_fingerprint([one, two]) != trades_fingerprint([moved, two])
     assert trades_fingerprint([one]) != trades_fingerprint([one, two])
+
+
+def test_the_pnl_split_against_the_baseline_adds_up() -> None:
+    btc = [1000.0, 1010.0, 1005.0, 1030.0, 1020.0, 1040.0, 1050.0]
+    follower = [3 * e for e in btc]  # holds BTC at 1x: all market
+    rows = [row(BASELINE, h, e) for h, e in enumerate(btc)]
+    rows += [row("follower", h, e) for h, e in enumerate(follower)]
+    rows += [row("flat", h, 2000.0 + (h % 2)) for h in range(len(btc))]
+    report = build_report(totals(*rows), TradesDocument(trades=[]))
+    by_model = {t.model_id: t for t in report.traders}
+    split = by_model["follower"].attribution
+    assert split is not None
+    assert split.beta == pytest.approx(1.0)
+    assert float(split.market) == pytest.approx(float(split.total), abs=1e-6)
+    assert abs(float(split.residual)) < 1e-6
+    for trader in report.traders:
+        parts = trader.attribution
+        assert parts is not None
+        assert sum(parts.parts().values()) == parts.total  # exactly, in Decimal
+    assert report.baseline is not None
+    assert report.baseline.attribution is None
+    document = report_document(report)
+    assert document["traders"][0]["pnl_split"]["beta"] is not None  # type: ignore[index]
