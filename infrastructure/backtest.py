@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -91,6 +91,24 @@ class BacktestResult:
         return len(self.coins) * self.minutes / self.seconds if self.seconds else 0.0
 
 
+def trader_records(config: LoadedConfig) -> dict[str, dict[str, Any]]:
+    """What each trader ran with: its settings and its prompt templates' SHA-256 (a
+    counterfactual checks that nothing but its change differs)."""
+    records = {}
+    for trader in config.manager.traders:
+        record = trader.model_dump(mode="json")
+        # What else shapes its result: its venue's fees and book, the arena's capital.
+        record["venue"] = config.exchange.providers[trader.exchange_provider].model_dump(
+            mode="json"
+        )
+        record["arena"] = config.manager.manager.model_dump(mode="json")
+        for field in ("prompt_template", "executor_prompt_template"):
+            path = config.resolve("Manager", getattr(trader, field))
+            record[f"{field}_sha256"] = _sha256(path) if path.is_file() else None
+        records[trader.id] = record
+    return records
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -142,6 +160,7 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
             "source": "history",
             "candles": {coin: str(path.resolve()) for coin, path in plan.candles.items()},
             "start": plan.start,
+            "end": plan.end,
             "history_days": plan.history_days,
             "max_staleness": 90.0,
             "timeout": 5.0,
@@ -326,6 +345,7 @@ def run_backtest(
         "from": plan.start.isoformat(),
         "to": plan.end.isoformat(),
         "traders": {t.id: t.model for t in run_config.manager.traders},
+        "trader_configs": trader_records(run_config),
         "candles": {
             coin: {"file": str(path), "sha256": _sha256(path)}
             for coin, path in plan.candles.items()

@@ -616,12 +616,17 @@ def _replay_tape(config: LoadedConfig, provider: ReplayMarketConfig) -> Tape:
             provider.seed,
             anchor_minute=provider.history_days * 1440,
         )
-    files = {coin: config.resolve("market", path) for coin, path in provider.candles.items()}
+    files = {coin: config.resolve("Market", path) for coin, path in provider.candles.items()}
     try:
         tape = HistoryTape.from_files(files)
     except HistoryError as exc:
         raise NotAvailable(f"replay candles: {exc}") from exc
     earliest = tape.start + timedelta(days=provider.history_days)
+    if provider.end is not None and provider.end > tape.end:
+        raise NotAvailable(
+            f"replay end {provider.end.isoformat()} is after the candles end "
+            f"({tape.end.isoformat()}): the cycles past it would have no market data"
+        )
     if provider.start < earliest or provider.start >= tape.end:
         raise NotAvailable(
             f"replay start {provider.start.isoformat()} is outside the candles: they run "
@@ -1395,6 +1400,9 @@ def run_backtest(
     )
 
 
+RANDOM_BASELINE = f"{BASELINE_PREFIX}random"
+
+
 def run_backtest_replicas(
     config: LoadedConfig,
     plan: BacktestPlan,
@@ -1412,14 +1420,16 @@ def run_backtest_replicas(
         documents = read_run(run)
         return build_report(documents.account_totals, documents.trades, documents.analytics)
 
-    known = {t.id for t in config.manager.traders}
+    chosen = [t for t in config.manager.traders if not plan.traders or t.id in plan.traders]
+    # The null is the random trader of the run, whatever its id.
+    randoms = [t.id for t in chosen if t.model == RANDOM_BASELINE]
     return run_replicas(
         config,
         plan,
         seeds,
         run_one=lambda one: run_backtest(config, one, progress),
         read=read,
-        null=null if null in known else None,
+        null=null if null in randoms else (randoms[0] if randoms else None),
     )
 
 
@@ -1429,9 +1439,11 @@ def replay_counterfactual(
     change: Change,
     progress: Callable[[Progress], None],
     *,
+    approve: Callable[[CostEstimate], bool] = lambda estimate: estimate.calls == 0,
     out: Path | None = None,
 ) -> Comparison:
-    """``nof0 replay run``: the backtest in ``run`` decided again under ``change``."""
+    """``nof0 replay run``: the backtest in ``run`` decided again under ``change``;
+    ``approve`` sees the model cost estimate first and may refuse it."""
     from infrastructure.reports.source import read_run
     from projections.report import build_report
 
@@ -1445,6 +1457,7 @@ def replay_counterfactual(
         change,
         run_backtest=lambda changed, plan: run_backtest(changed, plan, progress),
         read=read,
+        approve=lambda changed, plan: approve(estimate_backtest_cost(changed, plan)),
         out=out,
     )
 

@@ -25,7 +25,13 @@ import pydantic
 
 from application.counterfactual import CycleDecisions, DecisionDiff, compare, cycle_decisions
 from application.trading import TradingApp
-from infrastructure.backtest import BacktestError, BacktestPlan, BacktestResult
+from infrastructure.backtest import (
+    BacktestError,
+    BacktestPlan,
+    BacktestResult,
+    backtest_config,
+    trader_records,
+)
 from infrastructure.config.loader import LoadedConfig
 from infrastructure.config.models import RiskParams
 from infrastructure.eventstore import open_trading_app, sqlite_env
@@ -139,6 +145,29 @@ def changed_config(config: LoadedConfig, change: Change, traders: Sequence[str])
     return dataclasses.replace(config, manager=manager)
 
 
+def _same_as_recorded(config: LoadedConfig, run: Path, plan: BacktestPlan) -> None:
+    """Refuse when the configuration differs from the run's in anything but the change: the
+    comparison would count that difference as the change's."""
+    recorded = json.loads((run / "backtest.json").read_text()).get("trader_configs")
+    if recorded is None:
+        raise BacktestError(
+            f"{run / 'backtest.json'} does not record its traders' settings (made by an older "
+            "nof0): run the backtest again"
+        )
+    now = trader_records(backtest_config(config, dataclasses.replace(plan, out=run)))
+    for trader in plan.traders:
+        before, current = recorded.get(trader, {}), now.get(trader, {})
+        differing = sorted(
+            key for key in before.keys() | current.keys() if before.get(key) != current.get(key)
+        )
+        if differing:
+            raise BacktestError(
+                f"{trader}'s configuration has changed since the run ({', '.join(differing)}): "
+                "the comparison would count that as the change's doing; restore it, or run a "
+                "new backtest"
+            )
+
+
 def _decisions(app: TradingApp, trader: str) -> CycleDecisions:
     return cycle_decisions(app.trader_events(trader))
 
@@ -150,6 +179,7 @@ def replay_run(
     *,
     run_backtest: Callable[[LoadedConfig, BacktestPlan], BacktestResult],
     read: Callable[[Path], RunReport],
+    approve: Callable[[LoadedConfig, BacktestPlan], bool] = lambda config, plan: True,
     out: Path | None = None,
 ) -> Comparison:
     if not change.prompt and not change.model and not change.risk:
@@ -165,7 +195,11 @@ def replay_run(
             f"--risk {', '.join(unknown_risk)}: not a risk parameter (they are: "
             f"{', '.join(RiskParams.model_fields)})"
         )
-    result = run_backtest(changed_config(config, change, plan.traders), plan)
+    _same_as_recorded(config, run, plan)
+    changed = changed_config(config, change, plan.traders)
+    if not approve(changed, plan):
+        raise BacktestError("the model calls were not approved (see the estimate above)")
+    result = run_backtest(changed, plan)
     original_app = open_trading_app(sqlite_env(run / "events.sqlite3"))
     changed_app = open_trading_app(sqlite_env(out / "events.sqlite3"))
     before, after = read(run), read(out)

@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--trader", action="append", default=[], help="who gets the change (default: all)"
     )
     counterfactual.add_argument("--out", default=None, help="default: RUN/counterfactuals/<n>")
+    counterfactual.add_argument(
+        "--yes", action="store_true", help="call paid models without asking (after the estimate)"
+    )
+    counterfactual.add_argument(
+        "--max-cost", type=float, default=None, metavar="USD", help="refuse a larger estimate"
+    )
     _common(counterfactual)
 
     events = commands.add_parser(
@@ -278,21 +284,29 @@ def _progress_bar(progress: bootstrap.Progress) -> None:
     )
 
 
-def _spend_approved(estimate: bootstrap.CostEstimate, yes: bool, max_cost: float | None) -> bool:
-    """Print what the LLM traders would cost; go on only when told to (or asked and
-    answered yes at a terminal), and never above ``--max-cost``."""
+def _spend_approved(
+    estimate: bootstrap.CostEstimate,
+    yes: bool,
+    max_cost: float | None,
+    runs: int = 1,
+    what: str = "backtest",
+) -> bool:
+    """Print what the LLM traders would cost (``runs`` times one run's); go on only when
+    told to (or asked and answered yes at a terminal), and never when the most it could
+    cost is above ``--max-cost``."""
     for row in estimate.traders:
         print(
-            f"{row.trader} ({row.model}): up to {row.calls:,} model calls, about "
-            f"{row.tokens_in:,} prompt and {row.tokens_out_typical:,} answer tokens: about "
-            f"${row.dollars_typical:,.2f} (at most ${row.dollars_max:,.2f}), less what the "
-            "prompt cache answers (a re-run of the same backtest asks no model)",
+            f"{row.trader} ({row.model}): up to {runs * row.calls:,} model calls, about "
+            f"{runs * row.tokens_in:,} prompt and {runs * row.tokens_out_typical:,} answer "
+            f"tokens: about ${runs * row.dollars_typical:,.2f} (at most "
+            f"${runs * row.dollars_max:,.2f}), less what the prompt cache answers (a re-run "
+            "of the same backtest asks no model)",
             file=sys.stderr,
         )
-    if max_cost is not None and estimate.dollars_typical > max_cost:
+    most = runs * estimate.dollars_max
+    if max_cost is not None and most > max_cost:
         print(
-            f"backtest refused: about ${estimate.dollars_typical:,.2f} of model calls is over "
-            f"--max-cost {max_cost:,.2f}",
+            f"{what} refused: up to ${most:,.2f} of model calls is over --max-cost {max_cost:,.2f}",
             file=sys.stderr,
         )
         return False
@@ -300,11 +314,12 @@ def _spend_approved(estimate: bootstrap.CostEstimate, yes: bool, max_cost: float
         return True
     if not sys.stdin.isatty():
         print(
-            "backtest refused: it would call paid models; pass --yes to run it (or --max-cost)",
+            f"{what} refused: it would call paid models; pass --yes to run it (and --max-cost "
+            "to cap it)",
             file=sys.stderr,
         )
         return False
-    answer = input(f"run it for about ${estimate.dollars_typical:,.2f}? [y/N] ")
+    answer = input(f"run it for about ${runs * estimate.dollars_typical:,.2f}? [y/N] ")
     return answer.strip().lower() in {"y", "yes"}
 
 
@@ -331,7 +346,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
         print(f"backtest refused: {exc}", file=sys.stderr)
         return 1
-    if estimate.calls and not _spend_approved(estimate, args.yes, args.max_cost):
+    # Each replica's fills differ, so its prompts do too: N replicas can cost N times one.
+    if estimate.calls and not _spend_approved(estimate, args.yes, args.max_cost, args.seeds):
         return 1
     if args.seeds != 1:
         return _backtest_replicas(config, plan, args.seeds)
@@ -403,9 +419,20 @@ def _counterfactual(config: bootstrap.LoadedConfig, args: argparse.Namespace) ->
         traders=args.trader,
     )
     logging.basicConfig(level=logging.WARNING)
+
+    def approve(estimate: bootstrap.CostEstimate) -> bool:
+        return not estimate.calls or _spend_approved(
+            estimate, args.yes, args.max_cost, what="replay run"
+        )
+
     try:
         result = bootstrap.replay_counterfactual(
-            config, Path(args.run), change, _progress_bar, out=Path(args.out) if args.out else None
+            config,
+            Path(args.run),
+            change,
+            _progress_bar,
+            approve=approve,
+            out=Path(args.out) if args.out else None,
         )
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
         print(f"replay run refused: {exc}", file=sys.stderr)

@@ -176,7 +176,9 @@ def _attribution(
     rows: list[AccountTotal], btc: dict[int, float], trades: list[TradeDoc]
 ) -> PnlAttribution | None:
     """Split over the hours the trader and the BTC baseline both have (None: under two)."""
-    both = [r for r in longest_hourly_run(rows) if r.since_inception_hourly_marker in btc]
+    ordered = sorted(rows, key=lambda row: row.since_inception_hourly_marker)
+    finished = ordered[:-1] if len(ordered) > 1 else ordered  # the hours the KPIs use
+    both = [r for r in longest_hourly_run(finished) if r.since_inception_hourly_marker in btc]
     if len(both) < 2:
         return None
     records = [trade_record(t) for t in trades]

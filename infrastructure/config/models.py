@@ -457,6 +457,9 @@ class ReplayMarketConfig(ProviderBase):
     #: a CSV file per coin in ``candles`` (then ``coins`` are its keys, ``days`` unused).
     source: Literal["synthetic", "history"] = "synthetic"
     candles: dict[str, str] = Field(default_factory=dict)
+    #: history only: the replay must not run past this (a backtest's --to), which the
+    #: candles must cover.
+    end: datetime | None = None
     seed: int = 7
     start: datetime
     speed: float = Field(60, gt=0, le=100_000)

@@ -8,7 +8,8 @@ the same point-in-time guard and the same snapshots as live data.
   ms), ``open``, ``high``, ``low``, ``close`` and ``volume`` (the shared test candles and
   what ``nof0 data`` exports). One row per minute; a missing minute is filled flat at the
   previous close with zero volume (counted in ``filled``), as a venue's empty minute is.
-* All coins are cut to the minutes every file covers.
+* All coins are cut to the minutes every file covers, from a 4-hour UTC boundary (so the
+  replay's 3-minute and 4-hour candles open when the venue's do).
 * The files carry no open interest (0 in the prompt) and, unless a funding rate is given,
   Hyperliquid's base funding (0.01 % per 8 h) is charged on the hour.
 """
@@ -25,6 +26,7 @@ import numpy as np
 from infrastructure.market.synthetic import Candles, CoinTape
 
 MINUTE_MS = 60_000
+FOUR_HOURS_MS = 4 * 60 * MINUTE_MS
 #: Hyperliquid's base funding rate per hour (0.01 % per 8 hours).
 BASE_FUNDING_HOURLY = 0.0001 / 8
 COLUMNS = ("timestamp_ms", "open", "high", "low", "close", "volume")
@@ -121,7 +123,10 @@ class HistoryTape:
     ) -> None:
         if not candles:
             raise HistoryError("a history tape needs at least one coin's candles")
-        start_ms = max(c.start_ms for c in candles.values())
+        # On a 4-hour UTC boundary, as the venue's candles are: the replay builds its 3-minute
+        # and 4-hour candles from the tape's start.
+        latest = max(c.start_ms for c in candles.values())
+        start_ms = -(-latest // FOUR_HOURS_MS) * FOUR_HOURS_MS
         end_ms = min(c.end_ms for c in candles.values())
         if end_ms - start_ms < 2 * MINUTE_MS:
             raise HistoryError("the candle files do not overlap in time")

@@ -57,11 +57,41 @@ def test_an_llm_backtest_estimates_first_and_a_rerun_calls_no_model(
         assert "is over --max-cost" in capsys.readouterr().err
         assert server.request_count == 0
 
+        # Replicas' prompts differ (their fills do): the estimate is per replica, times N.
+        assert backtest("replicas", "--seeds", "3") == 1
+        assert "up to 63 model calls" in capsys.readouterr().err
+        assert server.request_count == 0
+
         assert backtest("first", "--yes") == 0
         asked = server.request_count
         assert asked >= 15
         assert backtest("again", "--yes") == 0
         assert server.request_count == asked  # every answer came from the prompt cache
+        # A counterfactual that puts ema-cross on the paid model asks first, too.
+        change = ["--model", "fake-gpt", "--trader", "ema-cross", "--config", str(ws.main)]
+        baseline_run = tmp_path / "baselines"
+        assert (
+            main(
+                [
+                    "backtest",
+                    "--config",
+                    str(ws.main),
+                    *WINDOW,
+                    "--candles",
+                    candles,
+                    "--traders",
+                    "ema-cross",
+                    "--out",
+                    str(baseline_run),
+                ]
+            )
+            == 0
+        )
+        assert main(["replay", "run", str(baseline_run), *change]) == 1
+        err = capsys.readouterr().err
+        assert "ema-cross (fake-gpt): up to 21 model calls" in err
+        assert "replay run refused: it would call paid models" in err
+        assert server.request_count == asked
     first, again = (
         json.loads((tmp_path / name / "backtest.json").read_text()) for name in ("first", "again")
     )

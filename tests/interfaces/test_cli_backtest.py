@@ -90,6 +90,7 @@ def test_the_run_is_served_reported_verified_and_rebuilt(
         (("--from", "2022-01-13T04:00Z", "--to", "2022-01-13T00:00Z"), "is not after --from"),
         ((*WINDOW, "--traders", "nobody"), "no trader nobody"),
         (("--from", "yesterday", "--to", "2022-01-13T00:00Z"), "is not an ISO 8601 time"),
+        (("--from", "2022-02-01T00:00Z", "--to", "2022-02-01T09:00Z"), "is after the candles end"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(
@@ -225,3 +226,36 @@ def test_replay_run_refuses_bad_input_clearly(
 def test_replay_run_needs_a_backtest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert replay_run(str(tmp_path), "--model", "baseline:random") == 1
     assert "holds no backtest.json" in capsys.readouterr().err
+
+
+def test_replay_run_refuses_a_configuration_changed_since_the_run(
+    candles: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.workspace import Workspace
+
+    ws = Workspace(tmp_path / "arena")
+    run = tmp_path / "run"
+    short = ("--from", "2022-01-13T00:00Z", "--to", "2022-01-13T00:30Z")
+    assert (
+        main(
+            ["backtest", "--config", str(ws.main), *short, "--candles", candles, "--out", str(run)]
+        )
+        == 0
+    )
+    ws.set("manager.yaml", ("traders", 0, "market_ioc_slippage_bps"), 10)  # ema-cross
+    code = main(
+        [
+            "replay",
+            "run",
+            str(run),
+            "--model",
+            "baseline:random",
+            "--trader",
+            "random-walk",
+            "--config",
+            str(ws.main),
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "ema-cross's configuration has changed since the run (market_ioc_slippage_bps)" in err

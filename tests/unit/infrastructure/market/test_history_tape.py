@@ -69,14 +69,17 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
         read_minute_candles(tmp_path / "nowhere.csv")
 
 
-def test_coins_are_cut_to_the_minutes_every_file_covers(tmp_path: Path) -> None:
-    btc = write_csv(tmp_path / "btc.csv", walk(100))
-    eth = write_csv(tmp_path / "eth.csv", walk(100, 2, 3000.0), start=T0 + timedelta(minutes=10))
+def test_coins_are_cut_to_the_minutes_every_file_covers_from_a_4h_boundary(
+    tmp_path: Path,
+) -> None:
+    btc = write_csv(tmp_path / "btc.csv", walk(600))
+    eth = write_csv(tmp_path / "eth.csv", walk(600, 2, 3000.0), start=T0 + timedelta(minutes=10))
     tape = HistoryTape.from_files({"BTC": btc, "ETH": eth})
-    assert tape.start == T0 + timedelta(minutes=10)
-    assert tape.end == T0 + timedelta(minutes=100)
-    assert {coin: len(c.minutes) for coin, c in tape.coins.items()} == {"BTC": 90, "ETH": 90}
-    assert tape.coins["BTC"].minutes.close[0] == walk(100)[10]
+    assert tape.start == T0 + timedelta(hours=4)  # the first 4-hour UTC boundary both cover
+    assert tape.end == T0 + timedelta(minutes=600)
+    assert {coin: len(c.minutes) for coin, c in tape.coins.items()} == {"BTC": 360, "ETH": 360}
+    assert tape.coins["BTC"].minutes.close[0] == walk(600)[240]
+    assert tape.coins["ETH"].minutes.close[0] == walk(600, 2, 3000.0)[230]
 
 
 def test_a_snapshot_at_t_holds_nothing_stamped_after_t(tmp_path: Path) -> None:
