@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-import msgspec
 import psycopg
 import redis
 
@@ -118,12 +117,13 @@ from infrastructure.views.sql_tables import (
 )
 from projections.analytics import AnalyticsProjector
 from projections.conversations import ConversationsProjector
-from projections.engine import CatchUp, Projector
+from projections.engine import Projector, ViewStore
 from projections.market import MarketProjector
 from projections.portfolio import PortfolioProjector
-from projections.sql_tables import NAME as SQL_TABLES_VIEW
+from projections.rebuild import Mirror, RebuildReport, rebuild_views
 from projections.status import StatusProjector
 from projections.trades import TradesProjector
+from projections.view_positions import ViewPosition, view_positions
 
 __all__ = [
     "ArchiveError",
@@ -417,78 +417,37 @@ def sql_tables_worker(config: LoadedConfig, app: TradingApp) -> SqlTablesWorker 
     return SqlTablesWorker(app, store, batch_size=config.main.Projections.BatchSize)
 
 
-@dataclass(frozen=True)
-class RebuildReport:
-    namespace: str
-    previous: str | None
-    events: int
-    head: int
-    seconds: float
-    #: Events replayed into the SQL read tables (None when they are off).
-    tables: int | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else 0.0
-
-
 def rebuild_projections(
     config: LoadedConfig, *, app: TradingApp | None = None, batch_size: int = 1000
 ) -> RebuildReport:
     """Replay every event into a new namespace, then flip readers to it."""
     app = app or open_app(config)
     ns = namespaces(config)
-    with ns.rebuild_lock():
-        head = app.max_position()
-        fresh = ns.create()
-        started = time.perf_counter()
-        catchup = CatchUp(
-            app, JsonViewStore(ns.directory(fresh)), projectors(config), batch_size=batch_size
+    client = redis_client(config)
+    mirror = None
+    if client is not None:
+        keys = redis_keys(config)
+        mirror = Mirror(
+            store=lambda name: RedisViewStore(client, keys, name),
+            namespaces=RedisNamespaces(client, keys),
         )
-        events = catchup.run_until(head, commit_each_batch=False)
-        elapsed = time.perf_counter() - started
-        client = redis_client(config)
-        if client is not None:
-            keys = redis_keys(config)
-            store = RedisViewStore(client, keys, fresh)
-            for projector in catchup.projectors:
-                state = catchup.state(projector.view_name)
-                store.write(projector.output(state, projector.meta(state).position))
-        previous = ns.current()
-        ns.flip(fresh)
-        if client is not None:
-            redis_ns = RedisNamespaces(client, redis_keys(config))
-            redis_ns.flip(fresh)
-            if previous:
-                redis_ns.remove(previous)
-        for old in ns.all():
-            if old != fresh:
-                ns.remove(old)
-        tables = sql_tables_worker(config, app)
-        replayed = None if tables is None else tables.rebuild(head)
-    return RebuildReport(fresh, previous, events, head, elapsed, replayed)
-
-
-@dataclass(frozen=True)
-class ViewPosition:
-    store: str
-    view: str
-    file: str
-    position: int | None
-    head: int
-
-    @property
-    def lag(self) -> int | None:
-        return None if self.position is None else max(0, self.head - self.position)
+    return rebuild_views(
+        app,
+        ns,
+        lambda name: JsonViewStore(ns.directory(name)),
+        projectors(config),
+        mirror=mirror,
+        tables=lambda: sql_tables_worker(config, app),
+        batch_size=batch_size,
+    )
 
 
 def projection_status(config: LoadedConfig, *, app: TradingApp | None = None) -> list[ViewPosition]:
     app = app or open_app(config)
     head = app.max_position()
-    rows = []
     ns = namespaces(config)
     current = ns.current()
-    stores: list[tuple[str, Any]] = []
+    stores: list[tuple[str, ViewStore]] = []
     if current is not None:
         stores.append((f"json:{current}", JsonViewStore(ns.directory(current))))
     client = redis_client(config)
@@ -505,26 +464,7 @@ def projection_status(config: LoadedConfig, *, app: TradingApp | None = None) ->
                     RedisViewStore(client, redis_keys(config), redis_current),
                 )
             )
-    for label, store in stores:
-        for projector in projectors(config):
-            raw = store.read(projector.primary)
-            position = None
-            if raw:
-                meta = msgspec.json.decode(raw, type=_Stamp)
-                position = meta.view.position
-            rows.append(ViewPosition(label, projector.view_name, projector.primary, position, head))
-    store = sql_tables_store(config)
-    if store is not None:
-        rows.append(ViewPosition(store.label, SQL_TABLES_VIEW, "(tables)", store.position(), head))
-    return rows
-
-
-class _StampView(msgspec.Struct):
-    position: int = 0
-
-
-class _Stamp(msgspec.Struct):
-    view: _StampView = msgspec.field(name="_view", default_factory=_StampView)
+    return view_positions(head, stores, lambda: projectors(config), sql_tables_store(config))
 
 
 # -- the engine -----------------------------------------------------------------------------
