@@ -24,6 +24,7 @@ from typing import IO, Any
 import psycopg
 import redis
 
+from application import trader_listing as listing
 from application.budget import BudgetGuard, BudgetPolicy, Price
 from application.capital import Rebalancer
 from application.control import ControlError, ControlResult, OperatorControl, kill_targets
@@ -179,36 +180,17 @@ def check_config(path: Path | str, data_dir: Path | str | None = None) -> CheckR
 
 
 def stranded_traders(config: LoadedConfig) -> list[str]:
-    """Traders with positions that no configured, started trader manages: removed from
-    ``manager.yaml`` or ``auto_start: false``. They place no new entry; their stops and
-    targets stay on the venue; an operator closes them (``nof0 traders flatten``)."""
+    """Warnings for traders holding positions that no started trader manages."""
     if not config.main.Postgres.DataSource and not event_db(config).exists():
         return []  # no arena has run here yet; do not create a store to look
     try:
         app = open_app(config)
     except EventStoreError as exc:
         return [f"warning: cannot read the event store to look for stranded positions: {exc}"]
-    started = {t.id for t in config.manager.traders if t.auto_start}
-    configured = {t.id for t in config.manager.traders}
-    lines = []
-    for config_id in app.registered_trader_ids():
-        if config_id in started:
-            continue
-        trader = app.find_trader(config_id)
-        if trader is None or not trader.positions:
-            continue
-        held = ", ".join(sorted(trader.positions))
-        if config_id in configured:
-            fix = f"`nof0 traders flatten {config_id}` closes them"
-            why = "auto_start is false"
-        else:
-            fix = "put it back in manager.yaml (auto_start: false) to flatten it"
-            why = "not in manager.yaml"
-        lines.append(
-            f"warning: trader {config_id} ({why}) holds {held}: no new entries, its stops and "
-            f"targets stay on the venue; {fix}"
-        )
-    return lines
+    traders = config.manager.traders
+    return listing.stranded_traders(
+        app, [t.id for t in traders], [t.id for t in traders if t.auto_start]
+    )
 
 
 def describe(config: LoadedConfig) -> list[str]:
@@ -1157,26 +1139,7 @@ def kill_switch(config: LoadedConfig, *, flatten: bool, reason: str) -> list[Con
 
 
 def trader_rows(config: LoadedConfig) -> Sequence[dict[str, Any]]:
-    app = open_app(config)
-    rows = []
-    for trader_config in config.manager.traders:
-        trader = app.find_trader(trader_config.id)
-        if trader is None:
-            rows.append({"id": trader_config.id, "registered": False})
-            continue
-        rows.append(
-            {
-                "id": trader.config_id,
-                "registered": True,
-                "model": trader.model,
-                "cycles": trader.cycle_no,
-                "positions": sorted(trader.positions),
-                "trades": trader.num_trades,
-                "paused": trader.paused,
-                "pause_reason": trader.pause_reason,
-            }
-        )
-    return rows
+    return listing.trader_rows(open_app(config), [t.id for t in config.manager.traders])
 
 
 # -- moving an arena between stores ------------------------------------------------------------
