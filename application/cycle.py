@@ -242,7 +242,7 @@ class DecisionCycle:
     def _ready_or_skip(self, trader: Trader, as_of: datetime) -> CycleOutcome | None:
         """Paused, or out of budget: the cycle ends here (a budget skip is recorded)."""
         if trader.paused:
-            return CycleOutcome(trader.config_id, None, "paused", trader.pause_reason)
+            return CycleOutcome(self.settings.config_id, None, "paused", trader.pause_reason)
         self._switches(trader, self.gateway.prepare(), as_of)
         if self.gateway.budget_level() is BudgetLevel.EXHAUSTED:
             return self._skip(trader, SkipReason.BUDGET, "the daily LLM budget is exhausted", as_of)
@@ -443,6 +443,7 @@ class DecisionCycle:
         cloids: list[str],
         fills: int,
     ) -> CycleOutcome:
+        """The cycle's one log line, and its outcome."""
         signals = ", ".join(f"{i.coin}:{i.signal.value}" for i in parsed.items)
         log.info(
             "trader=%s %s decided by %s [%s] orders=%d fills=%d",
