@@ -6,7 +6,7 @@ on consecutive passes pauses the traders concerned and raises an alert."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -34,15 +34,21 @@ class AccountChecks:
         exchange: Exchange,
         alerts: Alerts,
         policy: SyncPolicy,
-        traders: Callable[[], list[Trader]],
+        config_ids: Collection[str],
     ) -> None:
         self.app = app
         self.exchange = exchange
         self.alerts = alerts
         self.policy = policy
-        self.traders = traders  # every trader on the account, read afresh
+        # The pass's own collection (it may grow): never a callback into the pass, whose
+        # cycle would keep the store's connections open until the garbage collector runs.
+        self.config_ids = config_ids
         self._drift_seen: dict[str, tuple[str, int]] = {}  # key → (finding, passes seen)
         self._transfer_cursor: datetime | None = None
+
+    def traders(self) -> list[Trader]:
+        """Every trader on the account, read afresh."""
+        return self.app.find_traders(c for c in self.config_ids)
 
     def unallocated(self, account: VenueAccount) -> Decimal:
         return account.baseline_equity - allocated(self.traders())

@@ -97,7 +97,7 @@ class VenueSync:
         self.locks = dict(locks or {})
         self.keeper = ProtectionKeeper(app, exchange, desk, clock, alerts)
         self.pending_orders = PendingOrders(app, desk, clock, alerts, self.policy.fill_grace_passes)
-        self.checks = AccountChecks(app, exchange, alerts, self.policy, self._traders)
+        self.checks = AccountChecks(app, exchange, alerts, self.policy, self.settings.keys())
         self._pass_lock = asyncio.Lock()
         self._fill_cursor: datetime | None = None
         self._funding_cursor: datetime | None = None
