@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from application.budget import BudgetLevel
-from application.gateway import Attempt, DecisionGateway, ModelSpec
+from application.gateway import Attempt, DecisionGateway, GatewayOutcome, ModelSpec
 from application.orders import OrderDesk
 from application.ports import (
     AccountView,
@@ -42,6 +42,7 @@ from application.ports import (
     PositionView,
     PromptLimits,
     PromptRenderer,
+    RenderedPrompt,
     StaleData,
 )
 from application.routing import ModelChoice, ModelRouter, RouterPolicy, Switch
@@ -72,6 +73,17 @@ class CycleOutcome:
     detail: str = ""
     orders: list[str] = field(default_factory=list)
     fills: int = 0
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What one cycle gathers before it asks the model."""
+
+    snapshot: MarketSnapshot
+    marks: dict[str, Decimal]
+    assets: dict[str, AssetRules]
+    account: AccountView
+    prompt: RenderedPrompt
 
 
 def canonical_snapshot(snapshot: MarketSnapshot) -> tuple[str, str]:
@@ -212,13 +224,33 @@ class DecisionCycle:
         return CycleOutcome(trader.config_id, None, "skipped", f"{reason.value}: {detail}")
 
     async def run(self, as_of: datetime) -> CycleOutcome:
-        cfg = self.settings
-        trader = self.app.get_trader(cfg.config_id)
+        trader = self.app.get_trader(self.settings.config_id)
+        if (stop := self._ready_or_skip(trader, as_of)) is not None:
+            return stop
+        inputs = await self._gather(trader, as_of)
+        if isinstance(inputs, CycleOutcome):
+            return inputs
+        request = self._request_decision(trader, inputs, as_of)
+        outcome, at = await self._ask(request)
+        parsed = self._record_answer(trader, request, outcome, at)
+        if isinstance(parsed, CycleOutcome):
+            return parsed
+        cloids = self._check_risk_and_place(trader, request.cycle_id, parsed, inputs, at)
+        fills = await self._execute(trader, cloids)
+        return self._decided(request.cycle_id, outcome, parsed, cloids, fills)
+
+    def _ready_or_skip(self, trader: Trader, as_of: datetime) -> CycleOutcome | None:
+        """Paused, or out of budget: the cycle ends here (a budget skip is recorded)."""
         if trader.paused:
-            return CycleOutcome(cfg.config_id, None, "paused", trader.pause_reason)
+            return CycleOutcome(self.settings.config_id, None, "paused", trader.pause_reason)
         self._switches(trader, self.gateway.prepare(), as_of)
         if self.gateway.budget_level() is BudgetLevel.EXHAUSTED:
             return self._skip(trader, SkipReason.BUDGET, "the daily LLM budget is exhausted", as_of)
+        return None
+
+    async def _gather(self, trader: Trader, as_of: datetime) -> _Inputs | CycleOutcome:
+        """Snapshot, venue rules, account and prompt; any one missing skips the cycle."""
+        cfg = self.settings
         try:
             snapshot = await self.market.snapshot(cfg.coins, as_of)
             self._check_fresh(snapshot, as_of)
@@ -243,14 +275,23 @@ class DecisionCycle:
             )
         except PromptError as exc:
             return self._skip(trader, SkipReason.PROMPT_ERROR, str(exc), as_of)
-        snapshot_text, snapshot_digest = canonical_snapshot(snapshot)
+        return _Inputs(snapshot, marks, assets, account, prompt)
+
+    def _request_decision(
+        self, trader: Trader, inputs: _Inputs, as_of: datetime
+    ) -> DecisionRequest:
+        """Save ``DecisionRequested`` before the model is asked (§8: every question has a
+        record even if the process dies), and build the question."""
+        cfg = self.settings
+        snapshot_text, snapshot_digest = canonical_snapshot(inputs.snapshot)
         model = self.gateway.current_model
+        prompt = inputs.prompt
         cycle_id = trader.request_decision(
             as_of=as_of,
             model=model,
             snapshot=snapshot_text,
             snapshot_digest=snapshot_digest,
-            marks=marks,
+            marks=inputs.marks,
             prompt=PromptRecord(
                 template=prompt.template,
                 version=prompt.version,
@@ -260,17 +301,20 @@ class DecisionCycle:
             ),
         )
         self.app.save_trader(trader)
-
-        request = DecisionRequest(
+        return DecisionRequest(
             trader=cfg.config_id,
             cycle_id=cycle_id,
             as_of=as_of,
             coins=cfg.coins,
-            snapshot=snapshot,
-            account=account,
+            snapshot=inputs.snapshot,
+            account=inputs.account,
             prompt=prompt,
             model=model,
         )
+
+    async def _ask(self, request: DecisionRequest) -> tuple[GatewayOutcome, datetime]:
+        """The gateway's answer, the time it came back, and its budget alerts sent."""
+        cfg = self.settings
         outcome = await self.gateway.decide(
             request, lambda text: read_answer(text, cfg.coins, self.schema)
         )
@@ -278,6 +322,15 @@ class DecisionCycle:
         for alert in outcome.alerts:
             self.alerts.alert(cfg.config_id, "budget", alert)
             log.warning("trader=%s %s", cfg.config_id, alert)
+        return outcome, at
+
+    def _record_answer(
+        self, trader: Trader, request: DecisionRequest, outcome: GatewayOutcome, at: datetime
+    ) -> ParsedDecision | CycleOutcome:
+        """Record the failed attempts, the model switches and then the answer or the final
+        failure. Returns the parsed answer, or how the cycle ended (no answer, or paused)."""
+        cfg = self.settings
+        cycle_id = request.cycle_id
         final = outcome.final_failure
         for attempt in outcome.failures:
             if attempt is final:
@@ -300,7 +353,9 @@ class DecisionCycle:
             )
         self._switches(trader, outcome.switches, at)
         if outcome.reply is None or outcome.parsed is None:
-            failure = final or Attempt(model, LLMFailureReason.MODEL_ERROR.value, "no model")
+            failure = final or Attempt(
+                request.model, LLMFailureReason.MODEL_ERROR.value, "no model"
+            )
             trader.record_failure(
                 cycle_id=cycle_id,
                 model=failure.model,
@@ -331,12 +386,26 @@ class DecisionCycle:
             # Paused (by an operator) while the model was answering: no order goes out.
             self.app.save_trader(trader)
             return CycleOutcome(cfg.config_id, cycle_id, "paused", trader.pause_reason)
+        return parsed
+
+    def _check_risk_and_place(
+        self,
+        trader: Trader,
+        cycle_id: str,
+        parsed: ParsedDecision,
+        inputs: _Inputs,
+        at: datetime,
+    ) -> list[str]:
+        """Plan the orders under the risk rules and breakers, record the refusals and the
+        ``OrderPlaced`` events, and save them; returns the cloids to send."""
+        cfg = self.settings
+        marks = inputs.marks
         plan = plan_orders(
             parsed.items,
             account=trader.account(marks),
             marks=marks,
             limits=cfg.limits,
-            assets=assets,
+            assets=inputs.assets,
             slippage_bps=cfg.slippage_bps,
             taker_fee_rate=self.exchange.fee_taker,
             claimed=self.sync.claimed_by_others(cfg.config_id),
@@ -354,22 +423,38 @@ class DecisionCycle:
         cloids = self._place(trader, cycle_id, plan.orders, at)
         # Saved before anything is sent: a failure here stops the cycle with no order out.
         self.app.save_trader(trader)
-        fills = 0
-        if cloids:
-            reports = await self.desk.submit(trader, cloids)
-            synced = await self.sync.run(self.clock.now(), only=cfg.config_id, reports=reports)
-            fills = synced.fills
+        return cloids
+
+    async def _execute(self, trader: Trader, cloids: list[str]) -> int:
+        """Send the orders, then book the venue's fills for this trader; returns the fills."""
+        if not cloids:
+            return 0
+        reports = await self.desk.submit(trader, cloids)
+        synced = await self.sync.run(
+            self.clock.now(), only=self.settings.config_id, reports=reports
+        )
+        return synced.fills
+
+    def _decided(
+        self,
+        cycle_id: str,
+        outcome: GatewayOutcome,
+        parsed: ParsedDecision,
+        cloids: list[str],
+        fills: int,
+    ) -> CycleOutcome:
+        """The cycle's one log line, and its outcome."""
         signals = ", ".join(f"{i.coin}:{i.signal.value}" for i in parsed.items)
         log.info(
             "trader=%s %s decided by %s [%s] orders=%d fills=%d",
-            cfg.config_id,
+            self.settings.config_id,
             cycle_id,
             outcome.model,
             signals,
             len(cloids),
             fills,
         )
-        return CycleOutcome(cfg.config_id, cycle_id, "decided", signals, cloids, fills)
+        return CycleOutcome(self.settings.config_id, cycle_id, "decided", signals, cloids, fills)
 
     def _breakers(
         self, trader: Trader, plan: OrderPlan, marks: dict[str, Decimal], at: datetime

@@ -21,10 +21,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-import msgspec
 import psycopg
 import redis
 
+from application import trader_listing as listing
 from application.budget import BudgetGuard, BudgetPolicy, Price
 from application.capital import Rebalancer
 from application.control import ControlError, ControlResult, OperatorControl, kill_targets
@@ -48,9 +48,7 @@ from application.store_guard import StoreGuard
 from application.trading import TradingApp
 from application.venue_health import HealthPolicy, paper_twin_id
 from application.verify import ReplayVerifier, VerifyReport
-from domain.breakers import BreakerLimits, TripAction
 from domain.capital import CapitalPolicy
-from domain.risk import RiskLimits
 from domain.trader import PausePolicy
 from infrastructure.alerts.webhook import WebhookAlerts
 from infrastructure.backtest import (
@@ -68,7 +66,6 @@ from infrastructure.backtest import run_backtest as _run_backtest
 from infrastructure.clock import ReplayClock, SystemClock
 from infrastructure.config.loader import ConfigError, LoadedConfig, Problem, load_config
 from infrastructure.config.models import (
-    BreakerParams,
     CacheNode,
     HyperliquidExchangeConfig,
     PriceSplit,
@@ -76,6 +73,7 @@ from infrastructure.config.models import (
     SimExchangeConfig,
     TraderConfig,
 )
+from infrastructure.config.settings import trader_settings
 from infrastructure.counterfactual import Change, Comparison
 from infrastructure.counterfactual import replay_run as _replay_run
 from infrastructure.event_archive import (
@@ -135,13 +133,14 @@ from infrastructure.views.sql_tables import (
 )
 from projections.analytics import AnalyticsProjector
 from projections.conversations import ConversationsProjector
-from projections.engine import CatchUp, Projector
+from projections.engine import Projector, ViewStore
 from projections.market import MarketProjector
 from projections.portfolio import PortfolioProjector
+from projections.rebuild import Mirror, RebuildReport, rebuild_views
 from projections.report import RunReport
-from projections.sql_tables import NAME as SQL_TABLES_VIEW
 from projections.status import StatusProjector
 from projections.trades import TradesProjector
+from projections.view_positions import ViewPosition, view_positions
 
 __all__ = [
     "ArchiveError",
@@ -175,6 +174,7 @@ __all__ = [
     "rebuild_projections",
     "resume_trader",
     "serve_simulator",
+    "trader_settings",
 ]
 
 log = logging.getLogger("nof0")
@@ -203,36 +203,17 @@ def check_config(path: Path | str, data_dir: Path | str | None = None) -> CheckR
 
 
 def stranded_traders(config: LoadedConfig) -> list[str]:
-    """Traders with positions that no configured, started trader manages: removed from
-    ``manager.yaml`` or ``auto_start: false``. They place no new entry; their stops and
-    targets stay on the venue; an operator closes them (``nof0 traders flatten``)."""
+    """Warnings for traders holding positions that no started trader manages."""
     if not config.main.Postgres.DataSource and not event_db(config).exists():
         return []  # no arena has run here yet; do not create a store to look
     try:
         app = open_app(config)
     except EventStoreError as exc:
         return [f"warning: cannot read the event store to look for stranded positions: {exc}"]
-    started = {t.id for t in config.manager.traders if t.auto_start}
-    configured = {t.id for t in config.manager.traders}
-    lines = []
-    for config_id in app.registered_trader_ids():
-        if config_id in started:
-            continue
-        trader = app.find_trader(config_id)
-        if trader is None or not trader.positions:
-            continue
-        held = ", ".join(sorted(trader.positions))
-        if config_id in configured:
-            fix = f"`nof0 traders flatten {config_id}` closes them"
-            why = "auto_start is false"
-        else:
-            fix = "put it back in manager.yaml (auto_start: false) to flatten it"
-            why = "not in manager.yaml"
-        lines.append(
-            f"warning: trader {config_id} ({why}) holds {held}: no new entries, its stops and "
-            f"targets stay on the venue; {fix}"
-        )
-    return lines
+    traders = config.manager.traders
+    return listing.stranded_traders(
+        app, [t.id for t in traders], [t.id for t in traders if t.auto_start]
+    )
 
 
 def describe(config: LoadedConfig) -> list[str]:
@@ -268,71 +249,6 @@ def redis_node(config: LoadedConfig) -> CacheNode | None:
 def redis_url(node: CacheNode) -> str:
     scheme = "rediss" if node.Tls else "redis"
     return f"{scheme}://{node.Host}/0"
-
-
-def trader_settings(config: LoadedConfig, trader: TraderConfig) -> TraderSettings:
-    ex = config.executor
-    rp = trader.risk_params
-
-    def pick(value: Any, default: Any) -> Any:
-        return default if value is None else value
-
-    limits = RiskLimits(
-        max_positions=pick(rp.max_positions, ex.max_positions),
-        max_position_size_usd=Decimal(
-            str(pick(rp.max_position_size_usd, ex.max_position_size_usd))
-        ),
-        max_margin_usage_pct=Decimal(str(pick(rp.max_margin_usage_pct, ex.max_margin_usage_pct))),
-        major_coin_leverage=pick(rp.major_coin_leverage, ex.major_coin_leverage),
-        altcoin_leverage=pick(rp.altcoin_leverage, ex.altcoin_leverage),
-        min_risk_reward=Decimal(str(pick(rp.min_risk_reward_ratio, ex.min_risk_reward))),
-        min_confidence_pct=Decimal(str(pick(rp.min_confidence, ex.min_confidence))),
-    )
-    total = Decimal(str(config.manager.manager.total_equity_usd))
-    allocation = (total * Decimal(str(trader.allocation_pct)) / 100).quantize(Decimal("0.01"))
-    return TraderSettings(
-        config_id=trader.id,
-        name=trader.name or trader.id,
-        model=trader.model,
-        allocation=allocation,
-        coins=tuple(trader.coins),
-        decision_interval_s=trader.decision_interval or ex.decision_interval,
-        decision_timeout_s=ex.decision_timeout,
-        limits=limits,
-        slippage_bps=Decimal(str(trader.market_ioc_slippage_bps)),
-        system_template=str(config.resolve("Manager", trader.prompt_template)),
-        user_template=str(config.resolve("Manager", trader.executor_prompt_template)),
-        exchange=trader.exchange_provider,
-        market=trader.market_provider,
-        auto_start=trader.auto_start,
-        stop_loss_enabled=rp.stop_loss_enabled,
-        take_profit_enabled=rp.take_profit_enabled,
-        breakers=_breakers(ex.breakers, rp.breakers),
-    )
-
-
-def _breakers(defaults: BreakerParams, own: BreakerParams) -> BreakerLimits:
-    def pick(name: str) -> Any:
-        value = getattr(own, name)
-        return getattr(defaults, name) if value is None else value
-
-    def pct(name: str) -> Decimal | None:
-        value = pick(name)
-        return None if value is None else Decimal(str(value))
-
-    return BreakerLimits(
-        max_daily_loss_pct=pct("max_daily_loss_pct"),
-        max_drawdown_pct=pct("max_drawdown_pct"),
-        reentry_cooldown_s=pick("reentry_cooldown"),
-        max_new_positions_per_hour=pick("max_new_positions_per_hour"),
-        min_holding_s=pick("min_holding_time"),
-        on_trip=TripAction(pick("on_trip") or TripAction.REFUSE_ENTRIES.value),
-        cooldown_after_losses=pick("cooldown_after_losses"),
-        loss_cooldown_s=pick("loss_cooldown") or 3600.0,
-        min_sharpe=pick("min_sharpe"),
-        sharpe_min_returns=pick("sharpe_min_returns") or 24,
-        sharpe_slowdown=pick("sharpe_slowdown") or 3.0,
-    )
 
 
 # -- the event store -------------------------------------------------------------------------
@@ -441,78 +357,37 @@ def sql_tables_worker(config: LoadedConfig, app: TradingApp) -> SqlTablesWorker 
     return SqlTablesWorker(app, store, batch_size=config.main.Projections.BatchSize)
 
 
-@dataclass(frozen=True)
-class RebuildReport:
-    namespace: str
-    previous: str | None
-    events: int
-    head: int
-    seconds: float
-    #: Events replayed into the SQL read tables (None when they are off).
-    tables: int | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else 0.0
-
-
 def rebuild_projections(
     config: LoadedConfig, *, app: TradingApp | None = None, batch_size: int = 1000
 ) -> RebuildReport:
     """Replay every event into a new namespace, then flip readers to it."""
     app = app or open_app(config)
     ns = namespaces(config)
-    with ns.rebuild_lock():
-        head = app.max_position()
-        fresh = ns.create()
-        started = time.perf_counter()
-        catchup = CatchUp(
-            app, JsonViewStore(ns.directory(fresh)), projectors(config), batch_size=batch_size
+    client = redis_client(config)
+    mirror = None
+    if client is not None:
+        keys = redis_keys(config)
+        mirror = Mirror(
+            store=lambda name: RedisViewStore(client, keys, name),
+            namespaces=RedisNamespaces(client, keys),
         )
-        events = catchup.run_until(head, commit_each_batch=False)
-        elapsed = time.perf_counter() - started
-        client = redis_client(config)
-        if client is not None:
-            keys = redis_keys(config)
-            store = RedisViewStore(client, keys, fresh)
-            for projector in catchup.projectors:
-                state = catchup.state(projector.view_name)
-                store.write(projector.output(state, projector.meta(state).position))
-        previous = ns.current()
-        ns.flip(fresh)
-        if client is not None:
-            redis_ns = RedisNamespaces(client, redis_keys(config))
-            redis_ns.flip(fresh)
-            if previous:
-                redis_ns.remove(previous)
-        for old in ns.all():
-            if old != fresh:
-                ns.remove(old)
-        tables = sql_tables_worker(config, app)
-        replayed = None if tables is None else tables.rebuild(head)
-    return RebuildReport(fresh, previous, events, head, elapsed, replayed)
-
-
-@dataclass(frozen=True)
-class ViewPosition:
-    store: str
-    view: str
-    file: str
-    position: int | None
-    head: int
-
-    @property
-    def lag(self) -> int | None:
-        return None if self.position is None else max(0, self.head - self.position)
+    return rebuild_views(
+        app,
+        ns,
+        lambda name: JsonViewStore(ns.directory(name)),
+        projectors(config),
+        mirror=mirror,
+        tables=lambda: sql_tables_worker(config, app),
+        batch_size=batch_size,
+    )
 
 
 def projection_status(config: LoadedConfig, *, app: TradingApp | None = None) -> list[ViewPosition]:
     app = app or open_app(config)
     head = app.max_position()
-    rows = []
     ns = namespaces(config)
     current = ns.current()
-    stores: list[tuple[str, Any]] = []
+    stores: list[tuple[str, ViewStore]] = []
     if current is not None:
         stores.append((f"json:{current}", JsonViewStore(ns.directory(current))))
     client = redis_client(config)
@@ -529,26 +404,7 @@ def projection_status(config: LoadedConfig, *, app: TradingApp | None = None) ->
                     RedisViewStore(client, redis_keys(config), redis_current),
                 )
             )
-    for label, store in stores:
-        for projector in projectors(config):
-            raw = store.read(projector.primary)
-            position = None
-            if raw:
-                meta = msgspec.json.decode(raw, type=_Stamp)
-                position = meta.view.position
-            rows.append(ViewPosition(label, projector.view_name, projector.primary, position, head))
-    store = sql_tables_store(config)
-    if store is not None:
-        rows.append(ViewPosition(store.label, SQL_TABLES_VIEW, "(tables)", store.position(), head))
-    return rows
-
-
-class _StampView(msgspec.Struct):
-    position: int = 0
-
-
-class _Stamp(msgspec.Struct):
-    view: _StampView = msgspec.field(name="_view", default_factory=_StampView)
+    return view_positions(head, stores, lambda: projectors(config), sql_tables_store(config))
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -1271,26 +1127,7 @@ def kill_switch(config: LoadedConfig, *, flatten: bool, reason: str) -> list[Con
 
 
 def trader_rows(config: LoadedConfig) -> Sequence[dict[str, Any]]:
-    app = open_app(config)
-    rows = []
-    for trader_config in config.manager.traders:
-        trader = app.find_trader(trader_config.id)
-        if trader is None:
-            rows.append({"id": trader_config.id, "registered": False})
-            continue
-        rows.append(
-            {
-                "id": trader.config_id,
-                "registered": True,
-                "model": trader.model,
-                "cycles": trader.cycle_no,
-                "positions": sorted(trader.positions),
-                "trades": trader.num_trades,
-                "paused": trader.paused,
-                "pause_reason": trader.pause_reason,
-            }
-        )
-    return rows
+    return listing.trader_rows(open_app(config), [t.id for t in config.manager.traders])
 
 
 # -- moving an arena between stores ------------------------------------------------------------

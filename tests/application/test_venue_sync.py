@@ -13,6 +13,8 @@ traded through the Hyperliquid adapter.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -20,6 +22,7 @@ from typing import Any
 
 from application.ports import ExchangeError
 from application.settings import TraderSettings
+from application.venue_sync import VenueSync
 from domain.trader import Trader
 from domain.values import Liquidity, OrderSide
 from infrastructure.hyperliquid.simulated import SimulatedHyperliquid
@@ -549,3 +552,29 @@ def test_funding_reported_after_a_position_was_reopened_stays_with_the_old_trade
     )
     assert trader.funding == D("-0.5")  # the trader's total counts it
     assert trader.positions["BTC"].funding == 0  # the position opened after it does not
+
+
+def test_a_dropped_sync_is_freed_at_once_not_by_the_garbage_collector() -> None:
+    # No reference cycle through the pass's parts: the store it holds (and, on PostgreSQL,
+    # its connections) goes with the last reference.
+    async def scenario() -> Harness:
+        return await Harness.create()
+
+    h = run(scenario())
+    gc.disable()
+    try:
+        sync = VenueSync(
+            app=h.app,
+            exchange=h.exchange,
+            desk=h.desk,
+            clock=h.clock,
+            alerts=h.alerts,
+            traders=[h.settings],
+            engine=h.engine,
+        )
+        gone = weakref.ref(sync)
+        del sync
+        assert gone() is None
+    finally:
+        gc.enable()
+        h.close()
