@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import socket
+import tempfile
 
 import uvicorn
 from litestar import Litestar
@@ -20,6 +21,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from infrastructure import bootstrap
 from interfaces.http.app import create_app
+from interfaces.http.metrics import MULTIPROCESS_DIR
 
 CONFIG_ENV = "NOF0_SERVE_CONFIG"
 DATA_DIR_ENV = "NOF0_SERVE_DATA_DIR"
@@ -72,6 +74,15 @@ def serve(
 ) -> int:
     os.environ[CONFIG_ENV] = os.path.abspath(config_path)
     os.environ[DATA_DIR_ENV] = str(config.data_dir)
+    with tempfile.TemporaryDirectory(prefix="nof0-metrics-") as shared:
+        if workers > 1:
+            # Before any worker imports prometheus_client: their metrics go to files here,
+            # and /metrics on any worker sums them (a scrape reaches only one).
+            os.environ[MULTIPROCESS_DIR] = shared
+        return _serve(config, host=host, port=port, workers=workers)
+
+
+def _serve(config: bootstrap.LoadedConfig, *, host: str, port: int, workers: int) -> int:
     log.info(
         "query API on http://%s:%d/api/leaderboard, %d worker(s), views of %s (Ctrl-C stops)",
         host,

@@ -107,6 +107,31 @@ class ViewReaders:
         except FileNotFoundError:
             return None
 
+    async def read_marked(self, filename: str) -> tuple[bytes | None, Hashable | None]:
+        if not is_view_file(filename):
+            raise ValueError(f"{filename!r} is not a view")
+        if (
+            self._redis is not None
+            and self.keys is not None
+            and time.monotonic() >= self._redis_down_until
+        ):
+            try:
+                version = await self._redis.get(self.keys.version)
+                namespace = await self._redis.get(self.keys.pointer)
+                if isinstance(namespace, bytes):
+                    value = await self._redis.get(self.keys.document(namespace.decode(), filename))
+                    if isinstance(value, bytes):
+                        self.last_source = "redis"
+                        return value, ("redis", version) if isinstance(version, bytes) else None
+            except (RedisError, OSError) as exc:
+                self._redis_down_until = time.monotonic() + self.retry_after_s
+                log.warning("redis is unavailable (%s); serving the JSON files", exc)
+        # The file's marker first: a write landing between the two makes it stale, so the
+        # next request reads again (never the other way round).
+        marker = self._file_marker(filename)
+        self.last_source = "json"
+        return await asyncio.to_thread(self._read_file, filename), marker
+
     async def marker(self, filename: str) -> Hashable | None:
         """Redis: the views' version counter (raised in every write's transaction and at
         every flip). JSON files: the active namespace and the file's inode, mtime and size

@@ -72,14 +72,6 @@ def _reader(state: State) -> DocumentReader:
     return reader
 
 
-async def _raw(state: State, filename: str) -> bytes | None:
-    try:
-        return await _reader(state).read(filename)
-    except ValueError as exc:  # a view file that is not where views live (e.g. a symlink out)
-        log.error("refused to read %s: %s", filename, exc)
-        raise ViewsNotReady(detail=f"{filename} cannot be read") from exc
-
-
 def _decode(raw: bytes, filename: str, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=kind)
@@ -108,7 +100,11 @@ async def written(state: State, filename: str, kind: type[msgspec.Struct]) -> En
     entry = cache.get(filename, kind, marker)
     if entry is not None:
         return entry
-    raw = await _raw(state, filename)
+    try:
+        raw, marker = await _reader(state).read_marked(filename)
+    except ValueError as exc:  # a view file that is not where views live (e.g. a symlink out)
+        log.error("refused to read %s: %s", filename, exc)
+        raise ViewsNotReady(detail=f"{filename} cannot be read") from exc
     if raw is None:
         return None
     entry = cache.unchanged(filename, kind, marker, raw)
@@ -377,7 +373,7 @@ class ApiApp(Litestar):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if (
             scope["type"] == "http"
-            and scope["method"] == "GET"
+            and scope["method"] in {"GET", "HEAD"}
             and not scope["query_string"]
             and scope["path"] in PLAIN_VIEWS
             and await self._answer_view(scope, send)
@@ -405,7 +401,11 @@ class ApiApp(Litestar):
             entry.view, if_none_match, accept_encoding, server_time()
         )
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        # HEAD: the same headers (Content-Length included), no body.
+        head = scope["method"] == "HEAD"
+        await send(
+            {"type": "http.response.body", "body": b"" if head else body, "more_body": False}
+        )
         if self.fast_counter is not None:
             counted = self._counted.get((scope["path"], status))
             if counted is None:

@@ -74,19 +74,23 @@ class EncodedView:
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
-    """``gzip`` (or ``*``) listed in Accept-Encoding, and not with ``q=0``."""
+    """Whether Accept-Encoding admits gzip (RFC 9110 §12.5.3): its own entry decides, else
+    ``*``'s; ``q=0`` (or an unreadable weight) refuses."""
+    weights: dict[str, bool] = {}
     for item in (accept_encoding or "").split(","):
         coding, _, params = item.partition(";")
-        if coding.strip().lower() not in {"gzip", "*"}:
+        coding = coding.strip().lower()
+        if coding not in {"gzip", "*"} or coding in weights:
             continue
         quality = params.replace(" ", "").lower()
         if quality.startswith("q="):
             try:
-                return float(quality[2:]) > 0
+                weights[coding] = float(quality[2:]) > 0
             except ValueError:
-                return False
-        return True
-    return False
+                weights[coding] = False
+        else:
+            weights[coding] = True
+    return weights.get("gzip", weights.get("*", False))
 
 
 def representation(
@@ -100,9 +104,9 @@ def representation(
         (b"cache-control", b"no-cache"),
         (b"vary", b"accept-encoding"),
     ]
-    if if_none_match is not None and (
-        matches(if_none_match, view.etag) or matches(if_none_match, view.gzip_etag)
-    ):
+    # Only the representation that would be sent is compared (RFC 9110 §13.1.2): a cache
+    # keyed on Vary must not get a 304 for a body it never stored.
+    if if_none_match is not None and matches(if_none_match, headers[0][1].decode()):
         return 304, headers, b""
     body = view.gzipped(now) if packed else None
     if body is not None:

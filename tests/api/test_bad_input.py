@@ -381,6 +381,9 @@ class ExplodingReader:
     async def marker(self, filename: str) -> None:
         raise RuntimeError(f"boom while looking at {filename}")
 
+    async def read_marked(self, filename: str) -> tuple[bytes | None, None]:
+        raise RuntimeError(f"boom while reading {filename}")
+
     async def redis_status(self) -> str:
         return "not configured"
 

@@ -30,6 +30,14 @@ def request(port: int, route: str, **headers: str) -> tuple[int, dict[str, str],
         connection.close()
 
 
+def metric_value(text: bytes) -> float:
+    wanted = 'nof0_api_view_responses_total{path="/api/leaderboard",status_code="200"}'
+    for line in text.decode().splitlines():
+        if line.startswith(wanted):
+            return float(line.split()[-1])
+    raise AssertionError(f"{wanted} not exported")
+
+
 def without_server_time(body: bytes) -> Any:
     document = json.loads(body)
     assert type(document.pop("serverTime")) is int
@@ -94,7 +102,8 @@ def test_serve_answers_what_the_engine_api_answers_from_two_workers(
         assert status == 200
         assert headers["content-encoding"] == "gzip"
         assert isinstance(json.loads(gzip.decompress(packed))["accountTotals"], list)
-        status, _, body = request(port, "/api/account-totals", **{"If-None-Match": headers["etag"]})
+        conditional = {"If-None-Match": headers["etag"], "Accept-Encoding": "gzip"}
+        status, _, body = request(port, "/api/account-totals", **conditional)
         assert (status, body) == (304, b"")
         # Control stays with the engine: these workers say so, they do not act.
         control = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -104,6 +113,20 @@ def test_serve_answers_what_the_engine_api_answers_from_two_workers(
         assert control.getresponse().status in {403, 404, 503}
         control.close()
         assert request(port, "/api/nope")[0] == 404
+        # HEAD: the GET's headers, no body.
+        head = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        head.request("HEAD", "/api/trades")
+        answer = head.getresponse()
+        assert answer.status == 200
+        assert int(answer.getheader("content-length") or 0) > 0
+        assert answer.read() == b""
+        head.close()
+        # /metrics on either worker counts both workers' answers (new connections spread).
+        for _ in range(20):
+            assert request(port, "/api/leaderboard")[0] == 200
+        counts = {metric_value(request(port, "/metrics")[2]) for _ in range(6)}
+        assert len(counts) == 1, counts
+        assert counts.pop() >= 20
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C
         code = process.wait(timeout=30)

@@ -99,6 +99,9 @@ def test_equal_stored_bytes_are_not_decoded_again() -> None:
         ("*", True),
         ("gzip;q=nonsense", False),
         ("deflate, br", False),
+        ("br, *;q=0.1, gzip;q=0", False),  # gzip's own entry decides, not *'s
+        ("*;q=0, gzip", True),
+        ("gzip;q=0, gzip", False),  # the first entry for a coding counts
     ],
 )
 def test_accept_encoding(header: str | None, takes: bool) -> None:
