@@ -91,7 +91,19 @@ from infrastructure.leases import PostgresLeaseStore
 from infrastructure.llm.budget_store import FileBudgetStore
 from infrastructure.llm.cache import SQLiteDecisionCache
 from infrastructure.llm.clients import ModelEndpoint, build_model
+from infrastructure.market.download import (
+    DownloadError,
+    DownloadReport,
+    HistoryDownloader,
+    RecordReport,
+    SeriesResult,
+)
+from infrastructure.market.download import record as record_history
 from infrastructure.market.failover import FailoverMarket
+from infrastructure.market.history import INTERVAL_MS as HISTORY_INTERVALS
+from infrastructure.market.history import HistoryStore, UnknownInterval
+from infrastructure.market.history_import import CandleFileError, ImportResult
+from infrastructure.market.history_import import import_file as import_history_file
 from infrastructure.market.replay import ReplayMarket
 from infrastructure.market.synthetic import SyntheticTape
 from infrastructure.metrics.collector import CollectorSources, MetricsCollector
@@ -126,15 +138,25 @@ from projections.status import StatusProjector
 from projections.trades import TradesProjector
 
 __all__ = [
+    "HISTORY_INTERVALS",
     "ArchiveError",
+    "CandleFileError",
     "ConfigError",
     "ControlError",
+    "DownloadError",
+    "DownloadReport",
     "Engine",
     "EventStoreError",
+    "HistoryDownloader",
+    "HistoryStore",
+    "ImportResult",
     "LoadedConfig",
     "NotAvailable",
     "Problem",
+    "RecordReport",
+    "SeriesResult",
     "ServeOptions",
+    "UnknownInterval",
     "build_engine",
     "build_readers",
     "check_config",
@@ -142,13 +164,16 @@ __all__ = [
     "control_traders",
     "export_arena",
     "flatten_trader",
+    "history_downloader",
     "import_arena",
+    "import_history_file",
     "kill_switch",
     "load_config",
     "operator_control",
     "pause_trader",
     "projection_status",
     "rebuild_projections",
+    "record_history",
     "resume_trader",
     "serve_simulator",
 ]
@@ -1296,3 +1321,23 @@ def verify_replay(
         schema=_schema(config),
     )
     return verifier.verify(traders, last=last)
+
+
+# -- market history -----------------------------------------------------------------------
+
+
+@contextmanager
+def history_downloader(
+    data_dir: Path, url: str | None = None, *, timeout_s: float = 10.0
+) -> Iterator[HistoryDownloader]:
+    """A downloader into ``<data_dir>/history/market.sqlite`` over HTTP (the venue's weight
+    budget kept client-side); the store and the session are closed afterwards."""
+    base = url or MAINNET_URL
+    budget = WeightBudget()
+    transport = HttpTransport(base, timeout_s=timeout_s, budget=budget)
+    store = HistoryStore.open(data_dir)
+    try:
+        yield HistoryDownloader(transport, store, budget=budget, venue=base)
+    finally:
+        store.close()
+        transport.close()
