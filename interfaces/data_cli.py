@@ -202,7 +202,8 @@ def _download(args: argparse.Namespace, data_dir: Path) -> int:
             path = downloader.store.path
     except bootstrap.DownloadError as exc:
         print(f"nof0 data download: {exc}", file=sys.stderr)
-        print("what was stored so far is kept; run the same command to resume", file=sys.stderr)
+        if exc.resumable:
+            print("what was stored is kept; run the same command to resume", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted; run the same command to resume", file=sys.stderr)

@@ -59,7 +59,12 @@ _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?\Z")
 
 
 class DownloadError(Exception):
-    """The download cannot go on; the message names the coin, interval and cause."""
+    """The download cannot go on; the message names the coin, interval and cause.
+    ``resumable``: the venue did not answer (running again later continues)."""
+
+    def __init__(self, message: str, *, resumable: bool = False) -> None:
+        super().__init__(message)
+        self.resumable = resumable
 
 
 def _text(row: Mapping[str, Any], key: str, where: str) -> str:
@@ -162,7 +167,7 @@ class HistoryDownloader:
         try:
             return self.transport.post("/info", payload)
         except TransportError as exc:
-            raise DownloadError(f"{what}: {exc}") from exc
+            raise DownloadError(f"{what}: {exc}", resumable=True) from exc
 
     def _extra_weight(self, rows: int, per: int) -> None:
         if self.budget is not None and rows >= per:

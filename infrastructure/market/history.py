@@ -255,7 +255,9 @@ class HistoryStore:
         with self._transaction() as db:
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                # Only a key conflict is ignored (OR IGNORE would also drop NOT NULL violations).
+                "INSERT INTO candles VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (coin, interval, open_time_ms) DO NOTHING",
                 (
                     (coin, interval, r.open_time_ms, r.open, r.high, r.low, r.close, r.volume)
                     for r in rows
@@ -272,7 +274,7 @@ class HistoryStore:
         with self._transaction() as db:
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO funding VALUES (?, ?, ?, ?)",
+                "INSERT INTO funding VALUES (?, ?, ?, ?) ON CONFLICT (coin, time_ms) DO NOTHING",
                 ((coin, r.time_ms, r.rate, r.premium) for r in rows),
             )
             added = db.total_changes - before
