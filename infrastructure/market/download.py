@@ -226,9 +226,15 @@ class HistoryDownloader:
             result.requests += 1
             answer = parse_candle_rows(coin, interval, body)
             self._extra_weight(len(answer), CANDLES_PER_EXTRA_WEIGHT)
-            newest = answer[-1].open_time_ms if answer else None
-            if live and answer:
-                answer = answer[:-1]  # forming, or newest closed and maybe not final yet
+            # The answer reached the present when its last row is the newest candle that
+            # should be closed (by the window or our clock) or later: that row is forming, or
+            # closed but not proven final (a lagging venue may not have started the next one),
+            # so it is left for the next run. A shorter answer was cut (an answer cap): all of
+            # it is final, and the next request starts after it.
+            present = min(window_end, now - now % step) - step
+            reached = live and bool(answer) and answer[-1].open_time_ms >= present
+            if reached:
+                answer = answer[:-1]
             rows = [
                 r
                 for r in answer
@@ -241,8 +247,8 @@ class HistoryDownloader:
             empty_to = cursor if live else window_end
             answered_to = rows[-1].open_time_ms + step if rows else empty_to
             result.stored += self.store.add_candles(coin, interval, rows, (cursor, answered_to))
-            if live and (not rows or newest is None or newest + step > now):
-                return  # the answer reached the forming candle: nothing more is final
+            if reached or answered_to <= cursor:
+                return  # at the present: nothing more is final
             cursor = answered_to
 
     # -- funding ------------------------------------------------------------------------------

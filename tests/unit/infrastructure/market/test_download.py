@@ -250,3 +250,22 @@ def test_record_survives_a_failing_venue(tmp_path: Path) -> None:
     )
     assert (report.failures, report.passes) == (1, 2)
     assert len(dl.store.raw_candles("ETH", "1m")) == 5
+
+
+def test_a_lagging_venues_newest_candle_waits_for_a_later_one(tmp_path: Path) -> None:
+    now = T0 + 5 * HOUR_MS + 17 * MINUTE
+    venue = FakeHistoryVenue(now_ms=now, missing={T0 + 5 * HOUR_MS})  # 05:00 not started there
+    dl = downloader(venue, tmp_path)
+    dl.candles("BTC", "1h", T0, T0 + DAY)
+    assert dl.store.last_open_ms("BTC", "1h") == T0 + 3 * HOUR_MS  # 04:00 is not proven final
+    venue.missing = set()
+    assert dl.candles("BTC", "1h", T0, T0 + DAY).stored == 1
+
+
+def test_answers_cut_near_the_present_are_paged_without_overlap(tmp_path: Path) -> None:
+    now = T0 + 1200 * MINUTE + 30_000
+    venue = FakeHistoryVenue(now_ms=now, max_rows=500)
+    dl = downloader(venue, tmp_path)
+    done = dl.candles("ETH", "1m", T0, now)
+    assert [start for start, _ in windows(venue)] == [T0 + n * 500 * MINUTE for n in range(3)]
+    assert done.stored == 1200  # 00:00 .. 19:59; 20:00 is forming
