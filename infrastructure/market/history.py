@@ -26,6 +26,7 @@ candles for one coin is ~45,000 rows, which SQLite reads in well under a second.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
@@ -403,15 +404,17 @@ class HistoryStore:
                 params,
             )
         ) as cursor:
-            rows = cursor.fetchall()
-        table = np.array(rows, dtype=np.float64).reshape(len(rows), 6)
+            # Straight from the cursor into one float block: no list of a million tuples.
+            # Open times are below 2**53, so they survive the float64 round trip exactly.
+            flat = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.float64)
+        table = flat.reshape(-1, 6).T
         return CandleArrays(
-            open_time_ms=np.array([r[0] for r in rows], dtype=np.int64),
-            open=np.ascontiguousarray(table[:, 1]),
-            high=np.ascontiguousarray(table[:, 2]),
-            low=np.ascontiguousarray(table[:, 3]),
-            close=np.ascontiguousarray(table[:, 4]),
-            volume=np.ascontiguousarray(table[:, 5]),
+            open_time_ms=table[0].astype(np.int64),
+            open=np.ascontiguousarray(table[1]),
+            high=np.ascontiguousarray(table[2]),
+            low=np.ascontiguousarray(table[3]),
+            close=np.ascontiguousarray(table[4]),
+            volume=np.ascontiguousarray(table[5]),
         )
 
     def decimal_candles(
