@@ -155,10 +155,11 @@ def _data_dir(args: argparse.Namespace) -> Path | None:
         return bootstrap.load_config(args.config).data_dir
     except bootstrap.ConfigError as exc:
         print(
-            f"nof0 data: cannot read the data directory from {args.config}"
-            f" ({len(exc.problems)} problem(s)); give --data-dir",
+            f"nof0 data: cannot read the data directory from {args.config}; give --data-dir",
             file=sys.stderr,
         )
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
         return None
 
 
@@ -186,7 +187,12 @@ def _download(args: argparse.Namespace, data_dir: Path) -> int:
 
     def progress(done: bootstrap.SeriesResult) -> None:
         what = "rows" if done.series == "funding" else "candles"
-        print(f"{done.coin} {done.series}: {done.stored} new {what}, {done.requests} request(s)")
+        note = ""
+        if done.series != "funding" and done.empty and not done.stored:
+            note = " (the venue had none there; Hyperliquid keeps the latest 5000 per interval)"
+        print(
+            f"{done.coin} {done.series}: {done.stored} new {what}, {done.requests} request(s){note}"
+        )
         sys.stdout.flush()
 
     try:

@@ -127,6 +127,7 @@ class SeriesResult:
     series: str  # an interval or "funding"
     requests: int = 0
     stored: int = 0
+    empty: int = 0  # answers with no row in their window (older than the venue keeps, ...)
 
 
 @dataclass
@@ -246,6 +247,7 @@ class HistoryDownloader:
             # present an empty answer means nothing is final yet.
             empty_to = cursor if live else window_end
             answered_to = rows[-1].open_time_ms + step if rows else empty_to
+            result.empty += not rows
             result.stored += self.store.add_candles(coin, interval, rows, (cursor, answered_to))
             if reached or answered_to <= cursor:
                 return  # at the present: nothing more is final

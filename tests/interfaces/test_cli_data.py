@@ -58,6 +58,16 @@ def test_an_unreachable_venue_is_named_and_the_run_can_resume(
     assert "run the same command to resume" in err
 
 
+def test_the_data_directory_comes_from_the_config_or_is_asked_for(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "none.yaml")
+    code, _, err = run(capsys, "data", "list", "--config", missing)
+    assert code == 2
+    assert f"cannot read the data directory from {missing}; give --data-dir" in err
+    assert "file not found" in err
+
+
 def test_list_without_a_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "data", "list", "--data-dir", str(tmp_path))
     assert (code, "no market history in") == (0, out[: len("no market history in")])

@@ -152,6 +152,7 @@ def test_history_older_than_the_venue_keeps_is_fetched_once(tmp_path: Path) -> N
     coverage = dl.store.coverage("BTC", "1m")
     assert coverage.count == 4999  # the latest 5000 exist; the forming one is not stored
     assert coverage.first_ms == T0 + 30 * DAY - 4999 * MINUTE
+    assert dl.candles("ETH", "1m", T0, T0 + 2 * DAY).empty == 1  # all older than kept
     sent = venue.history_requests
     assert dl.candles("BTC", "1m", T0, T0 + 30 * DAY).requests == 0
     assert venue.history_requests == sent
