@@ -6,8 +6,9 @@ answered candle ends, so no two requests overlap. The venue may answer fewer row
 window holds (its docs cap time-range answers at 500 rows; it keeps only the latest 5,000
 candles): when an answer stops before the window's end, the next request starts right after
 its last row (pagination by the last timestamp), and an empty answer means the venue has
-nothing more in that window. ``fundingHistory`` answers at most 500 rows: a full answer is
-followed by a request from its last stamp + 1 ms.
+nothing more in that window. ``fundingHistory`` answers at most 500 rows: a full answer (or one
+that stops more than an hour before the range ends) is followed by a request from its last
+stamp + 1 ms.
 
 Resumable and idempotent: each answer's rows and the range it covers are written in one
 transaction (:meth:`HistoryStore.add_candles`), and a run asks only for the ranges not yet
@@ -50,6 +51,7 @@ log = logging.getLogger("nof0.history")
 MAX_CANDLES_PER_REQUEST: Final = 5000
 FUNDING_ROWS_PER_ANSWER: Final = 500
 FUNDING_SETTLE_MS: Final = 60_000
+FUNDING_PERIOD_MS: Final = 3_600_000  # Hyperliquid funds hourly
 CANDLES_PER_EXTRA_WEIGHT: Final = 60
 FUNDING_PER_EXTRA_WEIGHT: Final = 20
 #: A fresh series recorded live starts this many intervals back.
@@ -272,9 +274,14 @@ class HistoryDownloader:
                 answer = parse_funding_rows(coin, body)
                 self._extra_weight(len(answer), FUNDING_PER_EXTRA_WEIGHT)
                 rows = [r for r in answer if cursor <= r.time_ms < gap_end]
-                # A full answer may be cut short: go on after its last row.
-                full = len(answer) >= FUNDING_ROWS_PER_ANSWER and bool(rows)
-                answered_to = rows[-1].time_ms + 1 if full else gap_end
+                # A full answer, or one ending more than an hour (one funding period) before
+                # the range does, may have been cut: go on after its last row (an empty answer
+                # then closes the range). A venue capping below 500 loses nothing.
+                cut = bool(rows) and (
+                    len(answer) >= FUNDING_ROWS_PER_ANSWER
+                    or rows[-1].time_ms + FUNDING_PERIOD_MS < gap_end
+                )
+                answered_to = rows[-1].time_ms + 1 if cut else gap_end
                 result.stored += self.store.add_funding(coin, rows, (cursor, answered_to))
                 cursor = answered_to
         return result

@@ -270,3 +270,13 @@ def test_answers_cut_near_the_present_are_paged_without_overlap(tmp_path: Path) 
     done = dl.candles("ETH", "1m", T0, now)
     assert [start for start, _ in windows(venue)] == [T0 + n * 500 * MINUTE for n in range(3)]
     assert done.stored == 1200  # 00:00 .. 19:59; 20:00 is forming
+
+
+def test_funding_answers_cut_below_500_rows_lose_nothing(tmp_path: Path) -> None:
+    venue = FakeHistoryVenue(now_ms=T0 + 60 * DAY, funding_rows=100)
+    dl = downloader(venue, tmp_path)
+    done = dl.funding("ETH", T0, T0 + 10 * DAY)
+    assert (done.requests, done.stored) == (3, 240)  # 100 + 100 + 40
+    assert [r.time_ms for r in dl.store.funding("ETH")] == [
+        T0 + n * HOUR_MS + 7 for n in range(240)
+    ]
