@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,21 +38,10 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-#: Candle intervals the store knows: Hyperliquid's fixed-length ones (3d, 1w and 1M are
-#: left out: they do not start on multiples of their length since the epoch).
-INTERVAL_MS: Final[Mapping[str, int]] = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-}
+# The store knows the intervals the venue adapter parses: Hyperliquid's fixed-length ones (3d,
+# 1w and 1M are left out: they do not start on multiples of their length since the epoch).
+from infrastructure.hyperliquid.market import INTERVAL_MS as INTERVAL_MS
+
 FUNDING: Final = "funding"
 HISTORY_DIR: Final = "history"
 STORE_FILE: Final = "market.sqlite"
