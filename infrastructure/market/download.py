@@ -336,10 +336,10 @@ def record(
 ) -> RecordReport:
     """Append closed candles as they close, until ``stop`` is set (or ``max_passes`` passes).
 
-    Each pass asks, per coin and interval, for what follows the newest stored candle (a fresh
-    series starts ``backfill`` intervals back), then waits until the shortest interval's next
-    candle has closed. A failed request is logged and retried at the next pass: a venue that
-    hiccups does not end the recording.
+    Each pass asks, per coin and interval whose next candle has closed, for what follows the
+    newest stored candle (a fresh series starts ``backfill`` intervals back), then waits until
+    the shortest interval's next candle has closed. A failed request is logged and retried at
+    the next pass: a venue that hiccups does not end the recording.
     """
     steps = [interval_ms(i) for i in intervals]
     downloader.check_coins(coins)
@@ -350,6 +350,8 @@ def record(
         for coin in coins:
             for interval, step in zip(intervals, steps, strict=True):
                 last = downloader.store.last_open_ms(coin, interval)
+                if last is not None and last + 2 * step > now:
+                    continue  # the candle after the newest stored one has not closed yet
                 start = now - backfill * step if last is None else last + step
                 try:
                     done = downloader.candles(coin, interval, start, now + step)

@@ -237,6 +237,10 @@ def test_record_appends_closed_candles_until_stopped(tmp_path: Path) -> None:
     times = [r.open_time_ms for r in dl.store.raw_candles("BTC", "1m")]
     assert times == sorted(set(times))
     assert times[-1] + MINUTE <= venue.now_ms - MINUTE
+    # 3-minute candles are asked for only when one has closed since the last pass.
+    asked = [r["req"]["interval"] for r in venue.kinds("candleSnapshot")]
+    assert asked.count("1m") == 3
+    assert asked.count("3m") == 1  # none closed in the three minutes after 00:00
 
 
 def test_record_survives_a_failing_venue(tmp_path: Path) -> None:
