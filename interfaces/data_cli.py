@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
@@ -173,7 +174,12 @@ def run(args: argparse.Namespace) -> int:
         "list": _list,
         "import": _import,
     }[args.action]
-    return handler(args, data_dir)
+    try:
+        return handler(args, data_dir)
+    except sqlite3.Error as exc:  # not a database, locked for too long, disk full
+        store = data_dir / "history" / "market.sqlite"
+        print(f"nof0 data {args.action}: the history store {store}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _download(args: argparse.Namespace, data_dir: Path) -> int:

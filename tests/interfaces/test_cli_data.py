@@ -68,6 +68,17 @@ def test_the_data_directory_comes_from_the_config_or_is_asked_for(
     assert "file not found" in err
 
 
+def test_a_store_that_is_not_a_database_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = tmp_path / "history" / "market.sqlite"
+    store.parent.mkdir()
+    store.write_bytes(b"not sqlite at all" * 100)
+    code, _, err = run(capsys, "data", "list", "--data-dir", str(tmp_path))
+    assert code == 1
+    assert f"nof0 data list: the history store {store}: file is not a database" in err
+
+
 def test_list_without_a_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "data", "list", "--data-dir", str(tmp_path))
     assert (code, "no market history in") == (0, out[: len("no market history in")])

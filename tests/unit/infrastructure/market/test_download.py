@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -283,4 +285,31 @@ def test_funding_answers_cut_below_500_rows_lose_nothing(tmp_path: Path) -> None
     assert (done.requests, done.stored) == (3, 240)  # 100 + 100 + 40
     assert [r.time_ms for r in dl.store.funding("ETH")] == [
         T0 + n * HOUR_MS + 7 for n in range(240)
+    ]
+
+
+def test_ctrl_c_mid_download_keeps_a_consistent_store(tmp_path: Path) -> None:
+    venue = FakeHistoryVenue(now_ms=T0 + 40 * DAY, max_rows=500)
+    inner = venue.transport()
+
+    class Interrupting:
+        calls = 0
+
+        def post(self, path: str, payload: Mapping[str, Any]) -> Any:
+            self.calls += 1
+            if self.calls == 4:  # meta, then the third candle request
+                raise KeyboardInterrupt
+            return inner.post(path, payload)
+
+    store = HistoryStore(tmp_path / "market.sqlite")
+    dl = HistoryDownloader(Interrupting(), store, now_ms=lambda: venue.now_ms)
+    with pytest.raises(KeyboardInterrupt):
+        dl.download(["ETH"], ["1m"], T0, T0 + DAY)
+    assert store.fetched("ETH", "1m") == [(T0, T0 + 1000 * MINUTE)]
+    assert len(store.raw_candles("ETH", "1m")) == 1000
+    HistoryDownloader(inner, store, now_ms=lambda: venue.now_ms).download(
+        ["ETH"], ["1m"], T0, T0 + DAY
+    )
+    assert [r.open_time_ms for r in store.raw_candles("ETH", "1m")] == [
+        T0 + n * MINUTE for n in range(1440)
     ]
