@@ -53,6 +53,15 @@ from domain.capital import CapitalPolicy
 from domain.risk import RiskLimits
 from domain.trader import PausePolicy
 from infrastructure.alerts.webhook import WebhookAlerts
+from infrastructure.backtest import (
+    BacktestError,
+    BacktestPlan,
+    BacktestResult,
+    Progress,
+    ReplicaTable,
+    run_replicas,
+)
+from infrastructure.backtest import run_backtest as _run_backtest
 from infrastructure.clock import ReplayClock, SystemClock
 from infrastructure.config.loader import ConfigError, LoadedConfig, Problem, load_config
 from infrastructure.config.models import (
@@ -64,6 +73,8 @@ from infrastructure.config.models import (
     SimExchangeConfig,
     TraderConfig,
 )
+from infrastructure.counterfactual import Change, Comparison
+from infrastructure.counterfactual import replay_run as _replay_run
 from infrastructure.event_archive import (
     ArchiveError,
     ExportReport,
@@ -104,7 +115,8 @@ from infrastructure.market.history import INTERVAL_MS as HISTORY_INTERVALS
 from infrastructure.market.history import HistoryStore, UnknownInterval
 from infrastructure.market.history_import import CandleFileError, ImportResult
 from infrastructure.market.history_import import import_file as import_history_file
-from infrastructure.market.replay import ReplayMarket
+from infrastructure.market.history_tape import HistoryError, HistoryTape
+from infrastructure.market.replay import ReplayMarket, Tape
 from infrastructure.market.synthetic import SyntheticTape
 from infrastructure.metrics.collector import CollectorSources, MetricsCollector
 from infrastructure.metrics.families import EngineMetrics
@@ -114,6 +126,8 @@ from infrastructure.models.baseline import BaselineModel
 from infrastructure.projection_worker import ProjectionWorker, Target, json_target, redis_target
 from infrastructure.prompts.renderer import JinjaPromptRenderer
 from infrastructure.prompts.schema import DecisionSchema
+from infrastructure.reports.html import WrittenReport
+from infrastructure.reports.source import ReportError
 from infrastructure.simulator.config import BookModel, SimConfig
 from infrastructure.simulator.engine import SimVenue
 from infrastructure.simulator.gateway import SimGateway
@@ -133,6 +147,7 @@ from projections.conversations import ConversationsProjector
 from projections.engine import CatchUp, Projector
 from projections.market import MarketProjector
 from projections.portfolio import PortfolioProjector
+from projections.report import RunReport
 from projections.sql_tables import NAME as SQL_TABLES_VIEW
 from projections.status import StatusProjector
 from projections.trades import TradesProjector
@@ -140,7 +155,10 @@ from projections.trades import TradesProjector
 __all__ = [
     "HISTORY_INTERVALS",
     "ArchiveError",
+    "BacktestError",
+    "BacktestPlan",
     "CandleFileError",
+    "Change",
     "ConfigError",
     "ControlError",
     "DownloadError",
@@ -153,7 +171,9 @@ __all__ = [
     "LoadedConfig",
     "NotAvailable",
     "Problem",
+    "Progress",
     "RecordReport",
+    "ReportError",
     "SeriesResult",
     "ServeOptions",
     "UnknownInterval",
@@ -606,6 +626,32 @@ def _api_url(api_url: str, testnet: bool) -> str:
     return api_url or (TESTNET_URL if testnet else MAINNET_URL)
 
 
+def _replay_tape(config: LoadedConfig, provider: ReplayMarketConfig) -> Tape:
+    """The tape a replay provider serves: generated, or recorded candles (which must hold
+    ``history_days`` of warm-up before ``start``)."""
+    if provider.source == "synthetic":
+        return SyntheticTape(
+            tuple(provider.coins),
+            provider.start - timedelta(days=provider.history_days),
+            (provider.history_days + provider.days) * 1440,
+            provider.seed,
+            anchor_minute=provider.history_days * 1440,
+        )
+    files = {coin: config.resolve("market", path) for coin, path in provider.candles.items()}
+    try:
+        tape = HistoryTape.from_files(files)
+    except HistoryError as exc:
+        raise NotAvailable(f"replay candles: {exc}") from exc
+    earliest = tape.start + timedelta(days=provider.history_days)
+    if provider.start < earliest or provider.start >= tape.end:
+        raise NotAvailable(
+            f"replay start {provider.start.isoformat()} is outside the candles: they run "
+            f"{tape.start.isoformat()} to {tape.end.isoformat()}, and the indicators need "
+            f"{provider.history_days} days before the start (so from {earliest.isoformat()})"
+        )
+    return tape
+
+
 @dataclass
 class _Wiring:
     """Adapters shared across traders: one per provider, one weight budget per API host
@@ -631,15 +677,7 @@ class _Wiring:
         provider = self.config.market.providers[name]
         built: tuple[MarketData, Clock | None]
         if isinstance(provider, ReplayMarketConfig):
-            tape_start = provider.start - timedelta(days=provider.history_days)
-            minutes = (provider.history_days + provider.days) * 1440
-            tape = SyntheticTape(
-                tuple(provider.coins),
-                tape_start,
-                minutes,
-                provider.seed,
-                anchor_minute=provider.history_days * 1440,
-            )
+            tape = _replay_tape(self.config, provider)
             market = ReplayMarket(tape, max_staleness_s=provider.max_staleness)
             built = (market, ReplayClock(provider.start, provider.speed))
         else:
@@ -966,9 +1004,14 @@ def _alert_sinks(config: LoadedConfig) -> list[Alerts]:
 
 
 def build_engine(
-    config: LoadedConfig, *, app: TradingApp | None = None, clock: Clock | None = None
+    config: LoadedConfig,
+    *,
+    app: TradingApp | None = None,
+    clock: Clock | None = None,
+    replica: int = 0,
 ) -> Engine:
-    """Wire the engine; ``clock`` replaces the configured one (tests and benchmarks)."""
+    """Wire the engine; ``clock`` replaces the configured one (tests and benchmarks);
+    ``replica`` seeds the random baseline differently (a backtest's ``--seeds``)."""
     app = app or open_app(config)
     schema = _schema(config)
     services = _llm_services(config, schema)
@@ -1011,7 +1054,9 @@ def build_engine(
                 market=market,
                 exchange=exchanges[trader.exchange_provider],
                 model=BaselineModel(
-                    settings.model, max_position_size_usd=settings.limits.max_position_size_usd
+                    settings.model,
+                    max_position_size_usd=settings.limits.max_position_size_usd,
+                    replica=replica,
                 ),
                 schema=schema,
             )
@@ -1321,6 +1366,108 @@ def verify_replay(
         schema=_schema(config),
     )
     return verifier.verify(traders, last=last)
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+def write_run_report(run: Path, out: Path | None = None, *, seed: int = 0) -> RunReportResult:
+    """``nof0 report``: read a run's views, compute its report, write HTML, JSON and PNGs
+    (into ``run/report`` unless told). Raises :class:`ReportError` naming what is missing."""
+    from infrastructure.reports.html import write_report
+    from infrastructure.reports.source import read_run
+    from projections.report import build_report
+
+    documents = read_run(run)
+    report = build_report(
+        documents.account_totals, documents.trades, documents.analytics, seed=seed
+    )
+    written = write_report(
+        report, out or run / "report", title=f"nof0 report: {run.resolve().name}"
+    )
+    return RunReportResult(report, written)
+
+
+@dataclass(frozen=True)
+class RunReportResult:
+    report: RunReport
+    written: WrittenReport
+
+
+# -- backtests ---------------------------------------------------------------------------------
+
+
+def run_backtest(
+    config: LoadedConfig, plan: BacktestPlan, progress: Callable[[Progress], None]
+) -> BacktestResult:
+    """``nof0 backtest``: this configuration's traders over recorded candles (see
+    :mod:`infrastructure.backtest`)."""
+
+    def current_views(run: LoadedConfig) -> Path:
+        ns = namespaces(run)
+        return ns.directory(ns.ensure_current())
+
+    return _run_backtest(
+        config,
+        plan,
+        build_engine=lambda run, clock, seed: build_engine(run, clock=clock, replica=seed),
+        current_views=current_views,
+        progress=progress,
+    )
+
+
+def run_backtest_replicas(
+    config: LoadedConfig,
+    plan: BacktestPlan,
+    seeds: int,
+    progress: Callable[[Progress], None],
+    *,
+    null: str | None = "random-walk",
+) -> tuple[list[BacktestResult], ReplicaTable]:
+    """``nof0 backtest --seeds N``: N replicas, their KPIs as mean and interval, each trader
+    against the random trader (``null``) over the same replicas."""
+    from infrastructure.reports.source import read_run
+    from projections.report import build_report
+
+    def read(run: Path) -> RunReport:
+        documents = read_run(run)
+        return build_report(documents.account_totals, documents.trades, documents.analytics)
+
+    known = {t.id for t in config.manager.traders}
+    return run_replicas(
+        config,
+        plan,
+        seeds,
+        run_one=lambda one: run_backtest(config, one, progress),
+        read=read,
+        null=null if null in known else None,
+    )
+
+
+def replay_counterfactual(
+    config: LoadedConfig,
+    run: Path,
+    change: Change,
+    progress: Callable[[Progress], None],
+    *,
+    out: Path | None = None,
+) -> Comparison:
+    """``nof0 replay run``: the backtest in ``run`` decided again under ``change``."""
+    from infrastructure.reports.source import read_run
+    from projections.report import build_report
+
+    def read(directory: Path) -> RunReport:
+        documents = read_run(directory)
+        return build_report(documents.account_totals, documents.trades, documents.analytics)
+
+    return _replay_run(
+        config,
+        run,
+        change,
+        run_backtest=lambda changed, plan: run_backtest(changed, plan, progress),
+        read=read,
+        out=out,
+    )
 
 
 # -- market history -----------------------------------------------------------------------

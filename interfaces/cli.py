@@ -12,8 +12,11 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from application.counterfactual import describe
 from infrastructure import bootstrap
 from interfaces import data_cli, sim_cli
 
@@ -43,6 +46,59 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None, help="API port (default: Port)")
     run.add_argument("--host", default=None, help="API host (default: Host)")
 
+    serve = commands.add_parser(
+        "serve", help="serve the query API alone, in worker processes (production)"
+    )
+    _common(serve)
+    serve.add_argument("--port", type=int, default=None, help="API port (default: Port)")
+    serve.add_argument("--host", default=None, help="API host (default: Host)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: one per core this process may run on)",
+    )
+
+    report = commands.add_parser(
+        "report", help="an HTML report with charts, PNGs and JSON KPIs of a run's views"
+    )
+    _common(report)
+    report.add_argument(
+        "run",
+        nargs="?",
+        default=None,
+        help="the run's data directory (default: --data-dir, else the config's DataPath)",
+    )
+    report.add_argument("--out", default=None, help="output directory (default: RUN/report)")
+    report.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
+
+    backtest = commands.add_parser(
+        "backtest", help="the configured traders over recorded candles, on the simulator"
+    )
+    _common(backtest)
+    backtest.add_argument("--from", dest="start", required=True, help="UTC start, ISO 8601")
+    backtest.add_argument("--to", dest="end", required=True, help="UTC end, ISO 8601")
+    backtest.add_argument(
+        "--candles",
+        action="append",
+        default=[],
+        metavar="COIN=PATH",
+        help="a one-minute candle CSV for a coin (repeat per coin)",
+    )
+    backtest.add_argument(
+        "--traders", default="", help="comma-separated trader ids (default: every trader)"
+    )
+    backtest.add_argument(
+        "--out", default=None, help="the run's directory (default: DATA/backtests/<now>)"
+    )
+    backtest.add_argument("--report", action="store_true", help="write the report at the end")
+    backtest.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="replicas (random baseline and simulator book seeds): KPIs as mean and interval",
+    )
+
     check = commands.add_parser("check", help="validate the configuration and report problems")
     _common(check)
 
@@ -65,6 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--trader", action="append", help="only this trader (repeatable)")
     verify.add_argument("--last", type=int, default=None, help="only the last N cycles each")
     _common(verify)
+
+    counterfactual = replay_commands.add_parser(
+        "run", help="a backtest decided again under a change, compared side by side"
+    )
+    counterfactual.add_argument("run", help="the backtest's directory")
+    counterfactual.add_argument("--prompt", default=None, help="another system prompt template")
+    counterfactual.add_argument("--model", default=None, help="another model id")
+    counterfactual.add_argument(
+        "--risk", action="append", default=[], metavar="KEY=VALUE", help="a risk parameter"
+    )
+    counterfactual.add_argument(
+        "--trader", action="append", default=[], help="who gets the change (default: all)"
+    )
+    counterfactual.add_argument("--out", default=None, help="default: RUN/counterfactuals/<n>")
+    _common(counterfactual)
 
     events = commands.add_parser(
         "events", help="export or import the event log (move an arena between stores)"
@@ -148,6 +219,208 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from interfaces.serve import default_workers, serve
+
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    _logging(config.main.Logging.Level)
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        print(f"--workers must be at least 1, not {workers}", file=sys.stderr)
+        return EXIT_CONFIG
+    host = args.host or config.main.Host
+    port = args.port or config.main.Port
+    return serve(config, args.config, host=host, port=port, workers=workers)
+
+
+def _utc(text: str, flag: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{flag} {text!r} is not an ISO 8601 time (e.g. 2022-01-15T00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _candle_files(specs: list[str]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for spec in specs:
+        coin, sep, path = spec.partition("=")
+        if not sep or not coin.strip() or not path:
+            raise ValueError(f"--candles {spec!r} is not COIN=PATH")
+        files[coin.strip().upper()] = Path(path)
+    return files
+
+
+def _progress_bar(progress: bootstrap.Progress) -> None:
+    width = 30
+    filled = width * progress.done // progress.total
+    eta = progress.eta_s
+    left = "--:--" if eta is None else f"{int(eta // 60):02d}:{int(eta % 60):02d}"
+    print(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * progress.done // progress.total:3d}% "
+        f"{progress.at:%Y-%m-%d %H:%M} ETA {left}",
+        end="" if progress.done < progress.total else "\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        start, end = _utc(args.start, "--from"), _utc(args.end, "--to")
+        candles = _candle_files(args.candles)
+    except ValueError as exc:
+        print(f"backtest refused: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(config.data_dir) / "backtests" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    )
+    traders = [t.strip() for t in args.traders.split(",") if t.strip()]
+    plan = bootstrap.BacktestPlan(start=start, end=end, candles=candles, out=out, traders=traders)
+    logging.basicConfig(level=logging.WARNING)
+    if args.seeds != 1:
+        return _backtest_replicas(config, plan, args.seeds)
+    try:
+        result = bootstrap.run_backtest(config, plan, _progress_bar)
+    except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
+        print(f"backtest refused: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"backtest {result.out}: {', '.join(result.traders)} on {', '.join(result.coins)}, "
+        f"{result.minutes:,} minutes, {result.cycles:,} cycles, {result.trades} trades in "
+        f"{result.seconds:.1f} s ({result.candles_per_s:,.0f} candles/s)"
+    )
+    print(f"fingerprint {result.fingerprint}")
+    print(f"serve it: nof0 serve --data-dir {result.out}; report: nof0 report {result.out}")
+    if args.report:
+        written = bootstrap.write_run_report(result.out).written
+        print(f"wrote {written.html}")
+    return 0
+
+
+def _summary(summary: object) -> str:
+    mean, low, high = (getattr(summary, name) for name in ("mean", "low", "high"))
+    if mean is None:
+        return "–"
+    if low is None or high is None:
+        return f"{mean:+.4f}"
+    return f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def _backtest_replicas(
+    config: bootstrap.LoadedConfig, plan: bootstrap.BacktestPlan, seeds: int
+) -> int:
+    try:
+        runs, table = bootstrap.run_backtest_replicas(config, plan, seeds, _progress_bar)
+    except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
+        print(f"backtest refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(runs)} replicas in {plan.out} (seed-0 … seed-{len(runs) - 1})")
+    for trader, kpis in table.traders.items():
+        luck = table.verdicts.get(trader, {})
+        verdict = f"; sharpe {luck['sharpe']}" if "sharpe" in luck else ""
+        print(
+            f"{trader}: return {_summary(kpis['total_return'])}, "
+            f"sharpe {_summary(kpis['sharpe'])}{verdict}"
+        )
+    print(f"wrote {plan.out / 'replicas.json'}")
+    return 0
+
+
+def _pair(before: Any, after: Any, getter: Any, fmt: str) -> str:
+    one = "–" if before is None else format(getter(before), fmt)
+    two = "–" if after is None else format(getter(after), fmt)
+    return f"{one} → {two}"
+
+
+def _counterfactual(config: bootstrap.LoadedConfig, args: argparse.Namespace) -> int:
+    risk: dict[str, str] = {}
+    for spec in args.risk:
+        key, sep, value = spec.partition("=")
+        if not sep or not key.strip():
+            print(f"replay run refused: --risk {spec!r} is not KEY=VALUE", file=sys.stderr)
+            return EXIT_CONFIG
+        risk[key.strip()] = value.strip()
+    change = bootstrap.Change(
+        prompt=Path(args.prompt) if args.prompt else None,
+        model=args.model,
+        risk=risk,
+        traders=args.trader,
+    )
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        result = bootstrap.replay_counterfactual(
+            config, Path(args.run), change, _progress_bar, out=Path(args.out) if args.out else None
+        )
+    except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
+        print(f"replay run refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"counterfactual of {result.run} with {change.describe()}: {result.out}")
+    header = (
+        f"{'trader':<14} {'cycles':>6} {'differ':>6}  {'trades':>9}  {'net P&L':>21}  "
+        f"{'return':>17}  {'model cost':>17}"
+    )
+    print(header)
+    for row in result.traders:
+        both = (row.original, row.counterfactual)
+        mark = "*" if row.changed else " "
+        decided = f"{row.decisions.compared:>6} {len(row.decisions.differing):>6}"
+        print(
+            f"{row.trader + mark:<14} {decided}  "
+            f"{_pair(*both, lambda r: r.num_trades, 'd'):>9}  "
+            f"{_pair(*both, lambda r: r.kpis.trades.net_pnl, '+.2f'):>21}  "
+            f"{_pair(*both, lambda r: r.kpis.returns.total_return.estimate or 0.0, '+.2%'):>17}  "
+            f"{row.original_cost:.4f} → {row.counterfactual_cost:.4f}"
+        )
+    print("* the change applies to this trader")
+    for row in result.traders:
+        for at, was, now in row.decisions.differing[:5]:
+            print(f"  {row.trader} {at:%Y-%m-%d %H:%M}: {describe(was)} → {describe(now)}")
+        if len(row.decisions.differing) > 5:
+            print(f"  {row.trader}: … {len(row.decisions.differing) - 5} more cycles differ")
+    fingerprints = (result.original_fingerprint[:12], result.counterfactual_fingerprint[:12])
+    print(f"fingerprints {fingerprints[0]} → {fingerprints[1]}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.run is not None:
+        run = Path(args.run)
+    else:
+        config = _load(args)
+        if config is None:
+            return EXIT_CONFIG
+        run = Path(config.data_dir)
+    try:
+        result = bootstrap.write_run_report(
+            run, Path(args.out) if args.out else None, seed=args.seed
+        )
+    except bootstrap.ReportError as exc:
+        print(f"no report: {exc}", file=sys.stderr)
+        return 1
+    report, written = result.report, result.written
+    for trader in report.traders:
+        kpis = trader.kpis.returns
+        low, high = kpis.total_return.low, kpis.total_return.high
+        interval = "" if low is None or high is None else f" [{low:+.2%}, {high:+.2%}]"
+        print(
+            f"{trader.model_id}: return {kpis.total_return.estimate or 0:+.2%}{interval}, "
+            f"{trader.num_trades} trades, max drawdown {kpis.max_drawdown:.2%}"
+        )
+    print(f"fingerprint {report.fingerprint}")
+    print(f"wrote {written.html}, {written.json} and {len(written.pngs)} PNGs")
+    return 0
+
+
 def cmd_projections(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
@@ -182,6 +455,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return EXIT_CONFIG
+    if args.action == "run":
+        return _counterfactual(config, args)
     try:
         report = bootstrap.verify_replay(config, traders=args.trader, last=args.last)
     except LookupError as exc:
@@ -301,6 +576,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
         "run": cmd_run,
+        "serve": cmd_serve,
+        "report": cmd_report,
+        "backtest": cmd_backtest,
         "check": cmd_check,
         "projections": cmd_projections,
         "replay": cmd_replay,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Protocol
 
 
@@ -13,6 +14,11 @@ class DocumentReader(Protocol):
 
     async def read(self, filename: str) -> bytes | None:
         """The stored document, or None when the view has not been written yet."""
+        ...
+
+    async def marker(self, filename: str) -> Hashable | None:
+        """A cheap value that moves whenever the document may have changed (compared by
+        equality), or None when the reader cannot tell: the caller reads the document."""
         ...
 
     async def redis_status(self) -> str: ...

@@ -451,7 +451,10 @@ class ExchangeConfig(Section):
 
 class ReplayMarketConfig(ProviderBase):
     type: Literal["replay"]
-    source: Literal["synthetic"] = "synthetic"
+    #: ``synthetic``: seeded generated candles; ``history``: recorded one-minute candles,
+    #: a CSV file per coin in ``candles`` (then ``coins`` are its keys, ``days`` unused).
+    source: Literal["synthetic", "history"] = "synthetic"
+    candles: dict[str, str] = Field(default_factory=dict)
     seed: int = 7
     start: datetime
     speed: float = Field(60, gt=0, le=100_000)
@@ -466,6 +469,21 @@ class ReplayMarketConfig(ProviderBase):
         if value.tzinfo is None:
             raise ValueError("must include a timezone, e.g. 2025-10-17T00:00:00Z")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _history_has_candles(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        candles = data.get("candles") or {}
+        if data.get("source") == "history":
+            if not isinstance(candles, dict) or not candles:
+                raise ValueError("source: history needs candles: {COIN: path/to/1m.csv}")
+            candles = {str(coin).strip().upper(): path for coin, path in candles.items()}
+            return {**data, "candles": candles, "coins": list(candles)}
+        if candles:
+            raise ValueError("candles are read only with source: history")
+        return data
 
 
 class HyperliquidMarketConfig(ProviderBase):

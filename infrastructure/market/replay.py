@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 import numpy as np
 
@@ -28,7 +29,19 @@ from infrastructure.market.snapshot import (
     intraday_indicators,
     long_term_indicators,
 )
-from infrastructure.market.synthetic import Array, Candles, CoinTape, SyntheticTape, aggregate
+from infrastructure.market.synthetic import Array, Candles, CoinTape, aggregate
+
+
+class Tape(Protocol):
+    """Minutes per coin from ``start`` (generated: ``SyntheticTape``; recorded:
+    ``HistoryTape``)."""
+
+    start: datetime
+    coins: dict[str, CoinTape]
+
+    @property
+    def end(self) -> datetime: ...
+
 
 OI_AVERAGE_MINUTES = 24 * 60
 INTRADAY_S = 3 * 60
@@ -71,7 +84,7 @@ def _decimal(value: float) -> Decimal:
 class ReplayMarket:
     """``MarketData`` over a :class:`SyntheticTape` (or any tape of the same shape)."""
 
-    def __init__(self, tape: SyntheticTape, *, max_staleness_s: float = 90.0) -> None:
+    def __init__(self, tape: Tape, *, max_staleness_s: float = 90.0) -> None:
         self.tape = tape
         self.max_staleness_s = max_staleness_s
         self._prepared = {coin: _prepare(t) for coin, t in tape.coins.items()}

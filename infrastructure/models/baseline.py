@@ -153,9 +153,13 @@ def btc_hold(request: DecisionRequest, max_notional: Decimal) -> dict[str, Any]:
     return {"BTC": item}
 
 
-def random_trader(request: DecisionRequest, max_notional: Decimal) -> dict[str, Any]:
-    seed = hashlib.sha256(f"{request.trader}|{request.cycle_id}".encode()).hexdigest()
-    rng = random.Random(seed)  # deterministic per trader and cycle
+def random_trader(
+    request: DecisionRequest, max_notional: Decimal, replica: int = 0
+) -> dict[str, Any]:
+    # Deterministic per trader and cycle, and per replica of a backtest (replica 0 keeps
+    # the draws every run before replicas had).
+    key = f"{request.trader}|{request.cycle_id}" + (f"|{replica}" if replica else "")
+    rng = random.Random(hashlib.sha256(key.encode()).hexdigest())
     positions = _positions(request)
     answer: dict[str, Any] = {}
     for coin in request.coins:
@@ -191,15 +195,19 @@ STRATEGIES: dict[str, Callable[[DecisionRequest, Decimal], dict[str, Any]]] = {
 class BaselineModel:
     """A ``DecisionModel`` that answers instantly and for free."""
 
-    def __init__(self, name: str, *, max_position_size_usd: Decimal) -> None:
+    def __init__(self, name: str, *, max_position_size_usd: Decimal, replica: int = 0) -> None:
         if not name.startswith(PREFIX) or name[len(PREFIX) :] not in STRATEGIES:
             known = ", ".join(PREFIX + k for k in STRATEGIES)
             raise ValueError(f"unknown baseline model {name!r}; known: {known}")
         self.name = name
         self._strategy = STRATEGIES[name[len(PREFIX) :]]
         self._max_notional = max_position_size_usd
+        self.replica = replica  # a backtest replica's seed: only the random trader draws
 
     async def decide(self, request: DecisionRequest) -> DecisionReply:
-        answer = self._strategy(request, self._max_notional)
+        if self._strategy is random_trader:
+            answer = random_trader(request, self._max_notional, self.replica)
+        else:
+            answer = self._strategy(request, self._max_notional)
         text = json.dumps(answer, separators=(",", ":"))
         return DecisionReply(text=text, model=self.name)

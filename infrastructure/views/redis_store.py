@@ -15,6 +15,11 @@ class RedisKeys:
     def pointer(self) -> str:
         return f"{self.prefix}:views:current"
 
+    @property
+    def version(self) -> str:
+        """Raised with every write and flip: the API's marker that a document may have moved."""
+        return f"{self.prefix}:views:version"
+
     def document(self, namespace: str, filename: str) -> str:
         return f"{self.prefix}:{namespace}:api:{filename}"
 
@@ -45,6 +50,7 @@ class RedisViewStore:
         for key, data in output.keys.items():
             pipe.set(self.keys.extra(self.namespace, key), data)  # noqa: S610 - not Django
         pipe.set(self.keys.position(self.namespace, output.view), output.position)
+        pipe.incr(self.keys.version)
         pipe.execute()
 
 
@@ -60,7 +66,10 @@ class RedisNamespaces:
         return value.decode() if isinstance(value, bytes) else None
 
     def flip(self, namespace: str) -> None:
-        self.client.set(self.keys.pointer, namespace)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.keys.pointer, namespace)
+        pipe.incr(self.keys.version)
+        pipe.execute()
 
     def remove(self, namespace: str) -> None:
         batch: list[bytes] = []

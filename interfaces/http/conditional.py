@@ -32,7 +32,8 @@ def matches(if_none_match: str, tag: str) -> bool:
 
 def conditional_get(app: ASGIApp) -> ASGIApp:
     """Middleware: buffer a 200 answer to GET, tag it, and answer 304 when the tag matches
-    (HEAD passes untouched: its empty body has no tag worth giving)."""
+    (HEAD passes untouched: its empty body has no tag worth giving). An answer that comes
+    tagged already (an encoded view, which did all this itself) passes untouched too."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or scope.get("method") != "GET":
@@ -48,7 +49,7 @@ def conditional_get(app: ASGIApp) -> ASGIApp:
         async def buffered(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                if message["status"] != 200:
+                if message["status"] != 200 or _tagged(message):
                     await send(message)
                     return
                 start = message
@@ -64,6 +65,10 @@ def conditional_get(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, buffered)
 
     return middleware
+
+
+def _tagged(start: HTTPResponseStartEvent) -> bool:
+    return any(key.lower() == b"etag" for key, _ in start.get("headers", []))
 
 
 async def _finish(

@@ -378,6 +378,9 @@ class ExplodingReader:
     async def read(self, filename: str) -> bytes | None:
         raise RuntimeError(f"boom while reading {filename}")
 
+    async def marker(self, filename: str) -> None:
+        raise RuntimeError(f"boom while looking at {filename}")
+
     async def redis_status(self) -> str:
         return "not configured"
 

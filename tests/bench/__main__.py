@@ -8,7 +8,10 @@
   API's requests/s for the routes the page polls (``tests/bench/dashboard.py``);
 * operations (issue 8): the offline arena's tick with 100 traders in one process, events
   appended per second on SQLite and PostgreSQL, and the time for a lease takeover between
-  two engines on PostgreSQL (``tests/bench/operations.py``).
+  two engines on PostgreSQL (``tests/bench/operations.py``);
+* the query API (``nof0 serve``) against nginx on the same view files, with wrk: requests/s,
+  and p50/p99 at 1,000 requests/s (``tests/bench/api.py``);
+* backtest throughput: candles and cycles per second (``tests/bench/backtest.py``).
 
 Figures are printed and written to ``.bench/results.json``. Targets (issue 2): rebuild at
 50,000 events/s or more on SQLite; cycle overhead under 1 ms at p99.
@@ -500,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-orders", type=int, default=20_000)
     parser.add_argument("--serve-seconds", type=float, default=3.0)
     parser.add_argument("--skip-dashboard", action="store_true")
+    parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--api-seconds", type=float, default=5.0)
+    parser.add_argument("--backtest-hours", type=float, default=24.0)
     parser.add_argument("--skip-arena", action="store_true")
     parser.add_argument("--arena-traders", type=int, default=100)
     parser.add_argument("--arena-ticks", type=int, default=20)
@@ -543,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
-    from tests.bench import dashboard, operations, sim_engine, sim_server
+    from tests.bench import api, backtest, dashboard, operations, sim_engine, sim_server
 
     if not args.skip_arena:
         results["arena_100"] = operations.arena_overhead(args.arena_traders, args.arena_ticks)
@@ -553,6 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     results["sim_serve_native"] = sim_server.run_native(args.serve_seconds)
     if not args.skip_dashboard:
         results["dashboard"] = dashboard.run(1.0, log=lambda _: None)
+    if not args.skip_api:
+        results["api"] = api.run(args.api_seconds)
+    results["backtest"] = backtest.run(args.backtest_hours)
 
     print("\nprojection rebuild (every view: the nine files and status, JSON, batches of 1000)")
     for row in results["rebuild"]:
@@ -605,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
     operations.report(results)
     if "dashboard" in results:
         dashboard.report(results["dashboard"])
+    if "api" in results:
+        api.report(results["api"])
+    backtest.report(results["backtest"])
     out = REPO / ".bench"
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))

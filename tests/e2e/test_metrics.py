@@ -28,7 +28,9 @@ def scrape(arena: OfflineArena) -> tuple[str, Samples]:
         engine_metrics=arena.engine.metrics.registry,
     )
     with TestClient(app) as client:
-        assert client.get("/api/leaderboard").status_code == 200  # an API request counted
+        # A view route answered from the encoded views, and one through the framework.
+        assert client.get("/api/leaderboard").status_code == 200
+        assert client.get("/api/positions?limit=5").status_code == 200
         response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -140,6 +142,10 @@ def test_market_storage_and_projection_families_are_live(
     assert all(lag == 0 for lag in lags.values())  # the views were brought up to date
     assert value(samples, "nof0_metrics_collected_timestamp_seconds") > 0
     assert value(samples, "nof0_api_requests_total") >= 1  # the API's own, same scrape
+    assert (
+        value(samples, "nof0_api_view_responses_total", path="/api/leaderboard", status_code="200")
+        >= 1
+    )
 
 
 def test_every_grafana_panel_names_a_metric_that_metrics_exports(

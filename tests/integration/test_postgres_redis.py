@@ -163,6 +163,46 @@ def test_a_redis_view_commit_is_one_transaction(redis_client: redis.Redis) -> No
             redis_client.delete(key)
 
 
+def test_every_redis_view_write_and_flip_moves_the_api_marker(
+    tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    from infrastructure.views.jsonfile import Namespaces
+    from infrastructure.views.redis_store import RedisNamespaces
+
+    keys = RedisKeys(f"nof0:it_{uuid.uuid4().hex[:8]}")
+    store = RedisViewStore(redis_client, keys, "r1")
+    reader = ViewReaders(
+        Namespaces(tmp_path / "views"), redis_url=f"redis://{REDIS_URL}/0", keys=keys
+    )
+
+    async def marker() -> object:
+        return await reader.marker("trades.json")
+
+    async def markers() -> list[object]:
+        seen = [await marker()]  # nothing written yet: no counter, the reader cannot tell
+        RedisNamespaces(redis_client, keys).flip("r1")
+        seen.append(await marker())
+        store.write(ViewOutput("trades_v1", 1, {"trades.json": b'{"trades":[]}'}, {}))
+        seen.append(await marker())
+        seen.append(await marker())  # nothing written in between: unchanged
+        store.write(ViewOutput("trades_v1", 2, {"trades.json": b'{"trades":[]}'}, {}))
+        seen.append(await marker())
+        await reader.close()
+        return seen
+
+    try:
+        seen = asyncio.run(markers())
+    finally:
+        redis_client.delete(keys.version, keys.pointer)
+        for key in redis_client.scan_iter(match=keys.pattern("r1")):
+            redis_client.delete(key)
+    assert seen[0] is None
+    assert seen[1] != seen[2]
+    assert seen[2] == seen[3]
+    assert seen[3] != seen[4]
+    assert all(isinstance(m, tuple) and m[0] == "redis" for m in seen[1:])
+
+
 def test_the_api_falls_back_to_json_when_redis_is_configured_but_empty(
     tmp_path: Path, redis_client: redis.Redis
 ) -> None:

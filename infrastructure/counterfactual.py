@@ -1,0 +1,190 @@
+"""``nof0 replay run RUN --prompt | --model | --risk``: a backtest decided again under one
+change, on the same recorded market path, compared side by side with the original.
+
+The run's ``backtest.json`` says what it ran (window, candle files and their SHA-256,
+traders, seed); the counterfactual is the same backtest with the change applied to the
+chosen traders, into ``RUN/counterfactuals/<n>``. Both runs step the same clock over the
+same candles, so their cycles match by time: the comparison lists the cycles whose
+decisions differ, and per trader the trades, net P&L, return and model cost of each.
+Models answer from the prompt digest cache where the prompt did not change (an LLM
+trader's unchanged cycles cost nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from application.counterfactual import CycleDecisions, DecisionDiff, compare, cycle_decisions
+from application.trading import TradingApp
+from infrastructure.backtest import BacktestError, BacktestPlan, BacktestResult
+from infrastructure.config.loader import LoadedConfig
+from infrastructure.config.models import RiskParams
+from infrastructure.eventstore import open_trading_app, sqlite_env
+from projections.report import RunReport, TraderReport
+
+
+@dataclass(frozen=True)
+class Change:
+    prompt: Path | None = None  # a system prompt template
+    model: str | None = None
+    risk: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    traders: Sequence[str] = ()  # who gets the change; empty: every trader of the run
+
+    def describe(self) -> str:
+        parts = []
+        if self.prompt is not None:
+            parts.append(f"prompt {self.prompt}")
+        if self.model is not None:
+            parts.append(f"model {self.model}")
+        parts += [f"{key}={value}" for key, value in self.risk.items()]
+        return ", ".join(parts) or "no change"
+
+
+@dataclass(frozen=True)
+class TraderComparison:
+    trader: str
+    changed: bool  # the change applies to this trader
+    decisions: DecisionDiff
+    original: TraderReport | None
+    counterfactual: TraderReport | None
+    original_cost: float
+    counterfactual_cost: float
+    cached: int  # the counterfactual's answers served from the digest cache
+
+
+@dataclass(frozen=True)
+class Comparison:
+    run: Path
+    out: Path
+    change: Change
+    traders: list[TraderComparison]
+    original_fingerprint: str
+    counterfactual_fingerprint: str
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def recorded_plan(run: Path, out: Path) -> BacktestPlan:
+    """The plan a backtest ran, from its ``backtest.json``; the candles must be unchanged."""
+    try:
+        summary: dict[str, Any] = json.loads((run / "backtest.json").read_text())
+    except FileNotFoundError:
+        raise BacktestError(
+            f"{run} holds no backtest.json: replay run re-decides a backtest's cycles (run "
+            "one with nof0 backtest first)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise BacktestError(f"{run / 'backtest.json'} could not be read: {exc}") from exc
+    candles = {}
+    for coin, entry in summary["candles"].items():
+        path = Path(entry["file"])
+        if not path.is_file() or _sha256(path) != entry["sha256"]:
+            raise BacktestError(
+                f"the {coin} candles {path} are missing or changed since the run (their "
+                "SHA-256 differs): the market path would not be the same"
+            )
+        candles[coin] = path
+    return BacktestPlan(
+        start=datetime.fromisoformat(summary["from"]),
+        end=datetime.fromisoformat(summary["to"]),
+        candles=candles,
+        out=out,
+        traders=list(summary["traders"]),
+        seed=int(summary.get("seed", 0)),
+    )
+
+
+def changed_config(config: LoadedConfig, change: Change, traders: Sequence[str]) -> LoadedConfig:
+    unknown = [t for t in change.traders if t not in traders]
+    if unknown:
+        raise BacktestError(
+            f"the run has no trader {', '.join(unknown)} (it has {', '.join(traders)})"
+        )
+    targets = set(change.traders or traders)
+    updated = []
+    for trader in config.manager.traders:
+        if trader.id not in targets:
+            updated.append(trader)
+            continue
+        update: dict[str, Any] = {}
+        if change.prompt is not None:
+            if not change.prompt.is_file():
+                raise BacktestError(f"--prompt {change.prompt} is not a file")
+            update["prompt_template"] = str(change.prompt.resolve())
+        if change.model is not None:
+            update["model"] = change.model
+        if change.risk:
+            try:
+                update["risk_params"] = RiskParams.model_validate(
+                    {**trader.risk_params.model_dump(), **change.risk}
+                )
+            except pydantic.ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                )
+                raise BacktestError(f"--risk: {problems}") from None
+        updated.append(trader.model_copy(update=update))
+    manager = config.manager.model_copy(update={"traders": updated})
+    return dataclasses.replace(config, manager=manager)
+
+
+def _decisions(app: TradingApp, trader: str) -> CycleDecisions:
+    return cycle_decisions(app.trader_events(trader))
+
+
+def replay_run(
+    config: LoadedConfig,
+    run: Path,
+    change: Change,
+    *,
+    run_backtest: Callable[[LoadedConfig, BacktestPlan], BacktestResult],
+    read: Callable[[Path], RunReport],
+    out: Path | None = None,
+) -> Comparison:
+    if not change.prompt and not change.model and not change.risk:
+        raise BacktestError("nothing to change: give --prompt, --model or --risk KEY=VALUE")
+    if out is None:
+        counterfactuals = run / "counterfactuals"
+        taken = len(list(counterfactuals.iterdir())) if counterfactuals.is_dir() else 0
+        out = counterfactuals / str(taken + 1)
+    plan = recorded_plan(run, out)
+    unknown_risk = [key for key in change.risk if key not in RiskParams.model_fields]
+    if unknown_risk:
+        raise BacktestError(
+            f"--risk {', '.join(unknown_risk)}: not a risk parameter (they are: "
+            f"{', '.join(RiskParams.model_fields)})"
+        )
+    result = run_backtest(changed_config(config, change, plan.traders), plan)
+    original_app = open_trading_app(sqlite_env(run / "events.sqlite3"))
+    changed_app = open_trading_app(sqlite_env(out / "events.sqlite3"))
+    before, after = read(run), read(out)
+    by_model = {t.model_id: t for t in before.traders}
+    after_by_model = {t.model_id: t for t in after.traders}
+    targets = set(change.traders or plan.traders)
+    traders = []
+    for trader in plan.traders:
+        original, counterfactual = _decisions(original_app, trader), _decisions(changed_app, trader)
+        traders.append(
+            TraderComparison(
+                trader=trader,
+                changed=trader in targets,
+                decisions=compare(original, counterfactual),
+                original=by_model.get(trader),
+                counterfactual=after_by_model.get(trader),
+                original_cost=original.cost_usd,
+                counterfactual_cost=counterfactual.cost_usd,
+                cached=counterfactual.cached,
+            )
+        )
+    return Comparison(run, out, change, traders, before.fingerprint, result.fingerprint)
