@@ -113,8 +113,9 @@ from infrastructure.market.download import record as record_history
 from infrastructure.market.failover import FailoverMarket
 from infrastructure.market.history import INTERVAL_MS as HISTORY_INTERVALS
 from infrastructure.market.history import HistoryStore, UnknownInterval
-from infrastructure.market.history_import import CandleFileError, ImportResult
-from infrastructure.market.history_import import import_file as import_history_file
+from infrastructure.market.history_csv import CandleFileError, ImportResult
+from infrastructure.market.history_csv import export_candles as export_history_candles
+from infrastructure.market.history_csv import import_file as import_history_file
 from infrastructure.market.history_tape import HistoryError, HistoryTape
 from infrastructure.market.replay import ReplayMarket, Tape
 from infrastructure.market.synthetic import SyntheticTape
@@ -183,6 +184,7 @@ __all__ = [
     "cli_credential",
     "control_traders",
     "export_arena",
+    "export_history_candles",
     "flatten_trader",
     "history_downloader",
     "import_arena",

@@ -5,6 +5,7 @@
     nof0 data record --coins BTC,ETH --interval 1m,3m [--url URL] [--once | --passes N]
     nof0 data list [--json]
     nof0 data import PATH... [--coin C --interval I]
+    nof0 data export --coin C --interval I [--from DATE] [--to DATE] [--out FILE|-]
 
 The store is ``<data>/history/market.sqlite`` (``infrastructure.market.history``). A download
 is resumable: run the same command again after a failure or Ctrl-C and it asks the venue only
@@ -146,6 +147,22 @@ def add_parser(
     importing.add_argument("--coin", default=None, help="the series' coin (one file only)")
     importing.add_argument("--interval", default=None, help="the series' interval (one file only)")
     common(importing)
+
+    exporting = actions.add_parser(
+        "export", help="write a stored series as CSV (what 'nof0 backtest --candles' reads)"
+    )
+    exporting.add_argument("--coin", required=True, help="the series' coin")
+    exporting.add_argument(
+        "--interval", type=_intervals, required=True, help="the series' interval"
+    )
+    exporting.add_argument("--from", dest="start", type=_moment, default=None, metavar="DATE")
+    exporting.add_argument(
+        "--to", dest="end", type=_moment, default=None, metavar="DATE", help="exclusive"
+    )
+    exporting.add_argument(
+        "--out", default="-", help="file to write, atomically ('-', the default: stdout)"
+    )
+    common(exporting)
     return data
 
 
@@ -173,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         "record": _record,
         "list": _list,
         "import": _import,
+        "export": _export,
     }[args.action]
     try:
         return handler(args, data_dir)
@@ -384,3 +402,26 @@ def _import(args: argparse.Namespace, data_dir: Path) -> int:
             )
             print(f"{path.name}: {what}: {result.added} new of {result.rows} rows")
     return EXIT_FAILED if failed else 0
+
+
+def _export(args: argparse.Namespace, data_dir: Path) -> int:
+    if len(args.interval) != 1:
+        print("nof0 data export: one --interval at a time", file=sys.stderr)
+        return EXIT_USAGE
+    interval = args.interval[0]
+    path = data_dir / "history" / "market.sqlite"
+    if not path.is_file():
+        print(f"nof0 data export: no market history in {path}", file=sys.stderr)
+        return EXIT_FAILED
+    out = None if args.out == "-" else Path(args.out)
+    with bootstrap.HistoryStore(path) as store:
+        try:
+            written = bootstrap.export_history_candles(
+                store, args.coin, interval, out, start_ms=args.start, end_ms=args.end
+            )
+        except bootstrap.CandleFileError as exc:
+            print(f"nof0 data export: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    if out is not None:
+        print(f"wrote {written} {args.coin} {interval} candles to {out}")
+    return 0

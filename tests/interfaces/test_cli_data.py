@@ -149,3 +149,44 @@ def test_import_refuses_a_bad_file_and_goes_on(
     )
     assert code == 2
     assert "--coin and --interval name one file's series" in err
+
+
+def test_export_to_stdout_and_its_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = str(tmp_path)
+    code, _, err = run(
+        capsys, "data", "export", "--data-dir", data, "--coin", "BTC", "--interval", "1m"
+    )
+    assert code == 1
+    assert "no market history in" in err
+    with HistoryStore.open(tmp_path) as store:
+        store.add_candles("BTC", "1m", [CandleRow(T0, "1", "2", "0.5", "1.5", "3")])
+    code, out, _ = run(
+        capsys, "data", "export", "--data-dir", data, "--coin", "BTC", "--interval", "1m"
+    )
+    assert code == 0
+    assert out.splitlines() == [
+        "timestamp_ms,date,open,high,low,close,volume",
+        "1767225600000,2026-01-01T00:00:00Z,1,2,0.5,1.5,3",
+    ]
+    code, _, err = run(
+        capsys, "data", "export", "--data-dir", data, "--coin", "BTC", "--interval", "1m,3m"
+    )
+    assert code == 2
+    assert "one --interval at a time" in err
+    code, _, err = run(
+        capsys,
+        "data",
+        "export",
+        "--data-dir",
+        data,
+        "--coin",
+        "BTC",
+        "--interval",
+        "1m",
+        "--out",
+        str(tmp_path / "missing-dir" / "x.csv"),
+    )
+    assert code == 1
+    assert "missing-dir/x.csv" in err

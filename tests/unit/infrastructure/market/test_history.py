@@ -20,7 +20,8 @@ from infrastructure.market.history import (
     store_path,
     subtract_ranges,
 )
-from infrastructure.market.history_import import CandleFileError, import_file
+from infrastructure.market.history_csv import CandleFileError, export_candles, import_file
+from infrastructure.market.history_tape import read_minute_candles
 
 MINUTE = 60_000
 T0 = 1_767_225_600_000
@@ -191,3 +192,32 @@ def test_a_bad_file_is_refused_whole_and_named(
 def test_a_missing_file_is_named(tmp_path: Path, store: HistoryStore) -> None:
     with pytest.raises(CandleFileError, match=r"BTC_1m\.csv: No such file"):
         import_file(store, tmp_path / "BTC_1m.csv")
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def test_an_export_is_the_shared_file_byte_for_byte(shared_dir: Path, store: HistoryStore) -> None:
+    source = shared_dir / "data" / "candles" / "BTC-PERP_FTX_1m_2021-12-31_2022-02-01.csv"
+    import_file(store, source)
+    out = store.path.parent / "btc.csv"
+    assert export_candles(store, "BTC-PERP_FTX", "1m", out) == 45_031
+    assert out.read_bytes() == source.read_bytes()
+
+
+def test_an_export_imports_back_and_feeds_a_backtest(tmp_path: Path, store: HistoryStore) -> None:
+    rows = [row(T0 + n * MINUTE, f"100.{n}") for n in range(5)]
+    store.add_candles("BTC", "1m", rows)
+    out = tmp_path / "BTC_1m.csv"
+    assert (
+        export_candles(store, "BTC", "1m", out, start_ms=T0 + MINUTE, end_ms=T0 + 4 * MINUTE) == 3
+    )
+    assert not (tmp_path / "BTC_1m.csv.tmp").exists()
+    with HistoryStore(tmp_path / "other.sqlite") as other:
+        assert import_file(other, out).added == 3
+        assert other.raw_candles("BTC", "1m") == rows[1:4]
+    minutes = read_minute_candles(out)  # what ``nof0 backtest --candles BTC=PATH`` reads
+    assert (minutes.start_ms, minutes.close.tolist()) == (T0 + MINUTE, [100.1, 100.2, 100.3])
+    with pytest.raises(CandleFileError, match="no ETH 1m candles stored"):
+        export_candles(store, "ETH", "1m", tmp_path / "eth.csv")
+    assert not (tmp_path / "eth.csv").exists()

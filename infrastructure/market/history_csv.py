@@ -1,4 +1,8 @@
-"""Import candle and funding-rate CSV files into the history store (idempotent).
+"""Candle and funding-rate CSV files in and out of the history store.
+
+:func:`import_file` loads a file (idempotent); :func:`export_candles` writes a stored series
+in the same format (what ``nof0 backtest --candles COIN=PATH`` reads), so an export imports
+back unchanged.
 
 The format (the project's shared test data): a header row, then one row per candle,
 ``timestamp_ms,date,open,high,low,close,volume`` (open time, UTC), or per funding stamp,
@@ -16,7 +20,10 @@ Funding rates are stored as the file gives them, per the file's funding interval
 from __future__ import annotations
 
 import csv
+import os
+import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Final
@@ -151,3 +158,54 @@ def _funding(
         )
     added = store.add_funding(coin, rows)
     return ImportResult(path, "funding", coin, interval, len(rows), added)
+
+
+def _iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return (
+        moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{ms % 1000:03d}000" if ms % 1000 else "") + "Z"
+    )
+
+
+def export_candles(
+    store: HistoryStore,
+    coin: str,
+    interval: str,
+    out: Path | None,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> int:
+    """Write the stored candles opening in ``[start_ms, end_ms)`` as CSV, the venue's strings
+    exactly, to ``out`` (atomically: a temp file then a rename) or stdout; the rows written.
+    :class:`CandleFileError` when there are none."""
+    rows = [
+        r
+        for r in store.raw_candles(coin, interval)
+        if (start_ms is None or r.open_time_ms >= start_ms)
+        and (end_ms is None or r.open_time_ms < end_ms)
+    ]
+    if not rows:
+        raise CandleFileError(
+            f"no {coin} {interval} candles stored in that range ('nof0 data list' shows what is)"
+        )
+    lines = [",".join(CANDLE_HEADER)]
+    lines.extend(
+        f"{r.open_time_ms},{_iso(r.open_time_ms)},{r.open},{r.high},{r.low},{r.close},{r.volume}"
+        for r in rows
+    )
+    text = "\n".join(lines) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return len(rows)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CandleFileError(f"{out}: {exc.strerror or exc}") from None
+    return len(rows)
