@@ -103,7 +103,20 @@ from infrastructure.leases import PostgresLeaseStore
 from infrastructure.llm.budget_store import FileBudgetStore
 from infrastructure.llm.cache import SQLiteDecisionCache
 from infrastructure.llm.clients import ModelEndpoint, build_model
+from infrastructure.market.download import (
+    DownloadError,
+    DownloadReport,
+    HistoryDownloader,
+    RecordReport,
+    SeriesResult,
+)
+from infrastructure.market.download import record as record_history
 from infrastructure.market.failover import FailoverMarket
+from infrastructure.market.history import INTERVAL_MS as HISTORY_INTERVALS
+from infrastructure.market.history import HistoryStore, UnknownInterval
+from infrastructure.market.history_csv import CandleFileError, ImportResult
+from infrastructure.market.history_csv import export_candles as export_history_candles
+from infrastructure.market.history_csv import import_file as import_history_file
 from infrastructure.market.history_tape import HistoryError, HistoryTape
 from infrastructure.market.replay import ReplayMarket, Tape
 from infrastructure.market.synthetic import SyntheticTape
@@ -143,35 +156,49 @@ from projections.trades import TradesProjector
 from projections.view_positions import ViewPosition, view_positions
 
 __all__ = [
+    "HISTORY_INTERVALS",
     "ArchiveError",
     "BacktestError",
     "BacktestPlan",
+    "CandleFileError",
     "Change",
     "ConfigError",
     "ControlError",
     "CostEstimate",
+    "DownloadError",
+    "DownloadReport",
     "Engine",
     "EventStoreError",
+    "HistoryDownloader",
+    "HistoryStore",
+    "ImportResult",
     "LoadedConfig",
     "NotAvailable",
     "Problem",
     "Progress",
+    "RecordReport",
     "ReportError",
+    "SeriesResult",
     "ServeOptions",
+    "UnknownInterval",
     "build_engine",
     "build_readers",
     "check_config",
     "cli_credential",
     "control_traders",
     "export_arena",
+    "export_history_candles",
     "flatten_trader",
+    "history_downloader",
     "import_arena",
+    "import_history_file",
     "kill_switch",
     "load_config",
     "operator_control",
     "pause_trader",
     "projection_status",
     "rebuild_projections",
+    "record_history",
     "resume_trader",
     "serve_simulator",
     "trader_settings",
@@ -1304,3 +1331,23 @@ def estimate_backtest_cost(config: LoadedConfig, plan: BacktestPlan) -> CostEsti
     run = backtest_config(config, plan)
     intervals = {t.id: trader_settings(run, t).decision_interval_s for t in run.manager.traders}
     return estimate_cost(run, plan, intervals, baseline_prefix=BASELINE_PREFIX)
+
+
+# -- market history -----------------------------------------------------------------------
+
+
+@contextmanager
+def history_downloader(
+    data_dir: Path, url: str | None = None, *, timeout_s: float = 10.0
+) -> Iterator[HistoryDownloader]:
+    """A downloader into ``<data_dir>/history/market.sqlite`` over HTTP (the venue's weight
+    budget kept client-side); the store and the session are closed afterwards."""
+    base = url or MAINNET_URL
+    budget = WeightBudget()
+    transport = HttpTransport(base, timeout_s=timeout_s, budget=budget)
+    store = HistoryStore.open(data_dir)
+    try:
+        yield HistoryDownloader(transport, store, budget=budget, venue=base)
+    finally:
+        store.close()
+        transport.close()

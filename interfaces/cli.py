@@ -18,7 +18,7 @@ from typing import Any
 
 from application.counterfactual import describe
 from infrastructure import bootstrap
-from interfaces import sim_cli
+from interfaces import data_cli, sim_cli
 
 DEFAULT_CONFIG = "etc/nof0.yaml"
 EXIT_CONFIG = 2
@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("--reason", default="kill switch")
     _common(kill)
     sim_cli.add_parser(commands)
+    data_cli.add_parser(commands, _common)
     return parser
 
 
@@ -659,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "traders": cmd_traders,
         "kill": cmd_kill,
         "sim": sim_cli.run,
+        "data": data_cli.run,
     }
     try:
         return handlers[args.command](args)

@@ -1,9 +1,10 @@
 """Candles built from the mids the venue has seen, with the simulated trades as volume.
 
 Kept in memory only, at two resolutions so memory stays bounded: the latest 5000 one-minute
-bars serve intervals below an hour, the latest 5000 hourly bars serve the longer ones. Fixed
-intervals start on multiples of their length since the epoch, weeks on Mondays and months on
-the 1st (UTC).
+bars serve intervals below an hour, the latest 5000 hourly bars serve the longer ones. An
+answer holds at most 500 rows, the oldest first, as the venue's time-range answers do
+(paginate by the last open time). Fixed intervals start on multiples of their length since
+the epoch, weeks on Mondays and months on the 1st (UTC).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from infrastructure.simulator.rules import DAY_MS, HOUR_MS, ZERO, wire
 
 MINUTE_MS = 60_000
 KEPT_BARS = 5000
+MAX_ROWS = 500  # rows per candleSnapshot answer
 MONDAY_OFFSET_MS = 4 * DAY_MS  # 1970-01-05 was the first Monday after the epoch
 
 #: interval -> length in ms (None: calendar month)
@@ -137,7 +139,7 @@ class CandleBars:
             }
             for t, (close, bar) in sorted(merged.items())
         ]
-        return rows[-KEPT_BARS:]
+        return rows[-KEPT_BARS:][:MAX_ROWS]
 
     def day(self, coin: str, now_ms: int) -> tuple[Decimal | None, Decimal, Decimal]:
         """(price 24 h ago, coins traded in 24 h, USD traded in 24 h)."""
