@@ -30,6 +30,7 @@ from infrastructure.clock import ManualClock
 from infrastructure.config.loader import LoadedConfig
 from infrastructure.config.models import ReplayMarketConfig, SimExchangeConfig
 from infrastructure.files import atomic_write
+from infrastructure.market.history_tape import HistoryTape
 from projections.documents import TradesDocument
 from projections.replicas import ReplicaSummary, aggregate_replicas, luck_test
 from projections.report import RunReport, trades_fingerprint
@@ -51,13 +52,30 @@ class BacktestError(Exception):
 class BacktestPlan:
     start: datetime
     end: datetime
-    candles: dict[str, Path]  # coin -> one-minute CSV
+    candles: dict[str, Path]  # coin -> one-minute CSV (or none, with a store)
     out: Path
     traders: Sequence[str] = ()  # config ids; empty: every configured trader
     history_days: int = 12
     #: The replica: seeds the random baseline's draws and the simulator's book (0: as
     #: configured).
     seed: int = 0
+    #: The market history store (``nof0 data``) to read ``coins`` from, instead of files.
+    store: Path | None = None
+    coins: Sequence[str] = ()
+
+    @property
+    def market_coins(self) -> list[str]:
+        return list(self.candles) if self.candles else [c.upper() for c in self.coins]
+
+    def store_tape(self) -> HistoryTape:
+        """The store's candles this plan replays (the warm-up included)."""
+        assert self.store is not None
+        return HistoryTape.from_store(
+            self.store,
+            self.market_coins,
+            self.start - timedelta(days=self.history_days),
+            self.end,
+        )
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,19 @@ def trader_records(config: LoadedConfig) -> dict[str, dict[str, Any]]:
     return records
 
 
+def candle_record(plan: BacktestPlan) -> dict[str, Any]:
+    """Where the candles came from, and their digest: a replay checks it is the same path."""
+    if plan.store is not None:
+        return {
+            "store": str(plan.store.resolve()),
+            "coins": plan.market_coins,
+            "sha256": plan.store_tape().digest(),
+        }
+    return {
+        coin: {"file": str(path), "sha256": _sha256(path)} for coin, path in plan.candles.items()
+    }
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -122,8 +153,13 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
     market a replay of the candle files, their venue the in-process simulator."""
     if plan.end <= plan.start:
         raise BacktestError(f"--to {plan.end.isoformat()} is not after --from")
-    if not plan.candles:
-        raise BacktestError("no candles: give --candles COIN=PATH (one-minute CSV) per coin")
+    if plan.candles and plan.store is not None:
+        raise BacktestError("give --candles files or --coins from the history store, not both")
+    if not plan.market_coins:
+        raise BacktestError(
+            "no candles: give --coins BTC,ETH (from nof0 data) or --candles COIN=PATH "
+            "(one-minute CSV) per coin"
+        )
     known = {t.id: t for t in config.manager.traders}
     unknown = [t for t in plan.traders if t not in known]
     if unknown:
@@ -131,7 +167,7 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
             f"no trader {', '.join(unknown)} in the configuration (there are: {', '.join(known)})"
         )
     chosen = [known[t] for t in plan.traders] if plan.traders else list(known.values())
-    coins = list(plan.candles)
+    coins = plan.market_coins
     traders = []
     venues: dict[str, SimExchangeConfig] = {}
     for trader in chosen:
@@ -141,7 +177,7 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
                 f"{trader.id} trades on {trader.exchange_provider}, not the simulator: a "
                 "backtest never sends orders to a venue"
             )
-        shared = [c for c in trader.coins if c in plan.candles]
+        shared = [c for c in trader.coins if c in coins]
         if not shared:
             raise BacktestError(
                 f"{trader.id} trades {', '.join(trader.coins)}; the candles hold "
@@ -158,7 +194,11 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
         {
             "type": "replay",
             "source": "history",
-            "candles": {coin: str(path.resolve()) for coin, path in plan.candles.items()},
+            **(
+                {"store": str(plan.store.resolve()), "coins": coins}
+                if plan.store is not None
+                else {"candles": {coin: str(path.resolve()) for coin, path in plan.candles.items()}}
+            ),
             "start": plan.start,
             "end": plan.end,
             "history_days": plan.history_days,
@@ -333,7 +373,7 @@ def run_backtest(
     result = BacktestResult(
         out=plan.out,
         traders=[t.id for t in run_config.manager.traders],
-        coins=list(plan.candles),
+        coins=plan.market_coins,
         minutes=int((plan.end - plan.start) / STEP),
         cycles=cycles,
         trades=len(trades),
@@ -346,10 +386,7 @@ def run_backtest(
         "to": plan.end.isoformat(),
         "traders": {t.id: t.model for t in run_config.manager.traders},
         "trader_configs": trader_records(run_config),
-        "candles": {
-            coin: {"file": str(path), "sha256": _sha256(path)}
-            for coin, path in plan.candles.items()
-        },
+        "candles": candle_record(plan),
         "minutes": result.minutes,
         "cycles": cycles,
         "trades": result.trades,

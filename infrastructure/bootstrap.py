@@ -114,6 +114,7 @@ from infrastructure.market.download import record as record_history
 from infrastructure.market.failover import FailoverMarket
 from infrastructure.market.history import INTERVAL_MS as HISTORY_INTERVALS
 from infrastructure.market.history import HistoryStore, UnknownInterval
+from infrastructure.market.history import store_path as history_store_file
 from infrastructure.market.history_csv import CandleFileError, ImportResult
 from infrastructure.market.history_csv import export_candles as export_history_candles
 from infrastructure.market.history_csv import import_file as import_history_file
@@ -501,7 +502,15 @@ def _replay_tape(config: LoadedConfig, provider: ReplayMarketConfig) -> Tape:
         )
     files = {coin: config.resolve("Market", path) for coin, path in provider.candles.items()}
     try:
-        tape = HistoryTape.from_files(files)
+        if provider.store:
+            tape = HistoryTape.from_store(
+                config.resolve("Market", provider.store),
+                provider.coins,
+                provider.start - timedelta(days=provider.history_days),
+                provider.end,
+            )
+        else:
+            tape = HistoryTape.from_files(files)
     except HistoryError as exc:
         raise NotAvailable(f"replay candles: {exc}") from exc
     earliest = tape.start + timedelta(days=provider.history_days)
@@ -1351,3 +1360,8 @@ def history_downloader(
     finally:
         store.close()
         transport.close()
+
+
+def history_store_path(config: LoadedConfig) -> Path:
+    """The market history store of this configuration's data directory (``nof0 data``)."""
+    return history_store_file(config.data_dir)

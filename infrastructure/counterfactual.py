@@ -35,6 +35,7 @@ from infrastructure.backtest import (
 from infrastructure.config.loader import LoadedConfig
 from infrastructure.config.models import RiskParams
 from infrastructure.eventstore import open_trading_app, sqlite_env
+from infrastructure.market.history_tape import HistoryError
 from projections.report import RunReport, TraderReport
 
 
@@ -92,8 +93,29 @@ def recorded_plan(run: Path, out: Path) -> BacktestPlan:
         ) from None
     except (OSError, ValueError) as exc:
         raise BacktestError(f"{run / 'backtest.json'} could not be read: {exc}") from exc
+    recorded = summary["candles"]
+    plan = BacktestPlan(
+        start=datetime.fromisoformat(summary["from"]),
+        end=datetime.fromisoformat(summary["to"]),
+        candles={},
+        out=out,
+        traders=list(summary["traders"]),
+        seed=int(summary.get("seed", 0)),
+    )
+    if "store" in recorded:
+        plan = dataclasses.replace(plan, store=Path(recorded["store"]), coins=recorded["coins"])
+        try:
+            same = plan.store_tape().digest() == recorded["sha256"]
+        except HistoryError as exc:
+            raise BacktestError(f"the run's candles cannot be read again: {exc}") from exc
+        if not same:
+            raise BacktestError(
+                f"the candles in {plan.store} changed since the run (their SHA-256 differs): "
+                "the market path would not be the same"
+            )
+        return plan
     candles = {}
-    for coin, entry in summary["candles"].items():
+    for coin, entry in recorded.items():
         path = Path(entry["file"])
         if not path.is_file() or _sha256(path) != entry["sha256"]:
             raise BacktestError(
@@ -101,14 +123,7 @@ def recorded_plan(run: Path, out: Path) -> BacktestPlan:
                 "SHA-256 differs): the market path would not be the same"
             )
         candles[coin] = path
-    return BacktestPlan(
-        start=datetime.fromisoformat(summary["from"]),
-        end=datetime.fromisoformat(summary["to"]),
-        candles=candles,
-        out=out,
-        traders=list(summary["traders"]),
-        seed=int(summary.get("seed", 0)),
-    )
+    return dataclasses.replace(plan, candles=candles)
 
 
 def changed_config(config: LoadedConfig, change: Change, traders: Sequence[str]) -> LoadedConfig:

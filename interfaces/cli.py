@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a one-minute candle CSV for a coin (repeat per coin)",
     )
     backtest.add_argument(
+        "--coins",
+        default="",
+        help="coins whose one-minute candles the history store holds (see nof0 data)",
+    )
+    backtest.add_argument(
         "--traders", default="", help="comma-separated trader ids (default: every trader)"
     )
     backtest.add_argument(
@@ -340,7 +345,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         else Path(config.data_dir) / "backtests" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     )
     traders = [t.strip() for t in args.traders.split(",") if t.strip()]
-    plan = bootstrap.BacktestPlan(start=start, end=end, candles=candles, out=out, traders=traders)
+    coins = [c.strip().upper() for c in args.coins.split(",") if c.strip()]
+    plan = bootstrap.BacktestPlan(
+        start=start,
+        end=end,
+        candles=candles,
+        out=out,
+        traders=traders,
+        store=bootstrap.history_store_path(config) if coins else None,
+        coins=coins,
+    )
     logging.basicConfig(level=logging.WARNING)
     try:
         estimate = bootstrap.estimate_backtest_cost(config, plan)

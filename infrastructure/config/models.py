@@ -457,6 +457,8 @@ class ReplayMarketConfig(ProviderBase):
     #: a CSV file per coin in ``candles`` (then ``coins`` are its keys, ``days`` unused).
     source: Literal["synthetic", "history"] = "synthetic"
     candles: dict[str, str] = Field(default_factory=dict)
+    #: history only: the market history store (``nof0 data``) to read ``coins`` from.
+    store: str = ""
     #: history only: the replay must not run past this (a backtest's --to), which the
     #: candles must cover.
     end: datetime | None = None
@@ -482,12 +484,19 @@ class ReplayMarketConfig(ProviderBase):
             return data
         candles = data.get("candles") or {}
         if data.get("source") == "history":
+            if data.get("store"):
+                if candles:
+                    raise ValueError("give candles files or a history store, not both")
+                return data  # the store's one-minute candles of ``coins``
             if not isinstance(candles, dict) or not candles:
-                raise ValueError("source: history needs candles: {COIN: path/to/1m.csv}")
+                raise ValueError(
+                    "source: history needs candles: {COIN: path/to/1m.csv} or store: "
+                    "path/to/history/market.sqlite"
+                )
             candles = {str(coin).strip().upper(): path for coin, path in candles.items()}
             return {**data, "candles": candles, "coins": list(candles)}
-        if candles:
-            raise ValueError("candles are read only with source: history")
+        if candles or data.get("store"):
+            raise ValueError("candles and store are read only with source: history")
         return data
 
 

@@ -17,12 +17,15 @@ the same point-in-time guard and the same snapshots as live data.
 from __future__ import annotations
 
 import csv
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
+from infrastructure.market.history import HistoryStore
 from infrastructure.market.synthetic import Candles, CoinTape
 
 MINUTE_MS = 60_000
@@ -74,18 +77,24 @@ def read_minute_candles(path: Path) -> MinuteCandles:
                 )
             except (TypeError, ValueError) as exc:
                 raise HistoryError(f"{path} line {line}: {exc}") from exc
-    if len(rows) < 2:
-        raise HistoryError(f"{path}: fewer than two candles")
     rows.sort()
     times = np.asarray([r[0] for r in rows], dtype=np.int64)
+    values = np.asarray([r[1:] for r in rows], dtype=np.float64).reshape(-1, 5)
+    return minute_candles(times, values, str(path))
+
+
+def minute_candles(times: np.ndarray, values: np.ndarray, source: str) -> MinuteCandles:
+    """One-minute candles from open times (ms, ascending) and rows of open, high, low,
+    close, volume; missing minutes filled flat. ``source`` names them in errors."""
+    if len(times) < 2:
+        raise HistoryError(f"{source}: fewer than two candles")
     steps = np.diff(times)
     if np.any(steps == 0):
-        raise HistoryError(f"{path}: a minute appears twice")
+        raise HistoryError(f"{source}: a minute appears twice")
     if np.any(steps % MINUTE_MS) or times[0] % MINUTE_MS:
-        raise HistoryError(f"{path}: candles must be one minute apart, on whole minutes")
-    values = np.asarray([r[1:] for r in rows], dtype=np.float64)
+        raise HistoryError(f"{source}: candles must be one minute apart, on whole minutes")
     if np.any(values[:, :4] <= 0) or np.any(values[:, 4] < 0):
-        raise HistoryError(f"{path}: prices must be positive and volumes not negative")
+        raise HistoryError(f"{source}: prices must be positive and volumes not negative")
     index = (times - times[0]) // MINUTE_MS
     n = int(index[-1]) + 1
     close = np.full(n, np.nan)
@@ -108,7 +117,7 @@ def read_minute_candles(path: Path) -> MinuteCandles:
         low=columns["low"],
         close=close,
         volume=volume,
-        filled=n - len(rows),
+        filled=n - len(times),
     )
 
 
@@ -160,6 +169,52 @@ class HistoryTape:
             {coin: read_minute_candles(path) for coin, path in files.items()},
             funding_hourly=funding_hourly,
         )
+
+    @classmethod
+    def from_store(
+        cls,
+        path: Path,
+        coins: Sequence[str],
+        start: datetime,
+        end: datetime | None,
+        *,
+        funding_hourly: float = BASE_FUNDING_HOURLY,
+    ) -> HistoryTape:
+        """The one-minute candles of ``coins`` in the market history store, from ``start``
+        (the warm-up included) to ``end``."""
+        if not path.is_file():
+            raise HistoryError(
+                f"{path}: no market history store (fill it with nof0 data download or import)"
+            )
+        store = HistoryStore(path)
+        try:
+            candles = {}
+            for coin in coins:
+                arrays = store.candles(
+                    coin,
+                    "1m",
+                    int(start.timestamp() * 1000),
+                    None if end is None else int(end.timestamp() * 1000),
+                )
+                values = np.column_stack(
+                    (arrays.open, arrays.high, arrays.low, arrays.close, arrays.volume)
+                )
+                candles[coin] = minute_candles(
+                    arrays.open_time_ms, values, f"{path}: {coin} 1m candles"
+                )
+        finally:
+            store.close()
+        return cls(candles, funding_hourly=funding_hourly)
+
+    def digest(self) -> str:
+        """SHA-256 of the prices and volumes replayed (the start and every column)."""
+        digest = hashlib.sha256(self.start.isoformat().encode())
+        for coin in sorted(self.coins):
+            minutes = self.coins[coin].minutes
+            digest.update(coin.encode())
+            for column in (minutes.open, minutes.high, minutes.low, minutes.close, minutes.volume):
+                digest.update(np.ascontiguousarray(column, dtype=np.float64).tobytes())
+        return digest.hexdigest()
 
     @property
     def end(self) -> datetime:

@@ -259,3 +259,33 @@ def test_replay_run_refuses_a_configuration_changed_since_the_run(
     assert code == 1
     err = capsys.readouterr().err
     assert "ema-cross's configuration has changed since the run (market_ioc_slippage_bps)" in err
+
+
+# -- candles from the market history store (nof0 data) -------------------------------------
+
+
+def test_a_backtest_from_the_history_store_equals_the_one_from_the_file(
+    shared_dir: Path, runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    config = ("--config", str(DEFAULT_CONFIG), "--data-dir", str(data))
+    imported = ["data", "import", *config, "--coin", "BTC", "--interval", "1m"]
+    assert main([*imported, str(shared_dir / BTC)]) == 0
+    out = tmp_path / "from-store"
+    assert main(["backtest", *config, *WINDOW, "--coins", "BTC", "--out", str(out)]) == 0
+    assert summary(out)["fingerprint"] == summary(runs[0])["fingerprint"]
+    candles = summary(out)["candles"]
+    assert isinstance(candles, dict)
+    assert candles["coins"] == ["BTC"]
+    # A counterfactual of it reads the same candles from the store again.
+    change = ["--model", "baseline:ema_cross", "--trader", "random-walk"]
+    assert main(["replay", "run", str(out), *change, *config]) == 0
+    capsys.readouterr()
+    only_eth = ["backtest", *config, *WINDOW, "--coins", "ETH", "--traders", "ema-cross"]
+    assert main([*only_eth, "--out", str(tmp_path / "eth")]) == 1
+    assert "ETH 1m candles: fewer than two candles" in capsys.readouterr().err
+
+
+def test_no_candles_at_all_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("backtest", *WINDOW, "--coins", "BTC", "--data-dir", str(tmp_path)) == 1
+    assert "no market history store" in capsys.readouterr().err
