@@ -289,3 +289,16 @@ def test_a_backtest_from_the_history_store_equals_the_one_from_the_file(
 def test_no_candles_at_all_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("backtest", *WINDOW, "--coins", "BTC", "--data-dir", str(tmp_path)) == 1
     assert "no market history store" in capsys.readouterr().err
+
+
+def test_a_backtest_of_a_live_configuration_touches_neither_its_postgres_nor_its_redis(
+    candles: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens on port 1: any connection attempt would fail the run.
+    monkeypatch.setenv("Postgres__DataSource", "postgresql://nobody@127.0.0.1:1/live")
+    monkeypatch.setenv("Cache__0__Host", "127.0.0.1:1")
+    out = tmp_path / "run"
+    short = ("--from", "2022-01-13T00:00Z", "--to", "2022-01-13T00:20Z")
+    assert cli("backtest", *short, "--candles", candles, "--out", str(out)) == 0
+    assert (out / "events.sqlite3").is_file()
+    assert (out / "views" / "CURRENT").is_file()
