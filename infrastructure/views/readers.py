@@ -74,25 +74,15 @@ class ViewReaders:
             await self._redis.aclose()
 
     async def read(self, filename: str) -> bytes | None:
-        if not is_view_file(filename):
-            raise ValueError(f"{filename!r} is not a view")
-        if (
+        raw, _ = await self.read_marked(filename)
+        return raw
+
+    def _redis_usable(self) -> bool:
+        return (
             self._redis is not None
             and self.keys is not None
             and time.monotonic() >= self._redis_down_until
-        ):
-            try:
-                namespace = await self._redis.get(self.keys.pointer)
-                if isinstance(namespace, bytes):
-                    value = await self._redis.get(self.keys.document(namespace.decode(), filename))
-                    if isinstance(value, bytes):
-                        self.last_source = "redis"
-                        return value
-            except (RedisError, OSError) as exc:
-                self._redis_down_until = time.monotonic() + self.retry_after_s
-                log.warning("redis is unavailable (%s); serving the JSON files", exc)
-        self.last_source = "json"
-        return await asyncio.to_thread(self._read_file, filename)
+        )
 
     def _read_file(self, filename: str) -> bytes | None:
         namespace = self.namespaces.current()
@@ -110,11 +100,8 @@ class ViewReaders:
     async def read_marked(self, filename: str) -> tuple[bytes | None, Hashable | None]:
         if not is_view_file(filename):
             raise ValueError(f"{filename!r} is not a view")
-        if (
-            self._redis is not None
-            and self.keys is not None
-            and time.monotonic() >= self._redis_down_until
-        ):
+        if self._redis_usable():
+            assert self._redis is not None and self.keys is not None  # noqa: PT018 - narrowing
             try:
                 version = await self._redis.get(self.keys.version)
                 namespace = await self._redis.get(self.keys.pointer)
@@ -138,11 +125,8 @@ class ViewReaders:
         (two ``stat`` calls, no read)."""
         if not is_view_file(filename):
             raise ValueError(f"{filename!r} is not a view")
-        if (
-            self._redis is not None
-            and self.keys is not None
-            and time.monotonic() >= self._redis_down_until
-        ):
+        if self._redis_usable():
+            assert self._redis is not None and self.keys is not None  # noqa: PT018 - narrowing
             try:
                 version = await self._redis.get(self.keys.version)
             except (RedisError, OSError) as exc:
