@@ -213,7 +213,9 @@ class HistoryDownloader:
         self, coin: str, interval: str, step: int, gap: Range, now: int, result: SeriesResult
     ) -> None:
         cursor, gap_end = gap
-        while cursor < gap_end:
+        # A candle that cannot have closed yet (it opens less than one interval before now) is
+        # not asked for: the answer could hold nothing final, whatever time of day it is.
+        while cursor < gap_end and cursor + step <= now:
             window_end = min(gap_end, cursor + self.max_candles * step)
             live = window_end + step > now  # the window reaches the candle still forming
             payload = {

@@ -176,6 +176,22 @@ def test_the_candle_still_forming_is_never_stored(tmp_path: Path) -> None:
     assert venue.kinds("candleSnapshot")[-1]["req"]["startTime"] == T0 + 5 * HOUR_MS
 
 
+def test_a_range_ending_inside_the_forming_candle_asks_nothing_for_it(tmp_path: Path) -> None:
+    # 15:22: the 4h candle opening at 12:00 closes at 16:00; a range to 14:00 holds nothing
+    # final past 12:00, so neither the first nor a second run asks for it.
+    now = T0 + 15 * HOUR_MS + 22 * MINUTE
+    venue = FakeHistoryVenue(now_ms=now)
+    dl = downloader(venue, tmp_path)
+    first = dl.candles("BTC", "4h", T0, T0 + 14 * HOUR_MS)
+    assert (first.requests, first.stored) == (1, 3)  # 00:00, 04:00, 08:00
+    again = dl.candles("BTC", "4h", T0, T0 + 14 * HOUR_MS)
+    assert (again.requests, again.stored) == (0, 0)
+    venue.now_ms = T0 + 16 * HOUR_MS + MINUTE  # the 12:00 candle has closed
+    later = dl.candles("BTC", "4h", T0, T0 + 14 * HOUR_MS)
+    assert later.requests == 1
+    assert venue.kinds("candleSnapshot")[-1]["req"]["startTime"] == T0 + 12 * HOUR_MS
+
+
 def test_funding_is_paged_by_500_rows(tmp_path: Path) -> None:
     venue = FakeHistoryVenue(now_ms=T0 + 60 * DAY)
     dl = downloader(venue, tmp_path)
