@@ -408,7 +408,7 @@ class DecisionCycle:
             assets=inputs.assets,
             slippage_bps=cfg.slippage_bps,
             taker_fee_rate=self.exchange.fee_taker,
-            claimed=self.sync.claimed_by_others(cfg.config_id),
+            claimed=self.sync.claimed_by_others(cfg.config_id, trader),
         )
         plan = self._breakers(trader, plan, marks, at)
         for rejection in plan.rejections:

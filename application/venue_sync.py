@@ -131,13 +131,18 @@ class VenueSync:
         self.app.save_venue_account(account)
         return account
 
-    def claimed_by_others(self, config_id: str) -> dict[str, str]:
-        """Coins other traders on this account hold (their entries would merge with ours)."""
+    def claimed_by_others(self, config_id: str, mine: Trader | None = None) -> dict[str, str]:
+        """Coins other traders on this account hold (their entries would merge with ours).
+
+        ``mine``: the caller's working copy of the trader (a cycle's, with unsaved events);
+        without it the stored one is read, which rebuilds it when a working copy is pending.
+        """
         others = self._traders(excluding=config_id)
         claimed = {coin: h for coin, h in holders(others).items() if h != config_id}
         # A position on the account that no trader holds (someone else's) is no one's to
         # join: an entry would merge into it.
-        mine = self.app.find_trader(config_id)
+        if mine is None:
+            mine = self.app.find_trader(config_id)
         if self._last_state is not None:
             for coin in self._last_state.positions:
                 if coin not in claimed and (mine is None or coin not in mine.positions):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -119,6 +120,41 @@ def _py(value: Any) -> str:
     return repr(value)
 
 
+class _SeriesMemo:
+    """Formatted series kept by the identity of the list they came from.
+
+    Traders on the same coins in one tick share one snapshot (``SharedSnapshots``), so their
+    prompts format the very same series lists: formatting them once per tick instead of once
+    per trader took most of the render out of a 100-trader tick. An entry holds its list,
+    so the list's id cannot be reused while the entry lives; the oldest entries go first.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._entries: dict[tuple[Any, ...], tuple[object, str]] = {}
+
+    def wrap(self, fn: Callable[..., str]) -> Callable[..., str]:
+        entries = self._entries
+
+        def memoized(values: Any, *args: Any) -> str:
+            if not isinstance(values, list | tuple):
+                return fn(values, *args)
+            try:
+                key = (fn, id(values), *args)
+                hit = entries.get(key)
+            except TypeError:  # an unhashable argument: nothing to key on
+                return fn(values, *args)
+            if hit is not None and hit[0] is values:
+                return hit[1]
+            text = fn(values, *args)
+            entries[key] = (values, text)
+            if len(entries) > self.capacity:
+                del entries[next(iter(entries))]
+            return text
+
+        return memoized
+
+
 @dataclass(frozen=True)
 class _Template:
     id: str
@@ -146,13 +182,14 @@ class JinjaPromptRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        memo = _SeriesMemo()
         self._env.filters["num"] = _num
-        self._env.filters["series"] = _series
+        self._env.filters["series"] = memo.wrap(_series)
         self._env.filters["py"] = _py
         self._env.filters["sig"] = _sig
-        self._env.filters["row"] = _row
-        self._env.filters["bp"] = _bp
-        self._env.filters["bp_of"] = _bp_of
+        self._env.filters["row"] = memo.wrap(_row)
+        self._env.filters["bp"] = memo.wrap(_bp)
+        self._env.filters["bp_of"] = memo.wrap(_bp_of)
         self._cache: dict[Path, _Template] = {}
 
     def load(self, path: Path) -> _Template:

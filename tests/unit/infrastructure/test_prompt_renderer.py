@@ -311,3 +311,27 @@ def test_read_version_header_only_looks_at_the_first_lines(
 def test_shipped_templates_declare_the_schema_version(prompts: Path) -> None:
     system, user = shipped(prompts)
     assert read_version_header(system) == read_version_header(user) == SCHEMA
+
+
+def test_series_formatted_once_per_snapshot_never_leak_into_another(prompts: Path) -> None:
+    """One renderer serves every trader: series of a shared snapshot are formatted once,
+    and prompts rendered from other snapshots, interleaved, are what a fresh renderer gives."""
+    shared = renderer(prompts)
+    system, user = shipped(prompts)
+    compact = prompts / "decision" / "system_compact.j2", prompts / "decision" / "user_compact.j2"
+    snaps = [snapshot(), snapshot("98000.5"), snapshot()]
+    changed = msgspec.structs.replace(
+        snaps[1].coins["BTC"],
+        intraday=msgspec.structs.replace(
+            snaps[1].coins["BTC"].intraday, mid_prices=[97000.0 + 3 * i for i in range(10)]
+        ),
+    )
+    snaps[1] = MarketSnapshot(as_of=AS_OF, coins=snaps[1].coins | {"BTC": changed})
+    for _ in range(2):
+        for snap in snaps:
+            for pair in (shipped(prompts), compact):
+                got = render_with(shared, *pair, snap=snap)
+                fresh = render_with(renderer(prompts), *pair, snap=snap)
+                assert got == fresh
+    once = render_with(shared, system, user, snap=snaps[1])
+    assert "97000" in once.user and "97000" not in render_with(shared, system, user).user
