@@ -280,8 +280,10 @@ class DecisionCycle:
     def _request_decision(
         self, trader: Trader, inputs: _Inputs, as_of: datetime
     ) -> DecisionRequest:
-        """Save ``DecisionRequested`` before the model is asked (§8: every question has a
-        record even if the process dies), and build the question."""
+        """Record ``DecisionRequested`` and build the question. It is saved before a model
+        outside the process is asked (§8: every paid question has a record even if the
+        process dies); a question only in-process models answer is saved with its answer,
+        one transaction for the cycle's decision (every path after the answer saves)."""
         cfg = self.settings
         snapshot_text, snapshot_digest = canonical_snapshot(inputs.snapshot)
         model = self.gateway.current_model
@@ -300,7 +302,8 @@ class DecisionCycle:
                 user_prompt=prompt.user,
             ),
         )
-        self.app.save_trader(trader)
+        if self.gateway.asks_outside():
+            self.app.save_trader(trader)
         return DecisionRequest(
             trader=cfg.config_id,
             cycle_id=cycle_id,

@@ -91,6 +91,13 @@ class DecisionGateway:
     def current_model(self) -> str:
         return self.router.current
 
+    def asks_outside(self) -> bool:
+        """Whether asking may leave the process (a vendor's model, costing money or time):
+        then the question is recorded before it is asked. Unknown names count as outside."""
+        return not self.models or not all(
+            getattr(model, "in_process", False) is True for model in self.models.values()
+        )
+
     def budget_level(self) -> BudgetLevel:
         return self.budget.level() if self.budget is not None else BudgetLevel.OK
 

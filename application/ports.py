@@ -474,6 +474,11 @@ class ModelError(Exception):
 
 
 class DecisionModel(Protocol):
+    """A model that decides. One that answers inside this process, at no cost and with no
+    effect outside it (a baseline), sets a class attribute ``in_process = True``: a cycle
+    asking only such models records its question together with the answer, in one
+    transaction (nothing outside could have happened in between)."""
+
     name: str
 
     async def decide(self, request: DecisionRequest) -> DecisionReply: ...

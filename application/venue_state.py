@@ -3,7 +3,7 @@ who holds what on a shared account (the pieces every part of the pass shares).""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -49,18 +49,42 @@ class VenueRead:
 OUTSIDE = "(outside the arena)"
 
 
-def holders(traders: Iterable[Trader]) -> dict[str, str]:
+def held_coins(trader: Trader) -> list[str]:
+    """The coins a trader holds (a position, an order in flight or a protection), sorted."""
+    return sorted(
+        set(trader.positions)
+        | {p.coin for p in trader.pending.values()}
+        | {g.coin for g in trader.protections.values()}
+    )
+
+
+def holders(
+    traders: Iterable[Trader], held: Callable[[Trader], list[str]] = held_coins
+) -> dict[str, str]:
     """coin → the trader holding it: a position, an order in flight or a protection."""
     result: dict[str, str] = {}
     for trader in traders:
-        coins = (
-            set(trader.positions)
-            | {p.coin for p in trader.pending.values()}
-            | {g.coin for g in trader.protections.values()}
-        )
-        for coin in sorted(coins):
+        for coin in held(trader):
             result.setdefault(coin, trader.config_id)
     return result
+
+
+class HeldCoins:
+    """``held_coins`` kept per trader copy and version: every cycle asks which coins the
+    account's other traders hold, and with many traders rebuilding each one's set was most
+    of that question. A trader's holdings change only with its events (its version)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[Trader, int, list[str]]] = {}
+
+    def __call__(self, trader: Trader) -> list[str]:
+        kept = self._kept.get(trader.config_id)
+        version = trader.version
+        if kept is not None and kept[0] is trader and kept[1] == version:
+            return kept[2]
+        coins = held_coins(trader)
+        self._kept[trader.config_id] = (trader, version, coins)
+        return coins
 
 
 def venue_marks(trader: Trader, state: VenueAccountState) -> dict[str, Decimal]:

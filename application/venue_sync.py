@@ -54,6 +54,7 @@ from application.venue_health import real_trader_id
 from application.venue_pending import PendingOrders
 from application.venue_state import (
     OUTSIDE,
+    HeldCoins,
     SyncPolicy,
     SyncReport,
     VenueRead,
@@ -102,6 +103,7 @@ class VenueSync:
         self._fill_cursor: datetime | None = None
         self._funding_cursor: datetime | None = None
         self._last_state: VenueAccountState | None = None
+        self._held = HeldCoins()  # each trader's held coins, by copy and version
         self.last_run: datetime | None = None
 
     # -- the account ------------------------------------------------------------------------
@@ -138,7 +140,7 @@ class VenueSync:
         without it the stored one is read, which rebuilds it when a working copy is pending.
         """
         others = self._traders(excluding=config_id)
-        claimed = {coin: h for coin, h in holders(others).items() if h != config_id}
+        claimed = {coin: h for coin, h in holders(others, self._held).items() if h != config_id}
         # A position on the account that no trader holds (someone else's) is no one's to
         # join: an entry would merge into it.
         if mine is None:

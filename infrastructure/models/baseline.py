@@ -195,6 +195,8 @@ STRATEGIES: dict[str, Callable[[DecisionRequest, Decimal], dict[str, Any]]] = {
 class BaselineModel:
     """A ``DecisionModel`` that answers instantly and for free."""
 
+    in_process = True  # no call leaves the process: the question needs no record of its own
+
     def __init__(self, name: str, *, max_position_size_usd: Decimal, replica: int = 0) -> None:
         if not name.startswith(PREFIX) or name[len(PREFIX) :] not in STRATEGIES:
             known = ", ".join(PREFIX + k for k in STRATEGIES)

@@ -191,12 +191,21 @@ class JinjaPromptRenderer:
         self._env.filters["bp"] = memo.wrap(_bp)
         self._env.filters["bp_of"] = memo.wrap(_bp_of)
         self._cache: dict[Path, _Template] = {}
+        self._named: dict[Path, _Template] = {}  # absolute names as given → their template
 
     def load(self, path: Path) -> _Template:
         """Load (once) and version-check a template."""
+        # Every cycle names its templates: the names already seen skip the filesystem
+        # (resolving a path is a few stat calls, a tenth of a render).
+        named = self._named.get(path) if path.is_absolute() else None
+        if named is not None:
+            return named
+        given = path
         path = path.resolve()
         cached = self._cache.get(path)
         if cached is not None:
+            if given.is_absolute():
+                self._named[given] = cached
             return cached
         if not path.is_file():
             raise PromptVersionError(f"prompt template {path} does not exist")
@@ -218,6 +227,8 @@ class JinjaPromptRenderer:
             template_id = str(path)
         loaded = _Template(id=template_id, version=version or "", template=template)
         self._cache[path] = loaded
+        if given.is_absolute():
+            self._named[given] = loaded
         return loaded
 
     def render(

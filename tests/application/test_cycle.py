@@ -491,3 +491,64 @@ def test_a_pause_written_by_another_process_is_seen_at_the_next_cycle(tmp_path: 
         assert h.event_names()[-1] == "Paused"
 
     run(scenario())
+
+
+class _StoreWatch:
+    """Wraps the harness's model: the store's head each time the model is asked."""
+
+    def __init__(self, h: Harness, *, in_process: bool) -> None:
+        self.inner = h.model
+        self.name = h.model.name
+        self.app = h.app
+        self.heads: list[int] = []
+        if in_process:
+            self.in_process = True
+
+    async def decide(self, request: Any) -> Any:
+        self.heads.append(self.app.recorder.max_notification_id() or 0)
+        return await self.inner.decide(request)
+
+
+def _watched(h: Harness, *, in_process: bool) -> _StoreWatch:
+    watch = _StoreWatch(h, in_process=in_process)
+    h.cycle.gateway = single_model_gateway(watch)  # type: ignore[arg-type]
+    return watch
+
+
+def test_a_question_to_a_model_outside_is_recorded_before_it_is_asked(
+    store_env: dict[str, str],
+) -> None:
+    async def scenario() -> None:
+        h = await Harness.create(store_env)
+        watch = _watched(h, in_process=False)
+        before = h.app.recorder.max_notification_id() or 0
+        outcome = await h.run_cycle({"BTC": {"signal": "hold"}})
+        assert outcome.status == "decided"
+        assert watch.heads == [before + 1]  # DecisionRequested is stored while it answers
+        assert events_after_registration(h)[-2:] == ["DecisionRequested", "LLMResponded"]
+
+    run(scenario())
+
+
+def test_an_in_process_models_question_is_stored_with_its_answer(
+    store_env: dict[str, str],
+) -> None:
+    async def scenario() -> None:
+        h = await Harness.create(store_env)
+        watch = _watched(h, in_process=True)
+        before = h.app.recorder.max_notification_id() or 0
+        saves: list[int] = []
+        save = h.app.save_trader
+        h.app.save_trader = lambda t: saves.append(1) or save(t)  # type: ignore[method-assign]
+        outcome = await h.run_cycle({"BTC": {"signal": "hold"}})
+        assert outcome.status == "decided"
+        assert watch.heads == [before]  # nothing written before it answered ...
+        assert len(saves) == 1  # ... and the decision is one transaction
+        assert events_after_registration(h)[-2:] == ["DecisionRequested", "LLMResponded"]
+        # A failure of an in-process model is recorded with its question too.
+        watch.inner.answers.append(ModelError("server_error", "503 from the provider"))
+        failed = await h.run_cycle()
+        assert failed.status == "failed"
+        assert events_after_registration(h)[-2:] == ["DecisionRequested", "LLMFailed"]
+
+    run(scenario())

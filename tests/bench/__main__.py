@@ -267,6 +267,8 @@ def rebuild_rate(app: TradingApp, label: str) -> dict[str, Any]:
 class TimedModel:
     """Wraps a baseline model and records the time spent inside it."""
 
+    in_process = True  # it wraps a baseline: nothing leaves the process
+
     def __init__(self, inner: BaselineModel) -> None:
         self.inner = inner
         self.name = inner.name
