@@ -554,6 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     from tests.bench import api, backtest, dashboard, operations, sim_engine, sim_server
 
     if not args.skip_arena:
+        results["arena_cycles"] = [
+            operations.arena_cycles(n, args.arena_ticks) for n in (1, 10, args.arena_traders)
+        ]
         results["arena_100"] = operations.arena_overhead(args.arena_traders, args.arena_ticks)
 
     results["simulator"] = sim_engine.run(args.sim_orders)

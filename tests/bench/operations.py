@@ -18,10 +18,13 @@ process, and events appended per second on each event store.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
 import random
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +97,105 @@ def arena_overhead(traders: int = 100, ticks: int = 20) -> dict[str, Any]:
     }
 
 
+#: (model, exchange, store-write) seconds of the cycle running in this task, when timed.
+_SPENT: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("spent", default=None)
+
+
+def _timed(fn: Callable[..., Awaitable[Any]], slot: int) -> Callable[..., Awaitable[Any]]:
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        spent = _SPENT.get()
+        started = time.perf_counter()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            if spent is not None:
+                spent[slot] += time.perf_counter() - started
+
+    return timed
+
+
+def _timed_sync(fn: Callable[..., Any], slot: int) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        spent = _SPENT.get()
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if spent is not None:
+                spent[slot] += time.perf_counter() - started
+
+    return timed
+
+
+Row = tuple[float, float, float, float]  # cycle, model, exchange, store writes (seconds)
+
+
+def _instrument(arena: OfflineArena, rows: list[Row]) -> None:
+    """Time every cycle, and inside it the model's answers, the exchange's calls (each
+    object's coroutine methods) and the event store's writes, per task, so another task's
+    calls never count."""
+    app = arena.engine.app
+    app.save = _timed_sync(app.save, 2)  # type: ignore[method-assign]
+    wrapped: set[int] = set()
+    for state in arena.engine.arena._states.values():
+        cycle = state.cycle
+        for model in cycle.gateway.models.values():
+            if id(model) not in wrapped:
+                wrapped.add(id(model))
+                model.decide = _timed(model.decide, 0)  # type: ignore[method-assign]
+        exchange = cycle.exchange
+        if id(exchange) not in wrapped:
+            wrapped.add(id(exchange))
+            for name in dir(type(exchange)):
+                method = getattr(exchange, name, None)
+                if not name.startswith("_") and inspect.iscoroutinefunction(method):
+                    setattr(exchange, name, _timed(method, 1))
+        run = cycle.run
+
+        async def timed_run(as_of: Any, run: Callable[..., Awaitable[Any]] = run) -> Any:
+            spent = [0.0, 0.0, 0.0]
+            _SPENT.set(spent)
+            started = time.perf_counter()
+            outcome = await run(as_of)
+            rows.append((time.perf_counter() - started, spent[0], spent[1], spent[2]))
+            return outcome
+
+        cycle.run = timed_run  # type: ignore[method-assign]
+
+
+def arena_cycles(traders: int, ticks: int = 20) -> dict[str, Any]:
+    """Each cycle of the offline arena timed on its own (cycles run one at a time, the
+    shipped setting), with the model's and the exchange's time taken out and reported
+    apart: the engine's overhead per cycle at this many traders in one process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Path(tmp) / "arena")
+        _cloned_traders(ws, traders)
+        arena = OfflineArena.open(Path(tmp) / "data", config_path=ws.main)
+        rows: list[Row] = []
+        _instrument(arena, rows)
+        asyncio.run(_drive(arena, ticks))
+        deciding = len(arena.engine.arena.trader_ids)
+    rows = rows[deciding:]  # the warm-up tick's first snapshots and prompts
+    overhead = [(wall - model - exchange) * 1000 for wall, model, exchange, _ in rows]
+    cpu = [(wall - model - exchange - store) * 1000 for wall, model, exchange, store in rows]
+    model_ms = [row[1] * 1000 for row in rows]
+    exchange_ms = [row[2] * 1000 for row in rows]
+    store_ms = [row[3] * 1000 for row in rows]
+    return {
+        "traders": deciding,
+        "cycles": len(rows),
+        "overhead_p50_ms": round(statistics.median(overhead), 3),
+        "overhead_p99_ms": round(percentile(overhead, 99), 3),
+        "without_store_p50_ms": round(statistics.median(cpu), 3),
+        "without_store_p99_ms": round(percentile(cpu, 99), 3),
+        "store_p50_ms": round(statistics.median(store_ms), 3),
+        "store_p99_ms": round(percentile(store_ms, 99), 3),
+        "model_p50_ms": round(statistics.median(model_ms), 3),
+        "exchange_p50_ms": round(statistics.median(exchange_ms), 3),
+        "exchange_p99_ms": round(percentile(exchange_ms, 99), 3),
+    }
+
+
 def lease_takeover(
     dsn: str, schema: str, *, ttl: float = 3.0, trials: int = 5, traders: int = 3
 ) -> dict[str, Any]:
@@ -130,6 +232,23 @@ def lease_takeover(
 
 
 def report(results: dict[str, Any]) -> None:
+    rows = results.get("arena_cycles", [])
+    if rows:
+        print(
+            "\nengine overhead per cycle in the offline arena (baseline models; the model's and"
+            " the exchange's time taken out, reported apart; the exchange is the Hyperliquid"
+            " adapter signing and the in-process venue answering)"
+        )
+        for r in rows:
+            print(
+                f"  {r['traders']:>4} traders: p50 {r['overhead_p50_ms']:.3f} ms, "
+                f"p99 {r['overhead_p99_ms']:.3f} ms over {r['cycles']} cycles (of which event "
+                f"store writes p50 {r['store_p50_ms']:.3f} ms, p99 {r['store_p99_ms']:.3f} ms; "
+                f"without them p50 {r['without_store_p50_ms']:.3f} ms, "
+                f"p99 {r['without_store_p99_ms']:.3f} ms); model p50 "
+                f"{r['model_p50_ms']:.3f} ms; exchange p50 {r['exchange_p50_ms']:.3f} ms, "
+                f"p99 {r['exchange_p99_ms']:.3f} ms"
+            )
     row = results.get("arena_100")
     if row:
         print(f"\nthe offline arena with {row['traders']} traders in one process (baseline models)")
