@@ -9,6 +9,7 @@ or turns a position does.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,6 +68,27 @@ def compare(original: CycleDecisions, changed: CycleDecisions) -> DecisionDiff:
         only_original=len(original.by_time.keys() - changed.by_time.keys()),
         only_changed=len(changed.by_time.keys() - original.by_time.keys()),
     )
+
+
+def align(original: CycleDecisions, changed: CycleDecisions, within_s: float) -> CycleDecisions:
+    """``changed`` with each cycle moved to the time of the original cycle it re-decided:
+    the nearest original cycle at or before it, within ``within_s`` (a recorded arena's
+    cycles fell at any second; the counterfactual's clock steps whole minutes after them).
+    A cycle with no such original, or one whose original another cycle already took, keeps
+    its own time (it counts as the counterfactual's only)."""
+    times = sorted(original.by_time)
+    taken: set[datetime] = set()
+    by_time: dict[datetime, Decision | None] = {}
+    for at in sorted(changed.by_time):
+        match = bisect.bisect_right(times, at) - 1
+        target = at
+        if match >= 0:
+            candidate = times[match]
+            if (at - candidate).total_seconds() <= within_s and candidate not in taken:
+                target = candidate
+                taken.add(candidate)
+        by_time[target] = changed.by_time[at]
+    return CycleDecisions(by_time, changed.cost_usd, changed.cached)
 
 
 def describe(decision: Decision | None) -> str:

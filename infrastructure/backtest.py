@@ -62,6 +62,8 @@ class BacktestPlan:
     #: The market history store (``nof0 data``) to read ``coins`` from, instead of files.
     store: Path | None = None
     coins: Sequence[str] = ()
+    #: A recorded arena's snapshots (``nof0 replay run DATA_DIR``) instead of candles.
+    snapshots: Path | None = None
 
     @property
     def market_coins(self) -> list[str]:
@@ -129,6 +131,12 @@ def trader_records(config: LoadedConfig) -> dict[str, dict[str, Any]]:
 
 def candle_record(plan: BacktestPlan) -> dict[str, Any]:
     """Where the candles came from, and their digest: a replay checks it is the same path."""
+    if plan.snapshots is not None:
+        return {
+            "snapshots": str(plan.snapshots.resolve()),
+            "coins": plan.market_coins,
+            "sha256": _sha256(plan.snapshots),
+        }
     if plan.store is not None:
         return {
             "store": str(plan.store.resolve()),
@@ -190,19 +198,24 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
         venues[own_venue] = venue.model_copy(update={"seed": venue.seed + plan.seed})
         update = {"market_provider": PROVIDER, "coins": shared, "exchange_provider": own_venue}
         traders.append(trader.model_copy(update=update))
+    source: dict[str, Any]
+    if plan.snapshots is not None:
+        source = {"source": "recorded", "snapshots": str(plan.snapshots.resolve()), "coins": coins}
+    elif plan.store is not None:
+        source = {"source": "history", "store": str(plan.store.resolve()), "coins": coins}
+    else:
+        files = {coin: str(path.resolve()) for coin, path in plan.candles.items()}
+        source = {"source": "history", "candles": files}
     provider = ReplayMarketConfig.model_validate(
         {
             "type": "replay",
-            "source": "history",
-            **(
-                {"store": str(plan.store.resolve()), "coins": coins}
-                if plan.store is not None
-                else {"candles": {coin: str(path.resolve()) for coin, path in plan.candles.items()}}
-            ),
+            **source,
             "start": plan.start,
             "end": plan.end,
             "history_days": plan.history_days,
-            "max_staleness": 90.0,
+            # Recorded snapshots are served up to one clock step (a minute) after they
+            # were taken: the bound grows by that step.
+            "max_staleness": 150.0 if plan.snapshots is not None else 90.0,
             "timeout": 5.0,
             "retry": {"max_attempts": 1, "backoff": 0.0},
             "capabilities": ["candles_3m", "candles_4h", "mids", "funding", "replay"],

@@ -119,6 +119,7 @@ from infrastructure.market.history_csv import CandleFileError, ImportResult
 from infrastructure.market.history_csv import export_candles as export_history_candles
 from infrastructure.market.history_csv import import_file as import_history_file
 from infrastructure.market.history_tape import HistoryError, HistoryTape
+from infrastructure.market.recorded import RecordedError, RecordedMarket, read_frames
 from infrastructure.market.replay import ReplayMarket, Tape
 from infrastructure.market.synthetic import SyntheticTape
 from infrastructure.metrics.collector import CollectorSources, MetricsCollector
@@ -552,7 +553,14 @@ class _Wiring:
             return self.markets[name]
         provider = self.config.market.providers[name]
         built: tuple[MarketData, Clock | None]
-        if isinstance(provider, ReplayMarketConfig):
+        if isinstance(provider, ReplayMarketConfig) and provider.source == "recorded":
+            try:
+                frames = read_frames(self.config.resolve("Market", provider.snapshots))
+            except RecordedError as exc:
+                raise NotAvailable(str(exc)) from exc
+            recorded = RecordedMarket(frames, max_staleness_s=provider.max_staleness)
+            built = (recorded, ReplayClock(provider.start, provider.speed))
+        elif isinstance(provider, ReplayMarketConfig):
             tape = _replay_tape(self.config, provider)
             market = ReplayMarket(tape, max_staleness_s=provider.max_staleness)
             built = (market, ReplayClock(provider.start, provider.speed))
@@ -1315,8 +1323,9 @@ def replay_counterfactual(
     approve: Callable[[CostEstimate], bool] = lambda estimate: estimate.calls == 0,
     out: Path | None = None,
 ) -> Comparison:
-    """``nof0 replay run``: the backtest in ``run`` decided again under ``change``;
-    ``approve`` sees the model cost estimate first and may refuse it."""
+    """``nof0 replay run``: the backtest in ``run``, or the arena recorded there (a data
+    directory ``nof0 run`` traded in), decided again under ``change``; ``approve`` sees the
+    model cost estimate first and may refuse it."""
     from infrastructure.reports.source import read_run
     from projections.report import build_report
 
@@ -1332,7 +1341,20 @@ def replay_counterfactual(
         read=read,
         approve=lambda changed, plan: approve(estimate_backtest_cost(changed, plan)),
         out=out,
+        open_arena=_recorded_arena(config, run),
     )
+
+
+def _recorded_arena(config: LoadedConfig, run: Path) -> Callable[[], TradingApp] | None:
+    """How to open the arena recorded in ``run``: the configured store when ``run`` is the
+    configuration's data directory (SQLite or PostgreSQL), else its SQLite events file."""
+    if (run / "backtest.json").exists():
+        return None
+    if run.resolve() == config.data_dir.resolve():
+        return lambda: open_app(config)
+    if (run / "events.sqlite3").is_file():
+        return lambda: open_trading_app(sqlite_env(run / "events.sqlite3"))
+    return None
 
 
 def estimate_backtest_cost(config: LoadedConfig, plan: BacktestPlan) -> CostEstimate:

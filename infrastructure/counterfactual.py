@@ -23,9 +23,17 @@ from typing import Any
 
 import pydantic
 
-from application.counterfactual import CycleDecisions, DecisionDiff, compare, cycle_decisions
+from application.counterfactual import (
+    CycleDecisions,
+    DecisionDiff,
+    align,
+    compare,
+    cycle_decisions,
+)
 from application.trading import TradingApp
+from domain.trader import Trader
 from infrastructure.backtest import (
+    STEP,
     BacktestError,
     BacktestPlan,
     BacktestResult,
@@ -36,6 +44,7 @@ from infrastructure.config.loader import LoadedConfig
 from infrastructure.config.models import RiskParams
 from infrastructure.eventstore import open_trading_app, sqlite_env
 from infrastructure.market.history_tape import HistoryError
+from infrastructure.market.recorded import RecordedError, frames_from_snapshots, write_frames
 from projections.report import RunReport, TraderReport
 
 
@@ -76,6 +85,9 @@ class Comparison:
     traders: list[TraderComparison]
     original_fingerprint: str
     counterfactual_fingerprint: str
+    #: The original is a recorded arena (its own venue and fills); the counterfactual ran
+    #: on the simulator at the recorded prices, so P&L differences mix the change with that.
+    recorded_arena: bool = False
 
 
 def _sha256(path: Path) -> str:
@@ -88,8 +100,9 @@ def recorded_plan(run: Path, out: Path) -> BacktestPlan:
         summary: dict[str, Any] = json.loads((run / "backtest.json").read_text())
     except FileNotFoundError:
         raise BacktestError(
-            f"{run} holds no backtest.json: replay run re-decides a backtest's cycles (run "
-            "one with nof0 backtest first)"
+            f"{run} holds no backtest.json and no arena's events: replay run re-decides the "
+            "cycles of a backtest (nof0 backtest) or of an arena (the data directory nof0 "
+            "run traded in)"
         ) from None
     except (OSError, ValueError) as exc:
         raise BacktestError(f"{run / 'backtest.json'} could not be read: {exc}") from exc
@@ -187,6 +200,52 @@ def _decisions(app: TradingApp, trader: str) -> CycleDecisions:
     return cycle_decisions(app.trader_events(trader))
 
 
+#: A recorded arena's cycles and the counterfactual's match within this: the counterfactual's
+#: clock steps a minute at a time from the first recorded cycle, a live arena's did not.
+RECORDED_MATCH_S = 60.0
+
+
+def recorded_arena_plan(
+    config: LoadedConfig, original: TradingApp, out: Path
+) -> tuple[BacktestPlan, list[str]]:
+    """The plan of a counterfactual over a recorded arena (a data directory ``nof0 run``
+    wrote): its traders' recorded snapshots written to ``<out>-snapshots.jsonl`` and served
+    at the times they were taken. Returns the plan and the traders that have cycles."""
+    snapshots: list[tuple[datetime, str]] = []
+    traders = []
+    for trader in config.manager.traders:
+        asked = [
+            (e.as_of, e.snapshot)
+            for e in original.trader_events(trader.id)
+            if isinstance(e, Trader.DecisionRequested) and e.snapshot
+        ]
+        if asked:
+            traders.append(trader.id)
+            snapshots += asked
+    if not snapshots:
+        raise BacktestError(
+            "the arena has no recorded cycle of a configured trader (nothing to re-decide): "
+            "give a data directory nof0 run has traded in, with its configuration"
+        )
+    try:
+        frames = frames_from_snapshots(snapshots)
+    except RecordedError as exc:
+        raise BacktestError(str(exc)) from exc
+    path = out.parent / f"{out.name}-snapshots.jsonl"
+    write_frames(frames, path)
+    start = frames[0].as_of - STEP  # the first step lands on the first recorded cycle
+    plan = BacktestPlan(
+        start=start,
+        end=frames[-1].as_of + STEP,
+        candles={},
+        out=out,
+        traders=traders,
+        coins=sorted(frames[-1].coins),
+        snapshots=path,
+    )
+    return plan, traders
+
+
 def replay_run(
     config: LoadedConfig,
     run: Path,
@@ -196,26 +255,38 @@ def replay_run(
     read: Callable[[Path], RunReport],
     approve: Callable[[LoadedConfig, BacktestPlan], bool] = lambda config, plan: True,
     out: Path | None = None,
+    open_arena: Callable[[], TradingApp] | None = None,
 ) -> Comparison:
+    """``open_arena``: the event store of ``run`` when it is a recorded arena (a data
+    directory without ``backtest.json``); its cycles' snapshots are decided again."""
     if not change.prompt and not change.model and not change.risk:
         raise BacktestError("nothing to change: give --prompt, --model or --risk KEY=VALUE")
     if out is None:
         counterfactuals = run / "counterfactuals"
         taken = len(list(counterfactuals.iterdir())) if counterfactuals.is_dir() else 0
         out = counterfactuals / str(taken + 1)
-    plan = recorded_plan(run, out)
+    recorded_arena = not (run / "backtest.json").exists() and open_arena is not None
+    original_app: TradingApp | None = None
+    if recorded_arena:
+        assert open_arena is not None
+        original_app = open_arena()
+        plan, _ = recorded_arena_plan(config, original_app, out)
+    else:
+        plan = recorded_plan(run, out)
     unknown_risk = [key for key in change.risk if key not in RiskParams.model_fields]
     if unknown_risk:
         raise BacktestError(
             f"--risk {', '.join(unknown_risk)}: not a risk parameter (they are: "
             f"{', '.join(RiskParams.model_fields)})"
         )
-    _same_as_recorded(config, run, plan)
+    if not recorded_arena:
+        _same_as_recorded(config, run, plan)
     changed = changed_config(config, change, plan.traders)
     if not approve(changed, plan):
         raise BacktestError("the model calls were not approved (see the estimate above)")
     result = run_backtest(changed, plan)
-    original_app = open_trading_app(sqlite_env(run / "events.sqlite3"))
+    if original_app is None:
+        original_app = open_trading_app(sqlite_env(run / "events.sqlite3"))
     changed_app = open_trading_app(sqlite_env(out / "events.sqlite3"))
     before, after = read(run), read(out)
     by_model = {t.model_id: t for t in before.traders}
@@ -224,6 +295,8 @@ def replay_run(
     traders = []
     for trader in plan.traders:
         original, counterfactual = _decisions(original_app, trader), _decisions(changed_app, trader)
+        if recorded_arena:
+            counterfactual = align(original, counterfactual, RECORDED_MATCH_S)
         traders.append(
             TraderComparison(
                 trader=trader,
@@ -236,4 +309,6 @@ def replay_run(
                 cached=counterfactual.cached,
             )
         )
-    return Comparison(run, out, change, traders, before.fingerprint, result.fingerprint)
+    return Comparison(
+        run, out, change, traders, before.fingerprint, result.fingerprint, recorded_arena
+    )

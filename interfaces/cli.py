@@ -138,9 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(verify)
 
     counterfactual = replay_commands.add_parser(
-        "run", help="a backtest decided again under a change, compared side by side"
+        "run",
+        help="a backtest, or a recorded arena's cycles, decided again under a change, "
+        "compared side by side",
     )
-    counterfactual.add_argument("run", help="the backtest's directory")
+    counterfactual.add_argument(
+        "run", help="the backtest's directory, or the data directory an arena traded in"
+    )
     counterfactual.add_argument("--prompt", default=None, help="another system prompt template")
     counterfactual.add_argument("--model", default=None, help="another model id")
     counterfactual.add_argument(
@@ -477,6 +481,13 @@ def _counterfactual(config: bootstrap.LoadedConfig, args: argparse.Namespace) ->
             print(f"  {row.trader}: … {len(row.decisions.differing) - 5} more cycles differ")
     fingerprints = (result.original_fingerprint[:12], result.counterfactual_fingerprint[:12])
     print(f"fingerprints {fingerprints[0]} → {fingerprints[1]}")
+    if result.recorded_arena:
+        print(
+            "the original is the recorded arena (its own venue and fills); the counterfactual "
+            "re-decided its recorded snapshots on the simulator at the recorded prices, which "
+            "stand still between cycles: trades and P&L differ by that too, decisions only by "
+            "the change"
+        )
     return 0
 
 

@@ -455,8 +455,12 @@ class ReplayMarketConfig(ProviderBase):
     type: Literal["replay"]
     #: ``synthetic``: seeded generated candles; ``history``: recorded one-minute candles,
     #: a CSV file per coin in ``candles`` (then ``coins`` are its keys, ``days`` unused).
-    source: Literal["synthetic", "history"] = "synthetic"
+    #: ``recorded``: an arena's recorded snapshots (``snapshots``, written by ``nof0 replay
+    #: run`` from the arena's DecisionRequested events), served at the times they were taken.
+    source: Literal["synthetic", "history", "recorded"] = "synthetic"
     candles: dict[str, str] = Field(default_factory=dict)
+    #: recorded only: the frames file (one msgspec JSON snapshot per line).
+    snapshots: str = ""
     #: history only: the market history store (``nof0 data``) to read ``coins`` from.
     store: str = ""
     #: history only: the replay must not run past this (a backtest's --to), which the
@@ -483,6 +487,14 @@ class ReplayMarketConfig(ProviderBase):
         if not isinstance(data, dict):
             return data
         candles = data.get("candles") or {}
+        if data.get("source") == "recorded":
+            if candles or data.get("store"):
+                raise ValueError("source: recorded reads snapshots, not candles or a store")
+            if not data.get("snapshots"):
+                raise ValueError("source: recorded needs snapshots: path/to/snapshots.jsonl")
+            return data
+        if data.get("snapshots"):
+            raise ValueError("snapshots are read only with source: recorded")
         if data.get("source") == "history":
             if data.get("store"):
                 if candles:

@@ -59,3 +59,28 @@ def test_a_cycle_without_an_answer_is_no_answer() -> None:
     (difference,) = compare(original, changed).differing
     assert describe(difference[1]) == "no answer"
     assert describe(difference[2]) == "close ETH"
+
+
+def test_a_recorded_arenas_cycles_are_matched_to_the_nearest_earlier_original() -> None:
+    from application.counterfactual import CycleDecisions, align
+
+    at = lambda seconds: T0 + timedelta(seconds=seconds)  # noqa: E731
+    hold: frozenset[tuple[str, str]] = frozenset({("BTC", "hold")})
+    buy: frozenset[tuple[str, str]] = frozenset({("BTC", "buy_to_enter")})
+    original = CycleDecisions({at(7): hold, at(187): hold, at(371): buy})
+    # The counterfactual's minute steps fall 0-60 s after each recorded cycle; one cycle at
+    # 600 s has no original near it, and two cycles after one original take it only once.
+    changed = CycleDecisions(
+        {at(60): hold, at(240): buy, at(420): buy, at(425): hold, at(600): hold}
+    )
+    aligned = align(original, changed, 60)
+    assert aligned.by_time == {
+        at(7): hold,
+        at(187): buy,
+        at(371): buy,
+        at(425): hold,
+        at(600): hold,
+    }
+    diff = compare(original, aligned)
+    assert (diff.compared, [t for t, _, _ in diff.differing]) == (3, [at(187)])
+    assert (diff.only_original, diff.only_changed) == (0, 2)

@@ -1,0 +1,80 @@
+"""``nof0 replay run DATA_DIR``: a recorded arena's cycles decided again under a change, from
+the snapshots its DecisionRequested events stored, compared side by side with what it did."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infrastructure.eventstore import open_trading_app, sqlite_env
+from infrastructure.market.recorded import read_frames
+from interfaces.cli import main
+from tests.support.arena import DEFAULT_CONFIG, OfflineArena
+
+
+@pytest.fixture(scope="module")
+def arena(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("arena") / "data"
+    OfflineArena.open(data).run_sync(90)  # the shipped arena, 90 simulated minutes
+    return data
+
+
+def replay(data: Path, *args: str) -> int:
+    flags = ["--config", str(DEFAULT_CONFIG), "--data-dir", str(data)]
+    return main(["replay", "run", str(data), *flags, *args])
+
+
+def test_a_recorded_arena_is_decided_again_and_compared(
+    arena: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = arena / "counterfactuals" / "lev2"
+    assert (
+        replay(arena, "--risk", "major_coin_leverage=2", "--trader", "ema-cross", "--out", str(out))
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert f"counterfactual of {arena}" in printed
+    assert "the original is the recorded arena" in printed
+    rows = {line.split()[0]: line.split() for line in printed.splitlines()[2:5]}
+    assert set(rows) == {"ema-cross*", "random-walk", "btc-hold"}
+    # Every recorded cycle is matched with its counterfactual (30 in 90 minutes at 3 m).
+    original = open_trading_app(sqlite_env(arena / "events.sqlite3"))
+    for trader, row in rows.items():
+        asked = [
+            e
+            for e in original.trader_events(trader.rstrip("*"))
+            if type(e).__name__ == "DecisionRequested"
+        ]
+        assert int(row[1]) >= len(asked) - 1, (trader, row, len(asked))
+    # The counterfactual's market is what the arena's cycles saw, written beside it.
+    frames = read_frames(out.parent / "lev2-snapshots.jsonl")
+    first = next(
+        e for e in original.trader_events("ema-cross") if type(e).__name__ == "DecisionRequested"
+    )
+    assert frames[0].as_of == first.as_of
+    assert str(frames[0].coins["BTC"].price) == json.loads(first.snapshot)["coins"]["BTC"]["price"]
+    summary = json.loads((out / "backtest.json").read_text())
+    assert summary["candles"]["snapshots"].endswith("lev2-snapshots.jsonl")
+
+
+def test_an_unchanged_deterministic_trader_decides_the_same(
+    arena: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = arena / "counterfactuals" / "same"
+    # A change to another trader only: btc-hold re-decides its own snapshots unchanged.
+    assert (
+        replay(arena, "--model", "baseline:random", "--trader", "ema-cross", "--out", str(out)) == 0
+    )
+    printed = capsys.readouterr().out
+    hold = next(line.split() for line in printed.splitlines() if line.startswith("btc-hold "))
+    assert int(hold[1]) > 0
+    assert hold[2] == "0", printed  # no cycle of the unchanged trader differs
+
+
+def test_a_directory_with_neither_a_backtest_nor_an_arena_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert replay(tmp_path / "nothing", "--model", "baseline:random") == 1
+    assert "replay run refused" in capsys.readouterr().err
