@@ -28,7 +28,11 @@ import msgspec
 
 from infrastructure.clock import ManualClock
 from infrastructure.config.loader import LoadedConfig
-from infrastructure.config.models import ReplayMarketConfig, SimExchangeConfig
+from infrastructure.config.models import (
+    HyperliquidExchangeConfig,
+    ReplayMarketConfig,
+    SimExchangeConfig,
+)
 from infrastructure.files import atomic_write
 from infrastructure.market.history_tape import HistoryTape
 from projections.documents import TradesDocument
@@ -64,6 +68,9 @@ class BacktestPlan:
     coins: Sequence[str] = ()
     #: A recorded arena's snapshots (``nof0 replay run DATA_DIR``) instead of candles.
     snapshots: Path | None = None
+    #: Traders of a real venue run on a simulator with its fees (a recorded arena's
+    #: counterfactual); otherwise such a trader is refused.
+    simulate_venues: bool = False
 
     @property
     def market_coins(self) -> list[str]:
@@ -180,6 +187,14 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
     venues: dict[str, SimExchangeConfig] = {}
     for trader in chosen:
         venue = config.exchange.providers.get(trader.exchange_provider)
+        if isinstance(venue, HyperliquidExchangeConfig) and plan.simulate_venues:
+            venue = SimExchangeConfig(
+                type="sim",
+                fee_taker_bps=venue.fee_taker_bps,
+                timeout=venue.timeout,
+                retry=venue.retry,
+                capabilities=["market_orders", "reduce_only", "trigger_orders", "leverage"],
+            )
         if not isinstance(venue, SimExchangeConfig):
             raise BacktestError(
                 f"{trader.id} trades on {trader.exchange_provider}, not the simulator: a "

@@ -242,6 +242,7 @@ def recorded_arena_plan(
         traders=traders,
         coins=sorted(frames[-1].coins),
         snapshots=path,
+        simulate_venues=True,  # a live arena's traders re-decide on the simulator
     )
     return plan, traders
 

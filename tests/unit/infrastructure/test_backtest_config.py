@@ -10,7 +10,11 @@ import pytest
 
 from infrastructure import bootstrap
 from infrastructure.backtest import PROVIDER, BacktestError, BacktestPlan, backtest_config
-from infrastructure.config.models import ReplayMarketConfig, SimExchangeConfig
+from infrastructure.config.models import (
+    HyperliquidExchangeConfig,
+    ReplayMarketConfig,
+    SimExchangeConfig,
+)
 from tests.support.arena import DEFAULT_CONFIG
 
 LIVE = {
@@ -67,6 +71,35 @@ def test_a_trader_on_a_live_venue_is_refused(tmp_path: Path) -> None:
     config = dataclasses.replace(config, manager=manager, exchange=exchange)
     with pytest.raises(BacktestError, match="not the simulator"):
         backtest_config(config, plan(tmp_path))
+
+
+def test_a_recorded_arenas_live_trader_re_decides_on_a_simulator_with_its_fees(
+    tmp_path: Path,
+) -> None:
+    config = bootstrap.load_config(DEFAULT_CONFIG, data_dir=tmp_path / "live", env={})
+    venue = HyperliquidExchangeConfig.model_validate(
+        {
+            "type": "hyperliquid",
+            "private_key": "0x" + "11" * 32,
+            "fee_taker_bps": 3.5,
+            "timeout": 5,
+            "retry": {"max_attempts": 1, "backoff": 0},
+            "capabilities": ["market_orders"],
+        }
+    )
+    live = config.manager.traders[0].model_copy(update={"exchange_provider": "hyperliquid"})
+    exchange = config.exchange.model_copy(
+        update={"providers": {**config.exchange.providers, "hyperliquid": venue}}
+    )
+    manager = config.manager.model_copy(update={"traders": [live]})
+    config = dataclasses.replace(config, manager=manager, exchange=exchange)
+    with pytest.raises(BacktestError, match="not the simulator"):
+        backtest_config(config, plan(tmp_path))
+    run = backtest_config(config, plan(tmp_path, simulate_venues=True))
+    simulated = run.exchange.providers[run.manager.traders[0].exchange_provider]
+    assert isinstance(simulated, SimExchangeConfig)
+    assert simulated.fee_taker_bps == 3.5
+    assert "11" * 32 not in repr(run.exchange.providers[run.manager.traders[0].exchange_provider])
 
 
 def test_a_trader_without_any_of_the_candles_coins_is_named(tmp_path: Path) -> None:
