@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from application.blindfold import Blindfold
 from application.budget import BudgetLevel
 from application.gateway import Attempt, DecisionGateway, GatewayOutcome, ModelSpec
 from application.orders import OrderDesk
@@ -196,6 +197,7 @@ class DecisionCycle:
             gateway = single_model_gateway(model, settings.decision_timeout_s)
         self.app = app
         self.settings = settings
+        self.blindfold = Blindfold(settings.coins) if settings.blindfold else None
         self.engine = engine
         self.market = market
         self.exchange = exchange
@@ -275,6 +277,8 @@ class DecisionCycle:
             )
         except PromptError as exc:
             return self._skip(trader, SkipReason.PROMPT_ERROR, str(exc), as_of)
+        if self.blindfold is not None:
+            prompt = self.blindfold.prompt(prompt, as_of)  # what the model is shown
         return _Inputs(snapshot, marks, assets, account, prompt)
 
     def _request_decision(
@@ -318,8 +322,12 @@ class DecisionCycle:
     async def _ask(self, request: DecisionRequest) -> tuple[GatewayOutcome, datetime]:
         """The gateway's answer, the time it came back, and its budget alerts sent."""
         cfg = self.settings
+        blindfold = self.blindfold
         outcome = await self.gateway.decide(
-            request, lambda text: read_answer(text, cfg.coins, self.schema)
+            request,
+            lambda text: read_answer(
+                text if blindfold is None else blindfold.unmask(text), cfg.coins, self.schema
+            ),
         )
         at = self.clock.now()
         for alert in outcome.alerts:

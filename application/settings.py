@@ -29,6 +29,7 @@ class TraderSettings:
     stop_loss_enabled: bool = True
     take_profit_enabled: bool = True
     breakers: BreakerLimits = field(default_factory=BreakerLimits)
+    blindfold: bool = False  # coins and dates masked in the prompt (application.blindfold)
 
 
 @dataclass(frozen=True)

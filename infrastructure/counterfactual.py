@@ -54,6 +54,7 @@ class Change:
     model: str | None = None
     risk: Mapping[str, str] = dataclasses.field(default_factory=dict)
     traders: Sequence[str] = ()  # who gets the change; empty: every trader of the run
+    blindfold: bool = False  # coin names and dates masked in the prompt
 
     def describe(self) -> str:
         parts = []
@@ -62,6 +63,8 @@ class Change:
         if self.model is not None:
             parts.append(f"model {self.model}")
         parts += [f"{key}={value}" for key, value in self.risk.items()]
+        if self.blindfold:
+            parts.append("blindfold")
         return ", ".join(parts) or "no change"
 
 
@@ -158,6 +161,8 @@ def changed_config(config: LoadedConfig, change: Change, traders: Sequence[str])
             update["prompt_template"] = str(change.prompt.resolve())
         if change.model is not None:
             update["model"] = change.model
+        if change.blindfold:
+            update["blindfold"] = True
         if change.risk:
             try:
                 update["risk_params"] = RiskParams.model_validate(
@@ -260,8 +265,10 @@ def replay_run(
 ) -> Comparison:
     """``open_arena``: the event store of ``run`` when it is a recorded arena (a data
     directory without ``backtest.json``); its cycles' snapshots are decided again."""
-    if not change.prompt and not change.model and not change.risk:
-        raise BacktestError("nothing to change: give --prompt, --model or --risk KEY=VALUE")
+    if not change.prompt and not change.model and not change.risk and not change.blindfold:
+        raise BacktestError(
+            "nothing to change: give --prompt, --model, --risk KEY=VALUE or --blindfold"
+        )
     if out is None:
         counterfactuals = run / "counterfactuals"
         taken = len(list(counterfactuals.iterdir())) if counterfactuals.is_dir() else 0

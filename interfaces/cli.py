@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     counterfactual.add_argument(
         "--trader", action="append", default=[], help="who gets the change (default: all)"
     )
+    counterfactual.add_argument(
+        "--blindfold",
+        action="store_true",
+        help="mask coin names and dates in the prompt (ASSET1…, day 0): how much of a "
+        "result is the model's memory of the period",
+    )
     counterfactual.add_argument("--out", default=None, help="default: RUN/counterfactuals/<n>")
     counterfactual.add_argument(
         "--yes", action="store_true", help="call paid models without asking (after the estimate)"
@@ -436,6 +442,7 @@ def _counterfactual(config: bootstrap.LoadedConfig, args: argparse.Namespace) ->
         model=args.model,
         risk=risk,
         traders=args.trader,
+        blindfold=args.blindfold,
     )
     logging.basicConfig(level=logging.WARNING)
 

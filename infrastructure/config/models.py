@@ -275,6 +275,16 @@ class TraderConfig(Section):
     auto_start: bool = True
     coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS), min_length=1)
     risk_params: RiskParams = RiskParams()
+    #: Coin names and calendar dates masked in the prompt (ASSET1…, day 0), the answer's
+    #: aliases mapped back: does the model trade the market, or its memory of the period?
+    blindfold: bool = False
+
+    @model_validator(mode="after")
+    def _blindfold_aliases_are_free(self) -> TraderConfig:
+        clash = [c for c in self.coins if re.fullmatch(r"ASSET\d+", c)]
+        if self.blindfold and clash:
+            raise ValueError(f"blindfold: coin {clash[0]} looks like one of its aliases (ASSETn)")
+        return self
 
     @field_validator("id")
     @classmethod

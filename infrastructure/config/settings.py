@@ -51,6 +51,7 @@ def trader_settings(config: LoadedConfig, trader: TraderConfig) -> TraderSetting
         stop_loss_enabled=rp.stop_loss_enabled,
         take_profit_enabled=rp.take_profit_enabled,
         breakers=_breakers(ex.breakers, rp.breakers),
+        blindfold=trader.blindfold,
     )
 
 

@@ -552,3 +552,25 @@ def test_an_in_process_models_question_is_stored_with_its_answer(
         assert events_after_registration(h)[-2:] == ["DecisionRequested", "LLMFailed"]
 
     run(scenario())
+
+
+def test_a_blindfolded_trader_shows_no_coin_or_date_and_trades_the_real_coin(
+    store_env: dict[str, str],
+) -> None:
+    import dataclasses
+
+    async def scenario() -> None:
+        settings = dataclasses.replace(trader_settings(), blindfold=True)
+        h = await Harness.create(store_env, settings=settings)
+        alias = f"ASSET{settings.coins.index('BTC') + 1}"
+        outcome = await h.run_cycle({alias: entry("BTC") | {"coin": alias}})
+        assert outcome.status == "decided", outcome
+        shown = h.model.requests[-1].prompt
+        for coin in settings.coins:
+            assert f'"{coin}"' not in shown.user
+            assert f" {coin} " not in shown.user
+        assert str(h.clock.now().year) not in shown.user
+        assert outcome.orders  # the alias's order went out for BTC
+        assert "BTC" in h.trader().positions
+
+    run(scenario())

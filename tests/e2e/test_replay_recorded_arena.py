@@ -78,3 +78,18 @@ def test_a_directory_with_neither_a_backtest_nor_an_arena_is_refused(
 ) -> None:
     assert replay(tmp_path / "nothing", "--model", "baseline:random") == 1
     assert "replay run refused" in capsys.readouterr().err
+
+
+def test_a_blindfolded_replay_masks_the_prompts_it_sends(
+    arena: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = arena / "counterfactuals" / "blind"
+    assert replay(arena, "--blindfold", "--trader", "btc-hold", "--out", str(out)) == 0
+    assert "with blindfold" in capsys.readouterr().out
+    shown = open_trading_app(sqlite_env(out / "events.sqlite3"))
+    asked = [e for e in shown.trader_events("btc-hold") if type(e).__name__ == "DecisionRequested"]
+    assert asked
+    for event in asked:
+        assert "BTC" not in event.user_prompt
+        assert "2025-" not in event.user_prompt
+        assert event.prompt_template.endswith("+blindfold")
