@@ -44,6 +44,7 @@ from interfaces.http.schemas import (
     StatusResponse,
     TradesResponse,
 )
+from interfaces.http.statistics import StatisticsCache, StatisticsResponse
 from projections.reading import DocumentReader
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -233,6 +234,28 @@ class ApiController(Controller):
     )
     async def since_inception(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         return await serve_view(request, "since-inception-values.json", SinceInceptionResponse)
+
+    @get(
+        "/statistics",
+        summary="Every trader's return, Sharpe and Sortino with 95 % bootstrap intervals, "
+        "trade KPIs, the P&L split and a verdict against BTC buy-and-hold",
+    )
+    async def statistics(self, request: Request[Any, Any, Any]) -> StatisticsResponse:
+        state = request.app.state
+        totals = await encoded(state, "account-totals.json", AccountTotalsResponse)
+        trades = await encoded(state, "trades.json", TradesResponse)
+        analytics = await written(state, "analytics.json", AnalyticsResponse)
+        markers = (totals.marker, trades.marker, analytics.marker if analytics else None)
+        cache: StatisticsCache = state.statistics
+        document, computed = await cache.get(
+            markers,
+            cast(AccountTotalsResponse, totals.document),
+            cast(TradesResponse, trades.document),
+            cast(AnalyticsResponse, analytics.document) if analytics else None,
+        )
+        return StatisticsResponse(
+            **msgspec.structs.asdict(document), computedAt=computed, serverTime=server_time()
+        )
 
     @get(
         "/analytics",
@@ -455,6 +478,7 @@ def create_app(
         app.state.leases = leases
         app.state.reader = reader_factory()
         app.state.encoded = EncodedViews()
+        app.state.statistics = StatisticsCache()
         try:
             yield
         finally:

@@ -395,3 +395,23 @@ def test_status_names_an_unreadable_lease_table_and_still_answers(
     assert body["leasesError"] == "the lease table could not be read: OperationalError"
     assert "hunter2" not in str(body)
     assert body["traders"]
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+
+def test_statistics_give_every_trader_intervals_and_are_kept_between_requests(
+    client: Any,
+) -> None:
+    body = get_json(client, "/api/statistics")
+    assert sorted(t["model_id"] for t in body["traders"]) == sorted(TRADERS)
+    assert body["baseline"]["model_id"] == "buynhold_btc"
+    assert body["confidence"] == 0.95
+    for trader in body["traders"]:
+        for name in ("return", "sharpe", "sortino"):
+            assert set(trader[name]) == {"estimate", "low", "high"}
+        assert trader["against_btc"] in {"better", "worse", "not distinguishable"}
+    assert body["computedAt"] <= body["serverTime"]
+    again = get_json(client, "/api/statistics")
+    assert again["computedAt"] == body["computedAt"]  # kept, not resampled per request
+    assert client.app.state.statistics.computes == 1
