@@ -71,6 +71,9 @@ class BacktestPlan:
     #: Traders of a real venue run on a simulator with its fees (a recorded arena's
     #: counterfactual); otherwise such a trader is refused.
     simulate_venues: bool = False
+    #: Fill randomness of replicas (``--seeds N``): the simulator's spread varies by this
+    #: share per price update, seeded by the replica (None: as the venue is configured).
+    spread_jitter: float | None = None
 
     @property
     def market_coins(self) -> list[str]:
@@ -210,7 +213,12 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
         # Each trader on a simulator account of its own: on one shared account a coin
         # belongs to one trader at a time, and with few coins one trader would hold them all.
         own_venue = f"{PROVIDER}-{trader.id}"
-        venues[own_venue] = venue.model_copy(update={"seed": venue.seed + plan.seed})
+        update_venue: dict[str, Any] = {"seed": venue.seed + plan.seed}
+        if plan.spread_jitter is not None and not venue.book.spread_jitter:
+            update_venue["book"] = venue.book.model_copy(
+                update={"spread_jitter": plan.spread_jitter}
+            )
+        venues[own_venue] = venue.model_copy(update=update_venue)
         update = {"market_provider": PROVIDER, "coins": shared, "exchange_provider": own_venue}
         traders.append(trader.model_copy(update=update))
     source: dict[str, Any]
@@ -410,6 +418,7 @@ def run_backtest(
     )
     summary = {
         "seed": plan.seed,
+        "spread_jitter": plan.spread_jitter,
         "from": plan.start.isoformat(),
         "to": plan.end.isoformat(),
         "traders": {t.id: t.model for t in run_config.manager.traders},
@@ -427,6 +436,10 @@ def run_backtest(
 
 
 # -- replicas (--seeds N) ------------------------------------------------------------------
+
+#: Replicas' fill randomness (all but replica 0): the half-spread varies ±50 % per price
+#: update, so that even a deterministic strategy's replicas fill at different prices.
+REPLICA_SPREAD_JITTER = 0.5
 
 
 #: The KPIs compared with the null in the luck test.
@@ -494,7 +507,15 @@ def run_replicas(
         raise BacktestError(f"the null trader {null} is not among --traders")
     backtest_config(config, plan)  # refuse bad input before the first replica runs
     runs = [
-        run_one(dataclasses.replace(plan, out=plan.out / f"seed-{seed}", seed=seed))
+        run_one(
+            dataclasses.replace(
+                plan,
+                out=plan.out / f"seed-{seed}",
+                seed=seed,
+                # Replica 0 is the run as configured; the others add fill randomness.
+                spread_jitter=REPLICA_SPREAD_JITTER if seed > 0 else plan.spread_jitter,
+            )
+        )
         for seed in range(seeds)
     ]
     table = replica_table(runs, read, null)

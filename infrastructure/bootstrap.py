@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import psycopg
 import redis
@@ -130,8 +130,10 @@ from infrastructure.models.baseline import BaselineModel
 from infrastructure.projection_worker import ProjectionWorker, Target, json_target, redis_target
 from infrastructure.prompts.renderer import JinjaPromptRenderer
 from infrastructure.prompts.schema import DecisionSchema
-from infrastructure.reports.html import WrittenReport
 from infrastructure.reports.source import ReportError
+
+if TYPE_CHECKING:  # matplotlib is imported by nof0 report only: every other process starts faster
+    from infrastructure.reports.html import WrittenReport
 from infrastructure.simulator.config import BookModel, SimConfig
 from infrastructure.simulator.engine import SimVenue
 from infrastructure.simulator.gateway import SimGateway
@@ -671,6 +673,7 @@ def _simulator(
                 levels=book.levels,
                 step_bps=Decimal(str(book.step_bps)),
                 level_usd={"BTC": level * 5, "ETH": level * 3, "*": level},
+                spread_jitter=Decimal(str(book.spread_jitter)),
             ),
             seed=provider.seed,
         ),

@@ -117,6 +117,7 @@ def recorded_plan(run: Path, out: Path) -> BacktestPlan:
         out=out,
         traders=list(summary["traders"]),
         seed=int(summary.get("seed", 0)),
+        spread_jitter=summary.get("spread_jitter"),
     )
     if "store" in recorded:
         plan = dataclasses.replace(plan, store=Path(recorded["store"]), coins=recorded["coins"])

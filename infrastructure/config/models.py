@@ -397,6 +397,9 @@ class SimBookConfig(Section):
     levels: int = Field(20, ge=1, le=100)
     step_bps: float = Field(1.0, gt=0, le=100)
     level_usd: float = Field(50_000, gt=0)  # depth per level (BTC and ETH get 5× and 3×)
+    #: Fill randomness: the best levels' distance from the mid varies by up to this share
+    #: of the half-spread, drawn per price update from the seed (0: a fixed spread).
+    spread_jitter: float = Field(0.0, ge=0, le=1)
 
 
 class SimExchangeConfig(ProviderBase):

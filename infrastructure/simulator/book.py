@@ -49,8 +49,12 @@ def build_book(
     bids: list[Level] = []
     asks: list[Level] = []
     bound_bid, bound_ask = mid, mid
+    half_spread = model.spread_bps / 2
+    if model.spread_jitter:  # drawn only when asked: a fixed spread keeps its books
+        u = Decimal(rng.randint(-_NOISE_STEPS, _NOISE_STEPS)) / _NOISE_STEPS
+        half_spread *= ONE + model.spread_jitter * u
     for i in range(model.levels):
-        offset = (model.spread_bps / 2 + model.step_bps * i) / BPS
+        offset = (half_spread + model.step_bps * i) / BPS
         bid = to_tick(mid * (ONE - offset), sz_decimals, up=False)
         if bid >= bound_bid:  # keep levels strictly apart (and strictly below the mid)
             bid = to_tick(bound_bid - tick(bound_bid, sz_decimals), sz_decimals, up=False)

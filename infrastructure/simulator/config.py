@@ -52,6 +52,8 @@ class BookModel:
     )
     growth: Decimal = Decimal("1.15")
     jitter: Decimal = Decimal("0.3")
+    #: The half-spread scaled by (1 + spread_jitter × u), u seeded per price update.
+    spread_jitter: Decimal = Decimal(0)
 
     def usd_for(self, coin: str) -> Decimal:
         return self.level_usd.get(coin, self.level_usd.get("*", Decimal(25_000)))

@@ -137,6 +137,11 @@ def test_seeds_run_replicas_with_kpi_intervals_and_a_luck_verdict(
     # Replica 0 is the plain run; the random trader draws differently in the others.
     assert table["fingerprints"][0] == summary(runs[0])["fingerprint"]
     assert len(set(table["fingerprints"])) == 3
+    # Fill randomness: even the deterministic ema-cross fills differently in replicas 1, 2.
+    ema = table["traders"]["ema-cross"]["total_return"]
+    assert ema["low"] < ema["high"], ema
+    replica = json.loads((out / "seed-1" / "backtest.json").read_text())
+    assert replica["spread_jitter"] == 0.5
     walk = table["traders"]["random-walk"]["total_return"]
     assert walk["count"] == 3
     assert walk["low"] <= walk["mean"] <= walk["high"]
