@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,9 @@ from infrastructure.config.models import (
 )
 from infrastructure.files import atomic_write
 from infrastructure.market.history_tape import HistoryTape
-from projections.documents import TradesDocument
+from infrastructure.models.baseline import RandomParams
+from infrastructure.views.jsonfile import Namespaces
+from projections.documents import PositionsDocument, TradeDoc, TradesDocument
 from projections.replicas import ReplicaSummary, aggregate_replicas, luck_test
 from projections.report import RunReport, trades_fingerprint
 
@@ -455,6 +458,9 @@ class ReplicaTable:
     traders: dict[str, dict[str, ReplicaSummary]]
     verdicts: dict[str, dict[str, str]]  # trader -> KPI -> label (against the null)
     fingerprints: list[str]
+    #: --matched-null: trader -> its own null (model spec, how close the match came, and
+    #: the luck verdicts against it).
+    matched: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def document(self) -> dict[str, object]:
         return {
@@ -466,6 +472,7 @@ class ReplicaTable:
                 for trader, kpis in self.traders.items()
             },
             "luck": self.verdicts,
+            "matched_null": self.matched,
         }
 
 
@@ -489,6 +496,100 @@ def replica_table(
     return ReplicaTable(len(runs), null, traders, verdicts, [r.fingerprint for r in runs])
 
 
+def matched_params(
+    trades: Sequence[TradeDoc],
+    *,
+    minutes: int,
+    interval_s: float,
+    coins: int,
+    still_open: Sequence[tuple[float, float, float]] = (),
+) -> RandomParams:
+    """A random trader's odds, leverage and size matched to ``trades``: it enters a flat coin
+    as often as they did per cycle, leaves a held one at the rate that gives their mean
+    holding time, at their mean leverage and entry notional. (Its stops and targets can
+    shorten its holds; the replicas report both traders' turnover and holds to show how
+    close the match came.)"""
+    # (seconds held, notional, leverage) per entry; a position still open at the end counts
+    # with the time it has been held so far.
+    entries = [
+        (max(t.exit_time - t.entry_time, 0.0), abs(t.entry_sz * t.entry_price), t.leverage)
+        for t in trades
+    ] + list(still_open)
+    if not entries:
+        return RandomParams(entry=0.0, exit=1.0)  # a trader that never trades: nor does its null
+    n = len(entries)
+    coin_cycles = max(1.0, minutes * 60 / interval_s * coins)
+    held = sum(e[0] for e in entries) / interval_s
+    flat = max(coin_cycles - held, float(n))
+    hold_cycles = max(held / n, 1.0)
+    return RandomParams(
+        entry=min(1.0, n / flat),
+        exit=min(1.0, 1.0 / hold_cycles),
+        leverage=max(1, min(50, round(sum(e[2] for e in entries) / n))),
+        notional=Decimal(f"{sum(e[1] for e in entries) / n:.2f}"),
+    )
+
+
+def _still_open(run: Path, trader: str, end: datetime) -> list[tuple[float, float, float]]:
+    """The trader's positions open at the end of a run: (seconds held, notional, leverage)."""
+    namespaces = Namespaces(run / "views")
+    current = namespaces.current()
+    if current is None:
+        return []
+    path = namespaces.directory(current) / "positions.json"
+    if not path.is_file():
+        return []
+    document = msgspec.json.decode(path.read_bytes(), type=PositionsDocument)
+    return [
+        (
+            max(end.timestamp() - p.entry_time, 0.0),
+            abs(p.quantity * p.entry_price),
+            p.leverage,
+        )
+        for row in document.accountTotals
+        if row.model_id == trader
+        for p in row.positions.values()
+    ]
+
+
+def _matched_nulls(
+    config: LoadedConfig,
+    plan: BacktestPlan,
+    first: RunReport,
+    first_run: Path,
+    null: str | None,
+) -> tuple[LoadedConfig, dict[str, str], dict[str, RandomParams]]:
+    """The configuration with a matched null beside each trader (``null-<id>``)."""
+    chosen = [t for t in config.manager.traders if not plan.traders or t.id in plan.traders]
+    ex = config.executor
+    minutes = int((plan.end - plan.start) / STEP)
+    nulls: dict[str, str] = {}
+    params: dict[str, RandomParams] = {}
+    extra = []
+    for trader in chosen:
+        if trader.id == null:
+            continue
+        interval = trader.decision_interval or ex.decision_interval
+        coins = [c for c in trader.coins if c in plan.market_coins]
+        mine = [t for t in first.trades if t.model_id == trader.id]
+        matched = matched_params(
+            mine,
+            minutes=minutes,
+            interval_s=interval,
+            coins=len(coins),
+            still_open=_still_open(first_run, trader.id, plan.end),
+        )
+        null_id = f"null-{trader.id}"
+        nulls[trader.id], params[trader.id] = null_id, matched
+        extra.append(
+            trader.model_copy(
+                update={"id": null_id, "name": f"null of {trader.id}", "model": matched.name()}
+            )
+        )
+    manager = config.manager.model_copy(update={"traders": [*config.manager.traders, *extra]})
+    return dataclasses.replace(config, manager=manager), nulls, params
+
+
 def run_replicas(
     config: LoadedConfig,
     plan: BacktestPlan,
@@ -497,8 +598,15 @@ def run_replicas(
     run_one: Callable[[BacktestPlan], BacktestResult],
     read: Callable[[Path], RunReport],
     null: str | None,
+    matched_null: bool = False,
+    run_with: Callable[[LoadedConfig, BacktestPlan], BacktestResult] | None = None,
 ) -> tuple[list[BacktestResult], ReplicaTable]:
-    """``--seeds N``: N replicas into ``out/seed-<i>``, then ``out/replicas.json``."""
+    """``--seeds N``: N replicas into ``out/seed-<i>``, then ``out/replicas.json``.
+
+    ``matched_null``: then, per trader, a random trader matched to its replica-0 turnover,
+    holding time and leverage (``null-<id>``) over the same N replicas into
+    ``out/null/seed-<i>``, and each trader tested against its own null
+    (``run_with`` runs a replica under the configuration with the nulls)."""
     if seeds < 1:
         raise BacktestError(f"--seeds must be at least 1, not {seeds}")
     if plan.out.exists() and any(plan.out.iterdir()):
@@ -519,5 +627,41 @@ def run_replicas(
         for seed in range(seeds)
     ]
     table = replica_table(runs, read, null)
+    if matched_null:
+        if run_with is None:
+            raise BacktestError("--matched-null needs a way to run the nulls")
+        first = runs[0].out
+        with_nulls, nulls, params = _matched_nulls(config, plan, read(first), first, null)
+        null_runs = [
+            run_with(
+                with_nulls,
+                dataclasses.replace(
+                    plan,
+                    traders=list(nulls.values()),
+                    out=plan.out / "null" / f"seed-{seed}",
+                    seed=seed,
+                    spread_jitter=REPLICA_SPREAD_JITTER if seed > 0 else plan.spread_jitter,
+                ),
+            )
+            for seed in range(seeds)
+        ]
+        null_table = replica_table(null_runs, read, None)
+        matched: dict[str, dict[str, Any]] = {}
+        for trader, null_id in nulls.items():
+            mine, theirs = table.traders.get(trader), null_table.traders.get(null_id)
+            if mine is None or theirs is None:
+                continue
+            matched[trader] = {
+                "null": null_id,
+                "model": params[trader].name(),
+                "luck": {kpi: luck_test(mine, theirs, kpi).label for kpi in LUCK_KPIS},
+                "match": {
+                    kpi: {"trader": mine[kpi].mean, "null": theirs[kpi].mean}
+                    for kpi in ("num_trades", "avg_hold_hours", "turnover")
+                    if kpi in mine and kpi in theirs
+                },
+                "null_kpis": {kpi: dataclasses.asdict(s) for kpi, s in theirs.items()},
+            }
+        table = dataclasses.replace(table, matched=matched)
     atomic_write(plan.out / "replicas.json", json.dumps(table.document(), indent=2).encode())
     return runs, table

@@ -1294,6 +1294,7 @@ def run_backtest_replicas(
     progress: Callable[[Progress], None],
     *,
     null: str | None = "random-walk",
+    matched_null: bool = False,
 ) -> tuple[list[BacktestResult], ReplicaTable]:
     """``nof0 backtest --seeds N``: N replicas, their KPIs as mean and interval, each trader
     against the random trader (``null``) over the same replicas."""
@@ -1314,6 +1315,8 @@ def run_backtest_replicas(
         run_one=lambda one: run_backtest(config, one, progress),
         read=read,
         null=null if null in randoms else (randoms[0] if randoms else None),
+        matched_null=matched_null,
+        run_with=lambda with_nulls, one: run_backtest(with_nulls, one, progress),
     )
 
 

@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="replicas (random baseline and simulator book seeds): KPIs as mean and interval",
     )
+    backtest.add_argument(
+        "--matched-null",
+        action="store_true",
+        help="with --seeds: each trader against a random trader matched to its turnover, "
+        "holding time and leverage (null-<id>, under RUN/null)",
+    )
 
     check = commands.add_parser("check", help="validate the configuration and report problems")
     _common(check)
@@ -366,6 +372,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         coins=coins,
     )
     logging.basicConfig(level=logging.WARNING)
+    if args.matched_null and args.seeds < 2:
+        print("backtest refused: --matched-null needs --seeds 2 or more", file=sys.stderr)
+        return 1
     try:
         estimate = bootstrap.estimate_backtest_cost(config, plan)
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
@@ -375,7 +384,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if estimate.calls and not _spend_approved(estimate, args.yes, args.max_cost, args.seeds):
         return 1
     if args.seeds != 1:
-        return _backtest_replicas(config, plan, args.seeds)
+        return _backtest_replicas(config, plan, args.seeds, matched=args.matched_null)
     try:
         result = bootstrap.run_backtest(config, plan, _progress_bar)
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
@@ -404,10 +413,12 @@ def _summary(summary: object) -> str:
 
 
 def _backtest_replicas(
-    config: bootstrap.LoadedConfig, plan: bootstrap.BacktestPlan, seeds: int
+    config: bootstrap.LoadedConfig, plan: bootstrap.BacktestPlan, seeds: int, *, matched: bool
 ) -> int:
     try:
-        runs, table = bootstrap.run_backtest_replicas(config, plan, seeds, _progress_bar)
+        runs, table = bootstrap.run_backtest_replicas(
+            config, plan, seeds, _progress_bar, matched_null=matched
+        )
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
         print(f"backtest refused: {exc}", file=sys.stderr)
         return 1
@@ -418,6 +429,11 @@ def _backtest_replicas(
         print(
             f"{trader}: return {_summary(kpis['total_return'])}, "
             f"sharpe {_summary(kpis['sharpe'])}{verdict}"
+        )
+    for trader, row in table.matched.items():
+        print(
+            f"{trader} against its matched null ({row['null']}): "
+            + ", ".join(f"{kpi} {label}" for kpi, label in row["luck"].items())
         )
     print(f"wrote {plan.out / 'replicas.json'}")
     return 0

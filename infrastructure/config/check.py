@@ -24,6 +24,7 @@ from infrastructure.config.models import (
 from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from infrastructure.models.baseline import PREFIX as BASELINE_PREFIX
 from infrastructure.models.baseline import STRATEGIES as BASELINE_STRATEGIES
+from infrastructure.models.baseline import known_baseline
 from infrastructure.prompts.renderer import read_version_header
 
 MARKET_CAPABILITIES = frozenset(
@@ -326,7 +327,7 @@ def _check_model(
     add: Add, llm: _Document, index: int, trader: str, model: str, role: str = "uses"
 ) -> None:
     if model.startswith(BASELINE_PREFIX):
-        if model[len(BASELINE_PREFIX) :] not in BASELINE_STRATEGIES:
+        if not known_baseline(model):
             known = ", ".join(BASELINE_PREFIX + k for k in BASELINE_STRATEGIES)
             add(
                 "Manager",

@@ -8,6 +8,10 @@ and without network. Each is deterministic for a given request.
   the 4-hour EMA20/EMA50 trend; exits when the 3-minute trend turns.
 * ``baseline:btc_hold`` — buys BTC once and holds it.
 * ``baseline:random`` — a seeded random trader (seed from the trader and the cycle id).
+  ``baseline:random@entry=P,exit=Q,leverage=L,notional=N`` sets its odds of entering a
+  flat coin and of leaving a held one per cycle, its leverage and its entry notional: the
+  null of ``nof0 backtest --matched-null``, matched to a trader's turnover, holding time
+  and leverage.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hashlib
 import json
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -153,8 +158,66 @@ def btc_hold(request: DecisionRequest, max_notional: Decimal) -> dict[str, Any]:
     return {"BTC": item}
 
 
+@dataclass(frozen=True)
+class RandomParams:
+    entry: float = 0.12  # per cycle, a flat coin's odds of an entry
+    exit: float = 0.15  # per cycle, a held coin's odds of a close
+    leverage: int = LEVERAGE
+    notional: Decimal | None = None  # an entry's notional (None: 40-100 % of the maximum)
+
+    def name(self) -> str:
+        notional = "" if self.notional is None else f",notional={self.notional:.2f}"
+        return (
+            f"{PREFIX}{MATCHED}entry={self.entry:.4f},exit={self.exit:.4f},"
+            f"leverage={self.leverage}{notional}"
+        )
+
+
+MATCHED = "random@"
+_KEYS = {"entry", "exit", "leverage", "notional"}
+
+
+def parse_random(name: str) -> RandomParams | None:
+    """The parameters of ``baseline:random@…`` (None for any other name); raises
+    ``ValueError`` naming what is wrong."""
+    if not name.startswith(PREFIX + MATCHED):
+        return None
+    values: dict[str, str] = {}
+    for part in name[len(PREFIX + MATCHED) :].split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key not in _KEYS:
+            raise ValueError(f"{name!r}: {part!r} is not one of {', '.join(sorted(_KEYS))}=value")
+        values[key] = value
+    try:
+        params = RandomParams(
+            entry=float(values.get("entry", 0.12)),
+            exit=float(values.get("exit", 0.15)),
+            leverage=int(values.get("leverage", LEVERAGE)),
+            notional=Decimal(values["notional"]) if "notional" in values else None,
+        )
+    except (ValueError, ArithmeticError) as exc:
+        raise ValueError(f"{name!r}: {exc}") from None
+    if not (0 <= params.entry <= 1 and 0 <= params.exit <= 1):
+        raise ValueError(f"{name!r}: entry and exit are odds between 0 and 1")
+    if not 1 <= params.leverage <= 50 or (params.notional is not None and params.notional <= 0):
+        raise ValueError(f"{name!r}: leverage is 1-50 and notional above 0")
+    return params
+
+
+def known_baseline(name: str) -> bool:
+    if not name.startswith(PREFIX):
+        return False
+    try:
+        return name[len(PREFIX) :] in STRATEGIES or parse_random(name) is not None
+    except ValueError:
+        return False
+
+
 def random_trader(
-    request: DecisionRequest, max_notional: Decimal, replica: int = 0
+    request: DecisionRequest,
+    max_notional: Decimal,
+    replica: int = 0,
+    params: RandomParams = RandomParams(),
 ) -> dict[str, Any]:
     # Deterministic per trader and cycle, and per replica of a backtest (replica 0 keeps
     # the draws every run before replicas had).
@@ -167,18 +230,24 @@ def random_trader(
         roll = rng.random()
         if position is not None:
             answer[coin] = (
-                _close(coin, "random exit") if roll < 0.15 else _hold(coin, position, "random hold")
+                _close(coin, "random exit")
+                if roll < params.exit
+                else _hold(coin, position, "random hold")
             )
-        elif roll < 0.12:
+        elif roll < params.entry:
             long = rng.random() < 0.5
+            share = Decimal(str(round(0.4 + 0.6 * rng.random(), 3)))  # drawn either way
             answer[coin] = _entry(
                 coin,
                 request.snapshot.coins[coin],
                 long=long,
                 equity=request.account.equity,
-                max_notional=max_notional * Decimal(str(round(0.4 + 0.6 * rng.random(), 3))),
+                max_notional=max_notional * share
+                if params.notional is None
+                else min(max_notional, params.notional / Decimal("0.95")),
                 confidence=round(0.76 + 0.2 * rng.random(), 2),
                 why="random entry (a control for luck)",
+                leverage=params.leverage,
             )
         else:
             answer[coin] = _hold(coin, None, "random hold")
@@ -198,17 +267,21 @@ class BaselineModel:
     in_process = True  # no call leaves the process: the question needs no record of its own
 
     def __init__(self, name: str, *, max_position_size_usd: Decimal, replica: int = 0) -> None:
-        if not name.startswith(PREFIX) or name[len(PREFIX) :] not in STRATEGIES:
+        params = parse_random(name)
+        if params is None and (
+            not name.startswith(PREFIX) or name[len(PREFIX) :] not in STRATEGIES
+        ):
             known = ", ".join(PREFIX + k for k in STRATEGIES)
-            raise ValueError(f"unknown baseline model {name!r}; known: {known}")
+            raise ValueError(f"unknown baseline model {name!r}; known: {known}, {PREFIX}{MATCHED}…")
         self.name = name
-        self._strategy = STRATEGIES[name[len(PREFIX) :]]
+        self._params = params or RandomParams()
+        self._strategy = random_trader if params is not None else STRATEGIES[name[len(PREFIX) :]]
         self._max_notional = max_position_size_usd
         self.replica = replica  # a backtest replica's seed: only the random trader draws
 
     async def decide(self, request: DecisionRequest) -> DecisionReply:
         if self._strategy is random_trader:
-            answer = random_trader(request, self._max_notional, self.replica)
+            answer = random_trader(request, self._max_notional, self.replica, self._params)
         else:
             answer = self._strategy(request, self._max_notional)
         text = json.dumps(answer, separators=(",", ":"))

@@ -155,6 +155,40 @@ def test_seeds_run_replicas_with_kpi_intervals_and_a_luck_verdict(
     assert "random-walk: return" in printed
 
 
+def test_matched_null_tests_each_trader_against_a_random_trader_like_it(
+    candles: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "matched"
+    args = ("--candles", candles, "--out", str(out), "--seeds", "2", "--matched-null")
+    assert cli("backtest", *WINDOW, *args) == 0
+    printed = capsys.readouterr().out
+    table = json.loads((out / "replicas.json").read_text())
+    matched = table["matched_null"]
+    assert set(matched) == {"ema-cross", "btc-hold"}  # the random trader is its own null
+    for trader, row in matched.items():
+        assert row["null"] == f"null-{trader}"
+        assert row["model"].startswith("baseline:random@entry=")
+        assert set(row["luck"]) == {"total_return", "sharpe"}
+        assert f"{trader} against its matched null (null-{trader})" in printed
+        assert row["null_kpis"]["total_return"]["count"] == 2
+    assert sorted(p.name for p in (out / "null").iterdir()) == ["seed-0", "seed-1"]
+    summary = json.loads((out / "null" / "seed-0" / "backtest.json").read_text())
+    assert sorted(summary["traders"]) == ["null-btc-hold", "null-ema-cross"]
+    # A trader holding a position (closed or still open) gets a null that trades, at its
+    # leverage and entry size; btc-hold, in from the start, gets one that enters at once.
+    assert matched["ema-cross"]["match"]["num_trades"]["null"] > 0
+    assert ",leverage=5,notional=" in matched["ema-cross"]["model"]
+    assert matched["btc-hold"]["model"].startswith("baseline:random@entry=1.0000,")
+
+
+def test_matched_null_needs_replicas(
+    candles: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--candles", candles, "--out", str(tmp_path / "x"), "--matched-null")
+    assert cli("backtest", *WINDOW, *args) == 1
+    assert "--matched-null needs --seeds 2" in capsys.readouterr().err
+
+
 def test_seeds_below_one_are_refused(
     candles: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

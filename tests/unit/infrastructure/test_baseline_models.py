@@ -433,3 +433,49 @@ def test_unknown_names_are_refused_listing_the_known_ones(name: str) -> None:
     assert repr(name) in message
     for known in ("baseline:ema_cross", "baseline:btc_hold", "baseline:random"):
         assert known in message
+
+
+# -- the matched random trader ---------------------------------------------------------------
+
+
+def test_a_matched_random_trader_keeps_its_odds_leverage_and_size(
+    shipped: dict[str, TraderSettings], schema: dict[str, Any]
+) -> None:
+    from infrastructure.models.baseline import RandomParams, parse_random
+
+    params = RandomParams(entry=0.5, exit=1.0, leverage=2, notional=D("300"))
+    assert parse_random(params.name()) == params
+    settings = dataclasses.replace(shipped["random-walk"], model=params.name())
+    positions = {"SOL": make_position("SOL", "4", "185", leverage=2)}
+    entries = 0
+    for n in range(40):
+        request, _ = make_request(settings, {}, positions=positions, cycle_id=f"m-{n}")
+        answer = check_contract(decide(settings, request).text, request, schema)
+        assert answer["SOL"]["signal"] == "close"  # exit odds 1: a held coin always goes
+        for coin, item in answer.items():
+            if item["signal"] in ("buy_to_enter", "sell_to_enter"):
+                entries += 1
+                assert item["leverage"] == 2
+                assert item["quantity"] * float(PRICES[coin]) <= 300.5
+    flat_coin_cycles = 40 * (len(settings.coins) - 1)
+    assert 0.35 < entries / flat_coin_cycles < 0.65
+    # The default parameters draw exactly as the plain random trader does.
+    plain = shipped["random-walk"]
+    request, _ = make_request(plain, {}, cycle_id="c-9")
+    default = dataclasses.replace(plain, model=RandomParams().name())
+    assert json.loads(decide(default, request).text) == json.loads(decide(plain, request).text)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "baseline:random@entry=2",
+        "baseline:random@odds=0.1",
+        "baseline:random@leverage=0",
+        "baseline:random@notional=-5",
+        "baseline:random@entry",
+    ],
+)
+def test_bad_matched_random_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match=r"baseline:random@"):
+        BaselineModel(name, max_position_size_usd=D(1000))
