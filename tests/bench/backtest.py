@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from infrastructure import bootstrap
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED
 
-CANDLES = REPO.parent / "shared" / "data" / "candles" / "BTC-PERP_FTX_1m_2021-12-31_2022-02-01.csv"
+CANDLES = SHARED / "data" / "candles" / "BTC-PERP_FTX_1m_2021-12-31_2022-02-01.csv"
 START = datetime(2022, 1, 13, tzinfo=UTC)
 
 
