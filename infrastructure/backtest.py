@@ -111,6 +111,8 @@ class BacktestResult:
     trades: int
     seconds: float
     fingerprint: str
+    #: Minutes the arena ticked in full (the others were settled in bulk).
+    ticks: int = 0
 
     @property
     def candles_per_s(self) -> float:
@@ -338,7 +340,8 @@ async def _run(
     plan: BacktestPlan,
     build_engine: BuildEngine,
     progress: Callable[[Progress], None],
-) -> int:
+) -> tuple[int, int]:
+    """(cycles run, minutes ticked in full)."""
     clock = ManualClock(plan.start)
     engine = build_engine(config, clock, plan.seed)
     await engine.start()
@@ -348,7 +351,7 @@ async def _run(
     reported = 0
     recorder = engine.app.recorder
     bulk = _BulkSteps(engine.arena, plan.start) if plan.bulk else None
-    done = 0
+    done = ticks = 0
     quiet = False  # the last tick recorded nothing
     while done < total:
         target = done + 1
@@ -358,19 +361,20 @@ async def _run(
         head = recorder.max_notification_id() if bulk is not None else None
         await engine.arena.tick()
         await engine.arena.drain()
+        ticks += 1
         quiet = bulk is not None and recorder.max_notification_id() == head
         done = target
         if done // report_every > reported or done == total:
             reported = done // report_every
             progress(Progress(done, total, clock.now(), time.perf_counter() - began))
     worker = engine.worker
-    for target in worker.targets:
-        while worker.pump(target):
+    for view_target in worker.targets:
+        while worker.pump(view_target):
             pass
     if worker.tables is not None:
         while worker.tables.pump():
             pass
-    return engine.arena.cycles_run
+    return engine.arena.cycles_run, ticks
 
 
 #: The simulator caps a funding rate at 4 % an hour.
@@ -482,7 +486,7 @@ def run_backtest(
     run_config = backtest_config(config, plan)
     plan.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    cycles = asyncio.run(_run(run_config, plan, build_engine, progress))
+    cycles, ticks = asyncio.run(_run(run_config, plan, build_engine, progress))
     seconds = time.perf_counter() - began
     trades = msgspec.json.decode(
         (current_views(run_config) / "trades.json").read_bytes(), type=TradesDocument
@@ -496,6 +500,7 @@ def run_backtest(
         trades=len(trades),
         seconds=seconds,
         fingerprint=trades_fingerprint(trades),
+        ticks=ticks,
     )
     summary = {
         "seed": plan.seed,
@@ -506,6 +511,7 @@ def run_backtest(
         "candles": candle_record(plan),
         "minutes": result.minutes,
         "cycles": cycles,
+        "ticks": ticks,
         "trades": result.trades,
         "seconds": round(seconds, 3),
         "candles_per_s": round(result.candles_per_s),
