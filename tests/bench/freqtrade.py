@@ -244,7 +244,7 @@ def run(days: float = 18.0) -> dict[str, Any]:
         (line for line in done.stdout.splitlines() if "EmaCross" in line and "│" in line), ""
     )
     return {
-        "version": version.splitlines()[-1] if version else "",
+        "version": version.split()[-1] if version else "",
         "venv": how,
         "timerange": timerange,
         "candles": candles,
@@ -260,7 +260,8 @@ def report(results: dict[str, Any]) -> None:
         print(f"  skipped: {results['skipped']}")
         return
     print(
-        f"  {results['version']}: {results['candles']:,} candles ({results['timerange']}) "
+        f"  freqtrade {results['version']}: {results['candles']:,} candles "
+        f"({results['timerange']}) "
         f"in {results['seconds']} s = {results['candles_per_s']:,} candles/s"
     )
 
