@@ -90,8 +90,11 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Speed figures: projection rebuild (SQLite, PostgreSQL), engine overhead per cycle,
-    simulator orders/s in process, `nof0 sim serve` requests/s and the dashboard's first
-    load in headless Chromium (skipped with the reason without Playwright or Chromium)."""
+    simulator orders/s in process, `nof0 sim serve` requests/s, the dashboard's first
+    load in headless Chromium (skipped with the reason without Playwright or Chromium), and
+    backtest candles/s beside freqtrade's on the same candles (freqtrade is pip-installed
+    by the bench into a venv of its own under its temp dir, never into this session's or
+    the project's; skipped with the reason when it cannot be)."""
     install(session, "test")
     try:
         session.install(PLAYWRIGHT)

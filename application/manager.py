@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
@@ -447,14 +447,20 @@ class Arena:
             venue.running = False
 
     def _due(self, state: _TraderState, now: datetime) -> bool:
+        due = self._due_at(state)
+        return due is not None and now >= due
+
+    def _due_at(self, state: _TraderState) -> datetime | None:
+        """When the trader's next cycle is due (``datetime.min``: now; None: not while it
+        is paused or not started)."""
         cfg = state.runtime.settings
         if not cfg.auto_start or state.paused:
-            return False
+            return None
         if state.last_cycle_at is None:
-            return True
+            return datetime.min.replace(tzinfo=UTC)
         limits = cfg.breakers
         if limits.min_sharpe is None and limits.cooldown_after_losses is None:
-            return now - state.last_cycle_at >= timedelta(seconds=cfg.decision_interval_s)
+            return state.last_cycle_at + timedelta(seconds=cfg.decision_interval_s)
         trader = self.app.get_trader(cfg.config_id)
         due, _ = due_after(
             limits,
@@ -465,10 +471,51 @@ class Arena:
             sharpe=trader.sharpe(),
             returns=trader.returns_n,
         )
-        return now >= due
+        return due
 
-    async def _mark(self, now: datetime) -> dict[int, dict[str, Decimal]]:
-        """Fetch mids once per market provider and mark in-process venues to market."""
+    def next_work_at(self, now: datetime, step: timedelta) -> datetime | None:
+        """For a backtest stepping the clock by ``step``: the earliest time after ``now`` a
+        tick has work besides marking prices and reconciling venues where nothing happened
+        (a trader or the rebalancer due, a reconciliation due on a venue reconciled less
+        often than every step); ``datetime.max`` if none ever is. None when that cannot be
+        told: every tick may count (work in flight, a venue failing or over to paper, a
+        flatten asked for, orders waiting to settle, several engines).
+
+        It says nothing about the venue's own events (fills, triggers, funding): the
+        caller bounds those from the prices to come."""
+        store_down = self.store_guard is not None and self.store_guard.down
+        if self._tasks or self.leases is not None or self._retiring or store_down:
+            return None
+        due = [datetime.max.replace(tzinfo=UTC)]
+        for venue in self._venues.values():
+            if venue.running or venue.paper is not None or not venue.sync.at_rest():
+                return None
+            if venue.health is not None and self.health_policy.failing(venue.health):
+                return None
+            if venue.interval_s > step.total_seconds():
+                last = venue.sync.last_run
+                if last is None:
+                    return None
+                due.append(last + timedelta(seconds=venue.interval_s))
+        for state in self._states.values():
+            if state.lock.locked() or state.flatten_requested:
+                return None
+            if self.app.get_trader(state.runtime.settings.config_id).pending:
+                return None
+            at = self._due_at(state)
+            if at is not None:
+                due.append(at)
+        if self.rebalancer is not None:
+            last_run = self.rebalancer.last_run
+            if last_run is None:
+                return None
+            due.append(last_run + timedelta(seconds=self.rebalancer.interval_s))
+        earliest = min(due)
+        return earliest if earliest > now else None
+
+    def marked_venues(self) -> list[tuple[MarketData, list[str], list[MarkedToMarket]]]:
+        """Each market provider, the coins its mids are asked for and the in-process
+        venues a tick marks with them (as ``mark`` does)."""
         markets: dict[int, tuple[MarketData, set[str], list[Exchange]]] = {}
         for state in self._all_states():
             rt = state.runtime
@@ -476,21 +523,31 @@ class Arena:
             entry[1].update(rt.settings.coins)
             if rt.exchange not in entry[2]:
                 entry[2].append(rt.exchange)
+        return [
+            (market, sorted(coins), [e for e in exchanges if isinstance(e, MarkedToMarket)])
+            for market, coins, exchanges in markets.values()
+        ]
+
+    async def mark(self, now: datetime) -> None:
+        """Mark the in-process venues to market at ``now`` (what a tick does first)."""
+        await self._mark(now)
+
+    async def _mark(self, now: datetime) -> dict[int, dict[str, Decimal]]:
+        """Fetch mids once per market provider and mark in-process venues to market."""
         result: dict[int, dict[str, Decimal]] = {}
-        for key, (market, coins, exchanges) in markets.items():
+        for market, coins, marked in self.marked_venues():
             try:
-                mids = await market.mids(sorted(coins), now)
+                mids = await market.mids(coins, now)
             except MarketDataError as exc:
                 log.debug("no mids at %s: %s", now.isoformat(), exc)
                 continue
-            result[key] = mids
-            marked = [e for e in exchanges if isinstance(e, MarkedToMarket)]
+            result[id(market)] = mids
             if not marked:
                 continue
             funding: dict[str, Decimal] | None = None
             if isinstance(market, FundingFeed):
                 try:
-                    funding = await market.funding_rates(sorted(coins), now)
+                    funding = await market.funding_rates(coins, now)
                 except MarketDataError as exc:
                     log.debug("no funding rates at %s: %s", now.isoformat(), exc)
             for exchange in marked:

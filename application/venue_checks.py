@@ -46,6 +46,11 @@ class AccountChecks:
         self._drift_seen: dict[str, tuple[str, int]] = {}  # key → (finding, passes seen)
         self._transfer_cursor: datetime | None = None
 
+    @property
+    def drifting(self) -> int:
+        """Findings seen but not yet confirmed (counted per pass)."""
+        return len(self._drift_seen)
+
     def traders(self) -> list[Trader]:
         """Every trader on the account, read afresh."""
         return self.app.find_traders(c for c in self.config_ids)

@@ -29,6 +29,11 @@ class PendingOrders:
         self.fill_grace_passes = fill_grace_passes
         self._waiting_fills: dict[str, int] = {}  # cloid → passes its fills were missing
 
+    @property
+    def waiting(self) -> int:
+        """Orders whose fills are awaited (counted per pass)."""
+        return len(self._waiting_fills)
+
     async def settle(
         self,
         trader: Trader,

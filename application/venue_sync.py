@@ -106,6 +106,11 @@ class VenueSync:
         self._held = HeldCoins()  # each trader's held coins, by copy and version
         self.last_run: datetime | None = None
 
+    def at_rest(self) -> bool:
+        """Nothing counted across passes is in flight (a fill awaited, a drift seen once),
+        so a pass that finds nothing new on the venue changes nothing."""
+        return self.pending_orders.waiting == 0 and self.checks.drifting == 0
+
     # -- the account ------------------------------------------------------------------------
 
     def venue_account(self) -> VenueAccount | None:

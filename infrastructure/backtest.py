@@ -26,7 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
 
+from application.manager import Arena
+from application.ports import MarketDataError
 from infrastructure.clock import ManualClock
 from infrastructure.config.loader import LoadedConfig
 from infrastructure.config.models import (
@@ -35,7 +38,9 @@ from infrastructure.config.models import (
     SimExchangeConfig,
 )
 from infrastructure.files import atomic_write
+from infrastructure.hyperliquid.simulated import SimulatedHyperliquid
 from infrastructure.market.history_tape import HistoryTape
+from infrastructure.market.replay import ReplayMarket, as_price, as_rate
 from infrastructure.models.baseline import RandomParams
 from infrastructure.views.jsonfile import Namespaces
 from projections.documents import PositionsDocument, TradeDoc, TradesDocument
@@ -77,6 +82,9 @@ class BacktestPlan:
     #: Fill randomness of replicas (``--seeds N``): the simulator's spread varies by this
     #: share per price update, seeded by the replica (None: as the venue is configured).
     spread_jitter: float | None = None
+    #: Settle the quiet minutes between decisions in bulk (see ``_BulkSteps``); False:
+    #: a full arena tick every minute (the reference the bulk path is tested against).
+    bulk: bool = True
 
     @property
     def market_coins(self) -> list[str]:
@@ -117,6 +125,8 @@ class BacktestResult:
     trades: int
     seconds: float
     fingerprint: str
+    #: Minutes the arena ticked in full (the others were settled in bulk).
+    ticks: int = 0
 
     @property
     def candles_per_s(self) -> float:
@@ -368,27 +378,137 @@ async def _run(
     plan: BacktestPlan,
     build_engine: BuildEngine,
     progress: Callable[[Progress], None],
-) -> int:
+) -> tuple[int, int]:
+    """(cycles run, minutes ticked in full)."""
     clock = ManualClock(plan.start)
     engine = build_engine(config, clock, plan.seed)
     await engine.start()
     total = int((plan.end - plan.start) / STEP)
     began = time.perf_counter()
     report_every = max(1, total // 200)
-    for done in range(1, total + 1):
-        clock.advance(STEP.total_seconds())
+    reported = 0
+    recorder = engine.app.recorder
+    bulk = _BulkSteps(engine.arena, plan.start) if plan.bulk else None
+    done = ticks = 0
+    quiet = False  # the last tick recorded nothing
+    while done < total:
+        target = done + 1
+        if bulk is not None and quiet:
+            target = await bulk.settle(done, total)
+        clock.advance((target - done) * STEP.total_seconds())
+        head = recorder.max_notification_id() if bulk is not None else None
         await engine.arena.tick()
         await engine.arena.drain()
-        if done % report_every == 0 or done == total:
+        ticks += 1
+        quiet = bulk is not None and recorder.max_notification_id() == head
+        done = target
+        if done // report_every > reported or done == total:
+            reported = done // report_every
             progress(Progress(done, total, clock.now(), time.perf_counter() - began))
     worker = engine.worker
-    for target in worker.targets:
-        while worker.pump(target):
+    for view_target in worker.targets:
+        while worker.pump(view_target):
             pass
     if worker.tables is not None:
         while worker.tables.pump():
             pass
-    return engine.arena.cycles_run
+    return engine.arena.cycles_run, ticks
+
+
+#: The simulator caps a funding rate at 4 % an hour.
+MAX_HOURLY_FUNDING = Decimal("0.04")
+
+
+class _BulkSteps:
+    """The minutes between decisions, settled without the arena's tick.
+
+    After a tick that recorded nothing, the minutes up to the next one with work for the
+    arena (``Arena.next_work_at``: a trader due, ...) only mark the simulator, and most of
+    those marks set nothing off. The simulator bounds, from the coming candles' lows and
+    highs, how many are sure to be quiet (``SimulatedHyperliquid.quiet_marks``); those are
+    taken in bulk (``mark_quiet``), a funding hour among them is marked in full (funding
+    is settled there, with the hour's price and rate, and booked by the next tick's
+    reconciliation, as the minute path books it), and the first minute that may not be
+    quiet gets a full tick. So the run records what it records minute by minute: the same
+    events, the same trades fingerprint, the same equity (tests/integration).
+
+    Conservative: nothing is skipped while the arena cannot say when it has work (None),
+    or says it needs every tick (``needs_every_tick``, per-trader price triggers), or a
+    venue or market is not the in-process simulator and the replay.
+    """
+
+    def __init__(self, arena: Arena, start: datetime) -> None:
+        self.arena = arena
+        self.start = start
+
+    def _at(self, minute: int) -> datetime:
+        return self.start + minute * STEP
+
+    def _groups(self) -> list[tuple[ReplayMarket, list[str], list[SimulatedHyperliquid]]] | None:
+        groups = []
+        for market, coins, venues in self.arena.marked_venues():
+            replay = getattr(market, "inner", market)
+            sims = [v for v in venues if isinstance(v, SimulatedHyperliquid)]
+            if not isinstance(replay, ReplayMarket) or len(sims) != len(venues):
+                return None
+            groups.append((replay, coins, sims))
+        return groups
+
+    async def settle(self, done: int, total: int) -> int:
+        """Settle the quiet minutes after minute ``done``; the next minute to tick."""
+        arena = self.arena
+        needs_every_tick = getattr(arena, "needs_every_tick", None)
+        if callable(needs_every_tick) and needs_every_tick():
+            return done + 1
+        due = arena.next_work_at(self._at(done), STEP)
+        groups = self._groups()
+        if due is None or groups is None:
+            return done + 1
+        limit = total
+        if due < self._at(total):
+            limit = min(total, -(-(due - self.start) // STEP))  # the first tick at or after
+        while done + 1 < limit:
+            now = self._at(done)
+            hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            hour_tick = -(-(hour - self.start) // STEP)  # the tick that settles funding
+            last = min(limit - 1, hour_tick)
+            count = last - done
+            times = [self._at(done + 1 + j) for j in range(count)]
+            quiet = count
+            windows = []
+            for market, coins, venues in groups:
+                try:
+                    ranges = market.minute_ranges(coins, times[0], count)
+                except MarketDataError:
+                    return done + 1
+                lows = {c: r[0] for c, r in ranges.items()}
+                highs = {c: r[1] for c, r in ranges.items()}
+                rate = Decimal(0)
+                if last == hour_tick:
+                    worst = max(float(np.max(np.abs(r[3]))) for r in ranges.values())
+                    rate = min(MAX_HOURLY_FUNDING, Decimal(repr(worst * 1.001)))
+                for venue in venues:
+                    quiet = min(quiet, venue.quiet_marks(times, lows, highs, rate))
+                windows.append((ranges, venues))
+            take = quiet if quiet < count or last != hour_tick else count - 1
+            for ranges, venues in windows:
+                marks = [
+                    (
+                        times[j],
+                        {c: as_price(float(r[2][j])) for c, r in ranges.items()},
+                        {c: as_rate(float(r[3][j])) for c, r in ranges.items()},
+                    )
+                    for j in range(take)
+                ]
+                for venue in venues:
+                    venue.mark_quiet(marks)
+            if quiet < count:
+                return done + take + 1
+            done += take
+            if last == hour_tick:
+                done += 1
+                await arena.mark(self._at(done))  # funding: proven to set nothing else off
+        return limit
 
 
 def run_backtest(
@@ -404,7 +524,7 @@ def run_backtest(
     run_config = backtest_config(config, plan)
     plan.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    cycles = asyncio.run(_run(run_config, plan, build_engine, progress))
+    cycles, ticks = asyncio.run(_run(run_config, plan, build_engine, progress))
     seconds = time.perf_counter() - began
     trades = msgspec.json.decode(
         (current_views(run_config) / "trades.json").read_bytes(), type=TradesDocument
@@ -418,6 +538,7 @@ def run_backtest(
         trades=len(trades),
         seconds=seconds,
         fingerprint=trades_fingerprint(trades),
+        ticks=ticks,
     )
     summary = {
         "seed": plan.seed,
@@ -429,6 +550,7 @@ def run_backtest(
         "candles": candle_record(plan),
         "minutes": result.minutes,
         "cycles": cycles,
+        "ticks": ticks,
         "trades": result.trades,
         "seconds": round(seconds, 3),
         "candles_per_s": round(result.candles_per_s),

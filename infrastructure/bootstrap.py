@@ -539,6 +539,9 @@ class _Wiring:
     config: LoadedConfig
     #: Engines on this host now (they share its IP's budget); 1 without leases.
     sharers: Callable[[], int] = lambda: 1
+    #: A backtest's: simulators in memory (nothing on disk to make durable: a run that
+    #: dies is run again) and called inline, not on a worker thread.
+    backtest: bool = False
     budgets: dict[str, WeightBudget] = field(default_factory=dict)
     nonces: NonceRegistry = field(default_factory=lambda: NonceRegistry(_wall_ms))
     markets: dict[str, tuple[MarketData, Clock | None]] = field(default_factory=dict)
@@ -626,6 +629,7 @@ def _exchange(wiring: _Wiring, name: str, clock: Clock) -> Exchange:
             fund=Decimal(str(fund)),
             min_equity=_allocated(config, name),
             retry=retry,
+            backtest=wiring.backtest,
         )
     assert isinstance(provider, HyperliquidExchangeConfig)
     from eth_account import Account
@@ -659,6 +663,7 @@ def _simulator(
     fund: Decimal,
     min_equity: Decimal,
     retry: RetryPolicy | None = None,
+    backtest: bool = False,
 ) -> SimulatedHyperliquid:
     bps = Decimal(10_000)
     book = provider.book
@@ -677,7 +682,7 @@ def _simulator(
             ),
             seed=provider.seed,
         ),
-        config.data_dir / "sim" / name,
+        None if backtest else config.data_dir / "sim" / name,
     )
     return SimulatedHyperliquid(
         name,
@@ -687,6 +692,7 @@ def _simulator(
         fee_taker=Decimal(str(provider.fee_taker_bps)) / bps,
         min_equity=min_equity,
         retry=retry,
+        inline=backtest,
     )
 
 
@@ -896,14 +902,20 @@ def build_engine(
     app: TradingApp | None = None,
     clock: Clock | None = None,
     replica: int = 0,
+    backtest: bool = False,
 ) -> Engine:
     """Wire the engine; ``clock`` replaces the configured one (tests and benchmarks);
-    ``replica`` seeds the random baseline differently (a backtest's ``--seeds``)."""
+    ``replica`` seeds the random baseline differently (a backtest's ``--seeds``);
+    ``backtest``: the simulators live in memory and are called inline."""
     app = app or open_app(config)
     schema = _schema(config)
     services = _llm_services(config, schema)
     keeper = lease_keeper(config)
-    wiring = _Wiring(config) if keeper is None else _Wiring(config, keeper.engines_on_host)
+    wiring = (
+        _Wiring(config, backtest=backtest)
+        if keeper is None
+        else _Wiring(config, keeper.engines_on_host, backtest=backtest)
+    )
     used = {t.market_provider for t in config.manager.traders}
     own_clocks = [wiring.market(name)[1] for name in sorted(used)]
     replay_clocks = [c for c in own_clocks if c is not None]
@@ -1278,7 +1290,9 @@ def run_backtest(
     return _run_backtest(
         config,
         plan,
-        build_engine=lambda run, clock, seed: build_engine(run, clock=clock, replica=seed),
+        build_engine=lambda run, clock, seed: build_engine(
+            run, clock=clock, replica=seed, backtest=True
+        ),
         current_views=current_views,
         progress=progress,
     )

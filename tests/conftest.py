@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+#: ``../shared`` beside the checkout; ``NOF0_SHARED`` points elsewhere (a git worktree).
+SHARED = Path(os.environ.get("NOF0_SHARED") or REPO.parent / "shared")
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(

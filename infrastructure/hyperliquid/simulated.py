@@ -12,10 +12,11 @@ by configuration (never an HTTP route), so no secret is stored anywhere.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
+import numpy as np
 from eth_account import Account
 
 from infrastructure.hyperliquid.exchange import HyperliquidExchange, RetryPolicy
@@ -45,12 +46,16 @@ class SimulatedHyperliquid(HyperliquidExchange):
         fee_taker: Decimal,
         min_equity: Decimal = Decimal(0),
         retry: RetryPolicy | None = None,
+        inline: bool = False,
     ) -> None:
+        """``inline``: requests run on the event loop's thread (a backtest: nothing else
+        waits on the loop), not on a worker thread."""
         account = sim_account_address(name)
         agent = Account.create()
         transport = InProcessTransport(
             lambda path, body: gateway.handle(path, body, client="in-process"),
             name=f"sim:{name}",
+            blocking=not inline,
         )
         super().__init__(
             name,
@@ -85,3 +90,22 @@ class SimulatedHyperliquid(HyperliquidExchange):
         funding: Mapping[str, Decimal] | None = None,
     ) -> None:
         self.gateway.advance(_ms(at), dict(prices), funding_rates=dict(funding or {}) or None)
+
+    def quiet_marks(
+        self,
+        times: Sequence[datetime],
+        lows: Mapping[str, np.ndarray],
+        highs: Mapping[str, np.ndarray],
+        funding_rate: Decimal,
+    ) -> int:
+        """How many of the coming ``mark`` calls at ``times`` (prices within ``lows`` and
+        ``highs``) are sure to set nothing off on the venue."""
+        return self.gateway.quiet_updates([_ms(t) for t in times], lows, highs, funding_rate)
+
+    def mark_quiet(
+        self,
+        marks: Sequence[tuple[datetime, Mapping[str, Decimal], Mapping[str, Decimal]]],
+    ) -> None:
+        """``mark`` calls ``quiet_marks`` proved quiet, in bulk: each ``(at, prices,
+        funding)`` as ``mark`` would take it, without the checks."""
+        self.gateway.take_quiet([(_ms(at), prices, funding) for at, prices, funding in marks])

@@ -198,9 +198,13 @@ class InProcessTransport:
     """Straight into the simulator's gateway, through a JSON round trip so that the venue
     sees exactly what it would see over HTTP."""
 
-    def __init__(self, handler: Handler, *, name: str = "in-process") -> None:
+    def __init__(
+        self, handler: Handler, *, name: str = "in-process", blocking: bool = True
+    ) -> None:
+        """``blocking``: the exchange adapter calls it on a worker thread (False: inline)."""
         self._handler = handler
         self.base_url = name
+        self.blocking = blocking
 
     def post(self, path: str, payload: Mapping[str, Any]) -> Any:
         body = json.loads(json.dumps(payload))

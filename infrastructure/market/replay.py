@@ -76,9 +76,17 @@ def _prepare(tape: CoinTape) -> _Prepared:
     )
 
 
-def _decimal(value: float) -> Decimal:
-    # Prices carry 6 significant figures, as a venue would quote them.
+def as_price(value: float) -> Decimal:
+    """A tape price as served: 6 significant figures, as a venue would quote it."""
     return Decimal(f"{value:.6g}")
+
+
+def as_rate(value: float) -> Decimal:
+    """A tape funding rate as served."""
+    return Decimal(f"{value:.6g}")
+
+
+_decimal = as_price
 
 
 class ReplayMarket:
@@ -123,7 +131,34 @@ class ReplayMarket:
         result = {}
         for coin in coins:
             prepared, minute, _ = self._minute(coin, as_of)
-            result[coin] = Decimal(f"{prepared.tape.funding_hourly[minute]:.6g}")
+            result[coin] = as_rate(float(prepared.tape.funding_hourly[minute]))
+        return result
+
+    def minute_ranges(
+        self, coins: Sequence[str], first: datetime, count: int
+    ) -> dict[str, tuple[Array, Array, Array, Array]]:
+        """For the ``count`` as-of times one minute apart from ``first``: each coin's low,
+        high and close of the minute its mid is read from, and the funding rate in force.
+
+        What the simulator needs to settle the coming minutes in bulk (``mids`` and
+        ``funding_rates`` at each time are the closes and rates, as decimals); no trader
+        ever sees these before their time."""
+        result = {}
+        for coin in coins:
+            prepared, minute, _ = self._minute(coin, first)
+            end = minute + count
+            minutes = prepared.tape.minutes
+            if end > len(minutes):
+                raise MissingData(
+                    f"{coin}: the replay tape ends at {self.tape.end.isoformat()}"
+                    f" ({count} minutes from {first.isoformat()})"
+                )
+            result[coin] = (
+                minutes.low[minute:end],
+                minutes.high[minute:end],
+                minutes.close[minute:end],
+                prepared.tape.funding_hourly[minute:end],
+            )
         return result
 
     async def snapshot(self, coins: Sequence[str], as_of: datetime) -> MarketSnapshot:

@@ -17,12 +17,14 @@ liquidation), ``account_actions`` (leverage, isolated margin, scheduled cancel),
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from infrastructure.simulator import account_actions, auth, errors, info, sweep
+import numpy as np
+
+from infrastructure.simulator import account_actions, auth, errors, horizon, info, sweep
 from infrastructure.simulator.actions import (
     boolean,
     cloid,
@@ -145,6 +147,22 @@ class SimVenue:
         )
         if self._venue.changed:
             self._commit()
+
+    def quiet_updates(
+        self,
+        times_ms: Sequence[int],
+        lows: Mapping[str, np.ndarray],
+        highs: Mapping[str, np.ndarray],
+        funding_rate: Decimal,
+    ) -> int:
+        """How many coming price updates are sure to set nothing off (see ``horizon``)."""
+        return horizon.quiet_updates(self._venue, times_ms, lows, highs, funding_rate)
+
+    def take_quiet(
+        self, updates: Sequence[tuple[int, Mapping[str, Decimal], Mapping[str, Decimal]]]
+    ) -> None:
+        """Price updates ``quiet_updates`` proved quiet, taken in bulk (see ``horizon``)."""
+        horizon.take_quiet(self._venue, updates)
 
     def fund(self, user: str, usdc: Decimal) -> None:
         """Deposit USDC (configuration and CLI only; never an HTTP route).

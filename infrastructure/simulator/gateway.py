@@ -37,11 +37,12 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from eth_abi.exceptions import EncodingError
 from eth_keys.exceptions import BadSignature
 from hyperliquid.utils.signing import (
@@ -396,6 +397,22 @@ class SimGateway:
             self.venue.advance(
                 now_ms, mids, marks=marks, oracles=oracles, funding_rates=funding_rates
             )
+
+    def quiet_updates(
+        self,
+        times_ms: Sequence[int],
+        lows: Mapping[str, np.ndarray],
+        highs: Mapping[str, np.ndarray],
+        funding_rate: Decimal,
+    ) -> int:
+        with self._lock:
+            return self.venue.quiet_updates(times_ms, lows, highs, funding_rate)
+
+    def take_quiet(
+        self, updates: Sequence[tuple[int, Mapping[str, Decimal], Mapping[str, Decimal]]]
+    ) -> None:
+        with self._lock:
+            self.venue.take_quiet(updates)
 
     def fund(self, user: str, usdc: Decimal) -> None:
         with self._lock:

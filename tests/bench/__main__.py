@@ -11,7 +11,9 @@
   two engines on PostgreSQL (``tests/bench/operations.py``);
 * the query API (``nof0 serve``) against nginx on the same view files, with wrk: requests/s,
   and p50/p99 at 1,000 requests/s (``tests/bench/api.py``);
-* backtest throughput: candles and cycles per second (``tests/bench/backtest.py``).
+* backtest throughput: candles and cycles per second, and freqtrade's backtesting of an
+  EMA-cross strategy on the same candles in its own venv, with the ratio
+  (``tests/bench/backtest.py``, ``tests/bench/freqtrade.py``).
 
 Figures are printed and written to ``.bench/results.json``. Targets (issue 2): rebuild at
 50,000 events/s or more on SQLite; cycle overhead under 1 ms at p99.
@@ -508,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-api", action="store_true")
     parser.add_argument("--api-seconds", type=float, default=5.0)
     parser.add_argument("--backtest-hours", type=float, default=24.0)
+    parser.add_argument("--backtest-days", type=float, default=18.0)
+    parser.add_argument("--skip-freqtrade", action="store_true")
     parser.add_argument("--skip-arena", action="store_true")
     parser.add_argument("--arena-traders", type=int, default=100)
     parser.add_argument("--arena-ticks", type=int, default=20)
@@ -566,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
         results["dashboard"] = dashboard.run(1.0, log=lambda _: None)
     if not args.skip_api:
         results["api"] = api.run(args.api_seconds)
-    results["backtest"] = backtest.run(args.backtest_hours)
+    results["backtest"] = backtest.run(
+        args.backtest_hours, args.backtest_days, freqtrade=not args.skip_freqtrade
+    )
 
     print("\nprojection rebuild (every view: the nine files and status, JSON, batches of 1000)")
     for row in results["rebuild"]:

@@ -1,0 +1,155 @@
+"""The simulator's bound on quiet price updates (a backtest's bulk path): it stops at the
+first update that may fire a trigger, fill a resting order, run a scheduled cancel or
+liquidate, never later; and quiet updates are taken as ``advance`` takes prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from infrastructure.simulator import sweep
+from infrastructure.simulator.config import SimConfig
+from infrastructure.simulator.horizon import quiet_updates, take_quiet
+from infrastructure.simulator.margin import maintenance, summarize
+from infrastructure.simulator.rules import HOUR_MS
+from infrastructure.simulator.state import Account, MarketPrices, Order, Position, Trigger
+from infrastructure.simulator.trading import Venue
+
+NOW = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
+MIN = 60_000
+TIMES = [NOW + (i + 1) * MIN for i in range(8)]
+ZERO_RATE = Decimal(0)
+
+
+def venue(account: Account, price: str = "40000") -> Venue:
+    v = Venue(SimConfig())
+    v.core.now_ms = NOW
+    v.core.funding_hour = NOW
+    px = Decimal(price)
+    v.core.markets["BTC"] = MarketPrices(mid=px, mark=px, oracle=px)
+    v.core.accounts["0xabc"] = account
+    return v
+
+
+def order(oid: int = 1, **fields: object) -> Order:
+    base: dict[str, object] = {
+        "oid": oid,
+        "user": "0xabc",
+        "asset": 0,
+        "coin": "BTC",
+        "is_buy": False,
+        "limit_px": Decimal("39000"),
+        "orig_sz": Decimal("0.1"),
+        "sz": Decimal("0.1"),
+        "reduce_only": True,
+        "timestamp": NOW,
+    }
+    base.update(fields)
+    return Order(**base)  # type: ignore[arg-type]
+
+
+def prices(*values: float) -> dict[str, np.ndarray]:
+    return {"BTC": np.asarray(values, dtype=np.float64)}
+
+
+FLAT = prices(*[40_000.0] * 8)
+
+
+def long(size: str = "0.1", entry: str = "40000", cash: str = "1000") -> Account:
+    szi = Decimal(size)
+    basis = szi * Decimal(entry)
+    return Account(cash=Decimal(cash) - basis, funded=True, positions={"BTC": Position(szi, basis)})
+
+
+def test_a_stop_below_the_price_stops_at_the_first_low_that_reaches_it() -> None:
+    acct = long()
+    stop = order(trigger=Trigger(is_market=True, px=Decimal("39000"), tpsl="sl"))
+    acct.open_orders = {1: stop}
+    lows = prices(39_900, 39_500, 39_100, 38_999, 38_000, 39_500, 40_000, 40_000)
+    assert quiet_updates(venue(acct), TIMES, lows, FLAT, ZERO_RATE) == 3
+
+
+def test_a_target_above_the_price_stops_at_the_first_high_that_reaches_it() -> None:
+    acct = long()
+    target = order(limit_px=Decimal("41000"), trigger=Trigger(True, Decimal("41000"), "tp"))
+    acct.open_orders = {1: target}
+    highs = prices(40_100, 40_500, 41_000, 41_500, 40_000, 40_000, 40_000, 40_000)
+    assert quiet_updates(venue(acct), TIMES, FLAT, highs, ZERO_RATE) == 2
+
+
+def test_the_rounding_of_the_mid_counts_as_reaching_the_trigger() -> None:
+    acct = long()
+    acct.open_orders = {1: order(trigger=Trigger(True, Decimal("39000"), "sl"))}
+    lows = prices(39_000.2, 40_000, 40_000, 40_000, 40_000, 40_000, 40_000, 40_000)
+    assert quiet_updates(venue(acct), TIMES, lows, FLAT, ZERO_RATE) == 0
+
+
+def test_a_resting_buy_stops_where_a_low_crosses_its_limit() -> None:
+    acct = Account(cash=Decimal(1000), funded=True)
+    acct.open_orders = {1: order(is_buy=True, reduce_only=False, tif="Gtc")}
+    lows = prices(39_900, 39_800, 39_700, 39_600, 39_001, 38_999, 40_000, 40_000)
+    assert quiet_updates(venue(acct), TIMES, lows, FLAT, ZERO_RATE) == 5
+
+
+def test_an_order_of_another_kind_stops_at_once() -> None:
+    acct = Account(cash=Decimal(1000), funded=True)
+    acct.open_orders = {1: order(tif="Ioc", reduce_only=False)}
+    assert quiet_updates(venue(acct), TIMES, FLAT, FLAT, ZERO_RATE) == 0
+
+
+def test_a_scheduled_cancel_stops_at_its_time() -> None:
+    acct = Account(cash=Decimal(1000), funded=True, cancel_at=TIMES[4] - 1)
+    assert quiet_updates(venue(acct), TIMES, FLAT, FLAT, ZERO_RATE) == 4
+
+
+def test_nothing_open_is_quiet_throughout() -> None:
+    acct = Account(cash=Decimal(1000), funded=True)
+    assert quiet_updates(venue(acct), TIMES, FLAT, FLAT, ZERO_RATE) == len(TIMES)
+
+
+@pytest.mark.parametrize("rate", [Decimal(0), Decimal("0.001")])
+def test_liquidation_is_bounded_before_the_first_price_that_may_liquidate(
+    rate: Decimal,
+) -> None:
+    # 1 BTC long at 40,000 with 1,500 of margin: liquidated near 38,980 (BTC 40x: mm 1.25 %).
+    acct = long(size="1", cash="1500")
+    v = venue(acct)
+    path = [39_900.0, 39_600.0, 39_400.0, 39_200.0, 39_000.0, 38_900.0, 38_000.0, 37_000.0]
+    k = quiet_updates(v, TIMES, prices(*path), prices(*path), rate)
+    asset = v.by_coin["BTC"]
+
+    def solvent(px: float) -> bool:
+        marks = {"BTC": Decimal(repr(px))}
+        summary = summarize(acct, marks, v.by_coin)
+        room = summary.cross_value - abs(acct.positions["BTC"].szi) * marks["BTC"] * rate
+        return room >= maintenance(acct.positions["BTC"], marks["BTC"], asset)
+
+    assert all(solvent(px) for px in path[:k])  # never past a price that may liquidate
+    assert not solvent(path[k] * (1 - 1e-5))  # and no earlier than needed
+    assert 0 < k < len(path)
+
+
+def test_quiet_updates_are_taken_as_advance_takes_prices() -> None:
+    quiet, full = venue(Account()), venue(Account())
+    updates = [
+        (t, {"BTC": Decimal(40_000 + i)}, {"BTC": Decimal("0.00001")})
+        for i, t in enumerate(TIMES[:5])
+    ]
+    take_quiet(quiet, updates)
+    for t, mids, rates in updates:
+        sweep.advance(full, t, mids, {}, {}, rates)
+    assert quiet.core.epoch == full.core.epoch == 5
+    assert quiet.core.now_ms == full.core.now_ms
+    assert quiet.core.markets["BTC"].mid == full.core.markets["BTC"].mid
+    assert quiet.core.markets["BTC"].funding_rate == full.core.markets["BTC"].funding_rate
+    assert quiet.candles.snapshot("BTC", "1m", NOW, TIMES[-1]) == full.candles.snapshot(
+        "BTC", "1m", NOW, TIMES[-1]
+    )
+
+
+def test_an_update_at_the_funding_hour_is_refused() -> None:
+    v = venue(Account())
+    with pytest.raises(ValueError, match="funding hour"):
+        take_quiet(v, [(NOW + HOUR_MS, {"BTC": Decimal(40_000)}, {})])
