@@ -290,6 +290,7 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
         manager=manager,
         exchange=exchange,
         data_dir=plan.out,
+        durable_events=False,  # reproducible from its inputs: commits need not wait for disk
     )
 
 

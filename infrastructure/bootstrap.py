@@ -92,6 +92,7 @@ from infrastructure.eventstore import (
     postgres_env,
     sqlite_env,
 )
+from infrastructure.eventstore_unsynced import TOPIC as UNSYNCED_SQLITE
 from infrastructure.fenced_recorder import FencedPostgresRecorder, lease_fence
 from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from infrastructure.hyperliquid.exchange import HyperliquidExchange, RetryPolicy
@@ -300,6 +301,8 @@ def open_app(config: LoadedConfig) -> TradingApp:
     else:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         env = sqlite_env(event_db(config))
+        if not config.durable_events:
+            env[f"{APP_PREFIX}_PERSISTENCE_MODULE"] = UNSYNCED_SQLITE
     try:
         if not pg.DataSource:
             return open_trading_app(env)

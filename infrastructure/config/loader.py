@@ -59,6 +59,9 @@ class LoadedConfig:
     data_dir: Path
     #: Control route credentials: token id → token (from the environment; never logged).
     control_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: False for a backtest's own SQLite store: commits are not waited for on disk
+    #: (``infrastructure.eventstore_unsynced``); the live engine's are always durable.
+    durable_events: bool = True
 
     def resolve(self, section: str, relative: str) -> Path:
         """A path written in ``section``'s file, resolved against that file's directory."""

@@ -43,6 +43,14 @@ def test_a_backtest_never_writes_to_the_live_stores(tmp_path: Path) -> None:
     assert bootstrap.redis_node(run) is None
     assert run.data_dir == tmp_path / "run"
     assert run.manager.monitoring.alert_webhook == ""
+    # Its own store need not wait for the disk (it is rebuilt from its inputs); the live one does.
+    assert config.durable_events
+    assert not run.durable_events
+    app = bootstrap.open_app(run)
+    assert type(app.factory).__name__ == "UnsyncedSQLiteFactory"
+    with app.factory.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 0
 
 
 def test_each_trader_gets_its_own_simulator_account_on_the_candles_coins(tmp_path: Path) -> None:
