@@ -9,8 +9,8 @@ lose the run's last commits (run it again). The live engine never uses this.
 
 from __future__ import annotations
 
-from eventsourcing.persistence import Environment, EnvType
 from eventsourcing.sqlite import SQLiteConnection, SQLiteFactory
+from eventsourcing.utils import Environment, EnvType
 
 #: ``PERSISTENCE_MODULE`` topic of this factory.
 TOPIC = "infrastructure.eventstore_unsynced:UnsyncedSQLiteFactory"
