@@ -47,8 +47,13 @@ class TradingApp(Application[UUID]):
         # fails, when it holds unsaved events, or when anyone else has written to the log.
         self._live: dict[UUID, Trader | VenueAccount] = {}
         self._seen = 0
+        #: Nobody else writes this log (a backtest's own store): the working copies need
+        #: no look at its head before each read.
+        self.sole_writer = False
 
     def _drop_if_others_wrote(self) -> None:
+        if self.sole_writer:
+            return
         head = self.recorder.max_notification_id() or 0
         if head != self._seen:
             self._live.clear()

@@ -291,6 +291,7 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
         exchange=exchange,
         data_dir=plan.out,
         durable_events=False,  # reproducible from its inputs: commits need not wait for disk
+        sole_writer=True,  # and no other process writes it
     )
 
 

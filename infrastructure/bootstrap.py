@@ -305,7 +305,9 @@ def open_app(config: LoadedConfig) -> TradingApp:
             env[f"{APP_PREFIX}_PERSISTENCE_MODULE"] = UNSYNCED_SQLITE
     try:
         if not pg.DataSource:
-            return open_trading_app(env)
+            app = open_trading_app(env)
+            app.sole_writer = config.sole_writer
+            return app
         # Engines starting together would race on creating the tables: one at a time.
         with psycopg.connect(pg.DataSource, autocommit=True, connect_timeout=10) as conn:
             conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"nof0-tables:{schema}",))

@@ -62,6 +62,8 @@ class LoadedConfig:
     #: False for a backtest's own SQLite store: commits are not waited for on disk
     #: (``infrastructure.eventstore_unsynced``); the live engine's are always durable.
     durable_events: bool = True
+    #: True for a backtest's own store: no other process writes it (see TradingApp).
+    sole_writer: bool = False
 
     def resolve(self, section: str, relative: str) -> Path:
         """A path written in ``section``'s file, resolved against that file's directory."""

@@ -34,6 +34,13 @@ def plan(tmp_path: Path, **changes: object) -> BacktestPlan:
     return BacktestPlan(**values)  # type: ignore[arg-type]
 
 
+def config_without_pg(config: bootstrap.LoadedConfig, tmp_path: Path) -> bootstrap.LoadedConfig:
+    main = config.main.model_copy(
+        update={"Postgres": config.main.Postgres.model_copy(update={"DataSource": ""})}
+    )
+    return dataclasses.replace(config, main=main, data_dir=tmp_path / "plain")
+
+
 def test_a_backtest_never_writes_to_the_live_stores(tmp_path: Path) -> None:
     config = bootstrap.load_config(DEFAULT_CONFIG, data_dir=tmp_path / "live", env=LIVE)
     assert config.main.Postgres.DataSource  # the live arena is on PostgreSQL and Redis
@@ -48,6 +55,8 @@ def test_a_backtest_never_writes_to_the_live_stores(tmp_path: Path) -> None:
     assert not run.durable_events
     app = bootstrap.open_app(run)
     assert type(app.factory).__name__ == "UnsyncedSQLiteFactory"
+    assert app.sole_writer  # no other process writes it: no look at the head per read
+    assert not bootstrap.open_app(config_without_pg(config, tmp_path)).sole_writer
     with app.factory.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
         cursor.execute("PRAGMA synchronous")
         assert cursor.fetchone()[0] == 0
