@@ -8,6 +8,7 @@ from decimal import Decimal
 from domain.breakers import BreakerLimits
 from domain.risk import RiskLimits
 from domain.trader import PausePolicy
+from domain.triggers import TriggerRules
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class TraderSettings:
     stop_loss_enabled: bool = True
     take_profit_enabled: bool = True
     breakers: BreakerLimits = field(default_factory=BreakerLimits)
+    #: Event-driven calls (``triggers``); None: the fixed decision interval, as always.
+    triggers: TriggerRules | None = None
 
 
 @dataclass(frozen=True)
