@@ -1402,7 +1402,15 @@ def replay_counterfactual(
 def estimate_backtest_cost(config: LoadedConfig, plan: BacktestPlan) -> CostEstimate:
     """The model calls and dollars a backtest would spend, before its prompt cache."""
     run = backtest_config(config, plan)
-    intervals = {t.id: trader_settings(run, t).decision_interval_s for t in run.manager.traders}
+    intervals = {}
+    for trader in run.manager.traders:
+        settings = trader_settings(run, trader)
+        # A trader with triggers may be called on any step its gates fire: at most every
+        # min_interval (the estimate is an upper bound).
+        rules = settings.triggers
+        intervals[trader.id] = (
+            settings.decision_interval_s if rules is None else rules.min_interval_s
+        )
     return estimate_cost(run, plan, intervals, baseline_prefix=BASELINE_PREFIX)
 
 

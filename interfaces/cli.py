@@ -371,8 +371,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print("backtest refused: --compare-triggers runs one seed per side", file=sys.stderr)
         return EXIT_CONFIG
     # Each replica's fills differ, so its prompts do too: N replicas can cost N times one.
-    # A comparison runs twice; its triggered side calls no more often than its timer side
-    # unless a gate fires faster than the interval.
+    # A comparison runs twice (the estimate of a trader with triggers is its most calls).
     runs = 2 if args.compare_triggers else args.seeds
     if estimate.calls and not _spend_approved(estimate, args.yes, args.max_cost, runs):
         return 1

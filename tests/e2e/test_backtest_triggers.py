@@ -114,6 +114,10 @@ def test_an_llm_trader_is_asked_fewer_times_on_triggers(
         ws.set("manager.yaml", ("traders", 1, "triggers"), TRIGGERS)  # random-walk on the fake
         # Every call reaches the fake: no prompt cache between the two sides.
         ws.set("llm.yaml", ("cache",), {"enabled": False})
+        # The estimate is an upper bound: with triggers a call on any minute, on both sides.
+        assert compare(ws, shared_dir, tmp_path / "refused", "random-walk") == 1
+        assert "random-walk (fake-gpt): up to 362 model calls" in capsys.readouterr().err
+        assert server.request_count == 0
         out = tmp_path / "cmp"
         assert compare(ws, shared_dir, out, "random-walk", "--yes") == 0
         asked = server.request_count
