@@ -828,7 +828,9 @@ class Arena:
         started = time.perf_counter()
         try:
             with acting_for(real_trader_id(config_id)):
-                outcome: CycleOutcome = await state.cycle.run(now, wake=wake)
+                outcome: CycleOutcome = await (
+                    state.cycle.run(now) if wake is None else state.cycle.run(now, wake=wake)
+                )
             self.cycles_run += 1
             if self.on_cycle is not None:
                 self.on_cycle(config_id, time.perf_counter() - started)
