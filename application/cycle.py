@@ -55,6 +55,7 @@ from domain.decision import ParsedDecision, apply_schema_verdicts, parse_decisio
 from domain.ledger import liquidation_price
 from domain.risk import AssetRules, OrderPlan, PlannedOrder, plan_orders
 from domain.trader import PromptRecord, Trader, make_cloid
+from domain.triggers import WakeRecord
 from domain.values import LLMFailureReason, SkipReason
 
 log = logging.getLogger("nof0.engine")
@@ -225,8 +226,19 @@ class DecisionCycle:
         log.info("trader=%s cycle skipped: %s (%s)", trader.config_id, reason.value, detail)
         return CycleOutcome(trader.config_id, None, "skipped", f"{reason.value}: {detail}")
 
-    async def run(self, as_of: datetime) -> CycleOutcome:
+    async def run(self, as_of: datetime, wake: WakeRecord | None = None) -> CycleOutcome:
+        """``wake``: why a trader with triggers is called now; recorded with the cycle."""
         trader = self.app.get_trader(self.settings.config_id)
+        if wake is not None and not trader.paused:
+            trader.record_trigger(
+                as_of=as_of,
+                fired=list(wake.fired),
+                since=wake.since,
+                ticks_gated=wake.ticks_gated,
+                quiet=wake.quiet,
+                unavailable=wake.unavailable,
+                timer_calls=wake.timer_calls,
+            )
         if (stop := self._ready_or_skip(trader, as_of)) is not None:
             return stop
         inputs = await self._gather(trader, as_of)

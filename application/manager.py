@@ -46,6 +46,7 @@ from application.venue_health import HealthPolicy, VenueHealth, paper_twin_id, r
 from application.venue_sync import SyncPolicy, VenueSync
 from domain.breakers import due_after
 from domain.trader import Trader
+from domain.triggers import HeldPosition, TraderFacts, TriggerState, WakeRecord
 
 log = logging.getLogger("nof0.engine")
 
@@ -77,6 +78,12 @@ class _TraderState:
     paused: bool = False
     flatten_requested: bool = False
     failures_in_row: int = 0
+    #: The trader's triggers (None: the fixed decision interval), what they read of the
+    #: trader and of this tick's prices, and the record of the call they decided on.
+    gate: TriggerState | None = None
+    facts: TraderFacts = field(default_factory=TraderFacts)
+    prices: dict[str, Decimal] = field(default_factory=dict)
+    wake: WakeRecord | None = None
 
 
 @dataclass
@@ -226,7 +233,9 @@ class Arena:
         flattener = Flattener(
             self.app, venue.sync.desk, venue.sync, rt.market, self.clock, self.alerts
         )
-        return _TraderState(rt, cycle, self._locks[rt.settings.config_id], flattener)
+        rules = rt.settings.triggers
+        gate = None if rules is None else TriggerState(rules)
+        return _TraderState(rt, cycle, self._locks[rt.settings.config_id], flattener, gate=gate)
 
     def _all_states(self) -> Iterator[_TraderState]:
         """Every trader the loop drives: the configured ones, their twins, retiring twins."""
@@ -330,6 +339,16 @@ class Arena:
         state.last_cycle_at = trader.last_cycle_at
         state.paused = trader.paused
         state.flatten_requested = trader.flatten_requested
+        if state.gate is not None:
+            state.facts = _facts(trader)
+
+    def needs_every_tick(self) -> bool:
+        """Whether a running trader has triggers: its gates follow every tick's prices and
+        fills, so a backtest must not skip quiet minutes in bulk while this holds."""
+        return any(
+            state.gate is not None and state.runtime.settings.auto_start and not state.paused
+            for state in self._all_states()
+        )
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -394,7 +413,7 @@ class Arena:
         now = self.clock.now()
         await self._keep_leases()
         self._adopt(now)
-        await self._mark(now)
+        marked = await self._mark(now)
         for venue in list(self._venues.values()):
             await self._check_health(venue, now)
         for venue in [*self._venues.values(), *self._shadow_venues()]:
@@ -412,6 +431,7 @@ class Arena:
         owned = None if self.leases is None else self.leases.traders()
         for state in list(self._all_states()):
             config_id = state.runtime.settings.config_id
+            self._observe(state, now, marked)
             if state.lock.locked() or not self.owns(config_id, owned) or self._settling(config_id):
                 continue
             self._refresh(state)
@@ -423,7 +443,8 @@ class Arena:
             elif self._twin_due(state, on_paper, now) or (
                 config_id in self._states and self._due(state, now)
             ):
-                self._spawn(config_id, self._cycle(state, now))
+                wake, state.wake = state.wake, None
+                self._spawn(config_id, self._cycle(state, now, wake))
         self._retiring = [t for t in self._retiring if t.flatten_requested]
 
     async def _reconcile(self, venue: _VenueState, now: datetime) -> None:
@@ -447,6 +468,9 @@ class Arena:
             venue.running = False
 
     def _due(self, state: _TraderState, now: datetime) -> bool:
+        cfg = state.runtime.settings
+        if state.gate is not None and cfg.auto_start and not state.paused:
+            return self._triggered(state, state.gate, now)
         due = self._due_at(state)
         return due is not None and now >= due
 
@@ -473,6 +497,56 @@ class Arena:
         )
         return due
 
+    def _observe(
+        self, state: _TraderState, now: datetime, marked: dict[int, dict[str, Decimal]]
+    ) -> None:
+        """Feed a trader's gates this tick's prices (every tick, deciding or not)."""
+        if state.gate is None:
+            return
+        rt = state.runtime
+        mids = marked.get(id(rt.market), {})
+        state.prices = {c: mids[c] for c in rt.settings.coins if c in mids}
+        state.gate.observe(now, state.prices)
+
+    def _triggered(self, state: _TraderState, gate: TriggerState, now: datetime) -> bool:
+        """A trader with triggers: called when a gate fires (or at ``max_interval``); a
+        tick it is not called on is counted, in aggregate, for the next call's record."""
+        cfg = state.runtime.settings
+        interval = cfg.decision_interval_s
+        last = state.last_cycle_at
+        if last is None:
+            state.wake = gate.called(now, state.prices, ("first_call",), None, interval)
+            return True
+        verdict = gate.check(
+            now,
+            coins=cfg.coins,
+            prices=state.prices,
+            last_call_at=last,
+            interval_s=interval,
+            facts=state.facts,
+        )
+        limits = cfg.breakers
+        held = False
+        if verdict.call and limits.cooldown_after_losses is not None:
+            trader = self.app.get_trader(cfg.config_id)
+            # A loss cooldown holds the triggers back too (the Sharpe slowdown is the
+            # timer's: with triggers the gates set the pace).
+            not_before, _ = due_after(
+                replace(limits, min_sharpe=None),
+                interval_s=0.0,
+                last_cycle_at=last,
+                loss_streak=trader.loss_streak,
+                last_loss_at=trader.last_loss_at,
+                sharpe=0.0,
+                returns=0,
+            )
+            held = now < not_before
+        if not verdict.call or held:
+            gate.skipped(verdict)
+            return False
+        state.wake = gate.called(now, state.prices, verdict.fired, last, interval)
+        return True
+
     def next_work_at(self, now: datetime, step: timedelta) -> datetime | None:
         """For a backtest stepping the clock by ``step``: the earliest time after ``now`` a
         tick has work besides marking prices and reconciling venues where nothing happened
@@ -498,8 +572,8 @@ class Arena:
                     return None
                 due.append(last + timedelta(seconds=venue.interval_s))
         for state in self._states.values():
-            if state.lock.locked() or state.flatten_requested:
-                return None
+            if state.lock.locked() or state.flatten_requested or state.gate is not None:
+                return None  # a trader with triggers is evaluated every tick
             if self.app.get_trader(state.runtime.settings.config_id).pending:
                 return None
             at = self._due_at(state)
@@ -775,30 +849,46 @@ class Arena:
                 log.warning("trader=%s flatten: %s", report.trader, problem)
             self._refresh(state)
 
-    async def _cycle(self, state: _TraderState, now: datetime) -> None:
+    async def _cycle(
+        self, state: _TraderState, now: datetime, wake: WakeRecord | None = None
+    ) -> None:
         async with state.lock:
             if self.store_guard is not None and self.store_guard.down:
                 return  # spawned before another cycle found the store down: due again later
             if self._slots is None:
-                await self._counted(state, now)
+                await self._counted(state, now, wake)
                 return
             async with self._slots:  # at most max_concurrent_decisions cycles at once
-                await self._counted(state, now)
+                await self._counted(state, now, wake)
 
-    async def _counted(self, state: _TraderState, now: datetime) -> None:
+    async def _counted(self, state: _TraderState, now: datetime, wake: WakeRecord | None) -> None:
         self.deciding += 1
         self.most_deciding = max(self.most_deciding, self.deciding)
         try:
-            await self._run_cycle(state, now)
+            await self._run_cycle(state, now, wake)
         finally:
             self.deciding -= 1
+            if state.gate is not None:
+                # What this call did (its own fills, its closes) is not news for the gates.
+                self._settle(state)
 
-    async def _run_cycle(self, state: _TraderState, now: datetime) -> None:
+    def _settle(self, state: _TraderState) -> None:
+        assert state.gate is not None
+        trader = self.app.find_trader(state.runtime.settings.config_id)
+        if trader is not None:
+            state.facts = _facts(trader)
+            state.gate.settle(state.facts)
+
+    async def _run_cycle(
+        self, state: _TraderState, now: datetime, wake: WakeRecord | None = None
+    ) -> None:
         config_id = state.runtime.settings.config_id
         started = time.perf_counter()
         try:
             with acting_for(real_trader_id(config_id)):
-                outcome: CycleOutcome = await state.cycle.run(now)
+                outcome: CycleOutcome = await (
+                    state.cycle.run(now) if wake is None else state.cycle.run(now, wake=wake)
+                )
             self.cycles_run += 1
             if self.on_cycle is not None:
                 self.on_cycle(config_id, time.perf_counter() - started)
@@ -819,6 +909,16 @@ class Arena:
         state.failures_in_row += 1
         log.error("trader=%s %s failed: %r", config_id, what, exc, exc_info=exc)
         self.alerts.alert(config_id, f"{what}_error", repr(exc))
+
+
+def _facts(trader: Trader) -> TraderFacts:
+    """What a trader's gates read of it: its positions' invalidation conditions, its newest
+    fill and how many positions it has closed."""
+    held = []
+    for coin, position in sorted(trader.positions.items()):
+        plan = position.context.exit_plan
+        held.append(HeldPosition(coin, plan.invalidation_condition if plan else ""))
+    return TraderFacts(tuple(held), trader.last_fill_at, trader.num_trades)
 
 
 def _pct(health: VenueHealth) -> Decimal:

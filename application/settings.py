@@ -8,6 +8,7 @@ from decimal import Decimal
 from domain.breakers import BreakerLimits
 from domain.risk import RiskLimits
 from domain.trader import PausePolicy
+from domain.triggers import TriggerRules
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class TraderSettings:
     take_profit_enabled: bool = True
     breakers: BreakerLimits = field(default_factory=BreakerLimits)
     blindfold: bool = False  # coins and dates masked in the prompt (application.blindfold)
+    #: Event-driven calls (``triggers``); None: the fixed decision interval, as always.
+    triggers: TriggerRules | None = None
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,7 @@ class Trader(Aggregate):
     ProtectionConfirmed: TypeAlias = events.ProtectionConfirmed
     ProtectionCanceled: TypeAlias = events.ProtectionCanceled
     CycleSkipped: TypeAlias = events.CycleSkipped
+    DecisionTriggered: TypeAlias = events.DecisionTriggered
     Paused: TypeAlias = events.Paused
     Resumed: TypeAlias = events.Resumed
     VenueSwitched: TypeAlias = events.VenueSwitched
@@ -621,6 +622,30 @@ class Trader(Aggregate):
             reason=reason,
             detail=detail,
             timestamp=at,
+        )
+
+    def record_trigger(
+        self,
+        *,
+        as_of: datetime,
+        fired: list[str],
+        since: datetime | None,
+        ticks_gated: int,
+        quiet: dict[str, int],
+        unavailable: dict[str, int],
+        timer_calls: int,
+    ) -> None:
+        """Why a trader with triggers is called now (see ``domain.triggers``)."""
+        self.trigger_event(
+            self.DecisionTriggered,
+            as_of=as_of,
+            fired=list(fired),
+            since=since,
+            ticks_gated=ticks_gated,
+            quiet=dict(quiet),
+            unavailable=dict(unavailable),
+            timer_calls=timer_calls,
+            timestamp=as_of,
         )
 
     def skip_cycle(self, *, reason: SkipReason, detail: str, as_of: datetime) -> None:

@@ -461,6 +461,20 @@ class CycleSkipped(Aggregate.Event):
         aggregate.last_cycle_at = self.as_of
 
 
+class DecisionTriggered(Aggregate.Event):
+    """A trader with triggers is called: which gates fired, and in aggregate what the gates
+    held back since its previous call (one event per call, none per skipped tick)."""
+
+    TOPIC = "nof0/Trader.DecisionTriggered"
+    as_of: datetime
+    fired: list[str]  # e.g. "atr_move:BTC", "fill", "max_interval", "timer_fallback:atr_move"
+    since: datetime | None  # the previous call
+    ticks_gated: int  # ticks on which no gate fired since then
+    quiet: dict[str, int]  # gate -> ticks it was evaluated and held
+    unavailable: dict[str, int]  # gate -> ticks it could not be evaluated (timer applied)
+    timer_calls: int  # calls the decision interval would have made in the same time
+
+
 class Paused(Aggregate.Event):
     TOPIC = "nof0/Trader.Paused"
     reason: str

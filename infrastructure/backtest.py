@@ -789,3 +789,95 @@ def run_replicas(
         table = dataclasses.replace(table, matched=matched)
     atomic_write(plan.out / "replicas.json", json.dumps(table.document(), indent=2).encode())
     return runs, table
+
+
+# -- timer against triggers (--compare-triggers) ---------------------------------------------
+
+#: The two sides of a trigger comparison, in the order they are run.
+SIDES = ("timer", "triggers")
+
+
+@dataclass(frozen=True)
+class SideFigures:
+    """One trader on one side of a comparison: its model calls and its result."""
+
+    calls: int  # decisions asked of its model (DecisionRequested)
+    net_pnl: float | None  # final equity − allocation (USD)
+    total_return: float | None
+    return_low: float | None  # the report's interval for the total return
+    return_high: float | None
+    trades: int
+    timer_calls: int | None = None  # triggers: what the timer would have called meanwhile
+
+
+@dataclass(frozen=True)
+class TriggerComparison:
+    traders: dict[str, dict[str, SideFigures]]  # trader -> side -> figures
+
+    def calls_ratio(self, trader: str) -> float | None:
+        """Timer calls per triggered call (the issue's target: at least 5)."""
+        sides = self.traders[trader]
+        timer, triggers = sides["timer"].calls, sides["triggers"].calls
+        return None if triggers == 0 else timer / triggers
+
+    def document(self) -> dict[str, object]:
+        return {
+            trader: {
+                **{side: dataclasses.asdict(figures) for side, figures in sides.items()},
+                "calls_ratio": self.calls_ratio(trader),
+            }
+            for trader, sides in self.traders.items()
+        }
+
+
+def without_triggers(config: LoadedConfig) -> LoadedConfig:
+    """The same configuration on the fixed timer: every trader's ``triggers`` removed."""
+    traders = [t.model_copy(update={"triggers": None}) for t in config.manager.traders]
+    return dataclasses.replace(
+        config, manager=config.manager.model_copy(update={"traders": traders})
+    )
+
+
+def run_trigger_comparison(
+    config: LoadedConfig,
+    plan: BacktestPlan,
+    *,
+    run_one: Callable[[LoadedConfig, BacktestPlan], BacktestResult],
+    read: Callable[[LoadedConfig, Path], dict[str, SideFigures]],
+) -> tuple[dict[str, BacktestResult], TriggerComparison]:
+    """``--compare-triggers``: the chosen traders over the same candles twice, on their
+    decision interval (``out/timer``) and on their triggers (``out/triggers``), then
+    ``out/triggers-comparison.json`` with each side's calls and P&L."""
+    if plan.out.exists() and any(plan.out.iterdir()):
+        raise BacktestError(f"{plan.out} is not empty: give a new --out for each run")
+    run = backtest_config(config, plan)  # refuse bad input before either side runs
+    if not any(t.triggers is not None for t in run.manager.traders):
+        chosen = ", ".join(t.id for t in run.manager.traders)
+        raise BacktestError(
+            f"no trader with triggers among {chosen}: --compare-triggers compares a "
+            "trader's triggers with its timer (set triggers in manager.yaml)"
+        )
+    configs = {"timer": without_triggers(config), "triggers": config}
+    results: dict[str, BacktestResult] = {}
+    figures: dict[str, dict[str, SideFigures]] = {}
+    for side in SIDES:
+        one = dataclasses.replace(plan, out=plan.out / side)
+        results[side] = run_one(configs[side], one)
+        for trader, row in read(backtest_config(configs[side], one), one.out).items():
+            figures.setdefault(trader, {})[side] = row
+    comparison = TriggerComparison(
+        {t: sides for t, sides in figures.items() if set(sides) == set(SIDES)}
+    )
+    atomic_write(
+        plan.out / "triggers-comparison.json",
+        json.dumps(
+            {
+                "from": plan.start.isoformat(),
+                "to": plan.end.isoformat(),
+                "candles": candle_record(plan),
+                "traders": comparison.document(),
+            },
+            indent=2,
+        ).encode(),
+    )
+    return results, comparison

@@ -58,9 +58,12 @@ from infrastructure.backtest import (
     CostEstimate,
     Progress,
     ReplicaTable,
+    SideFigures,
+    TriggerComparison,
     backtest_config,
     estimate_cost,
     run_replicas,
+    run_trigger_comparison,
 )
 from infrastructure.backtest import run_backtest as _run_backtest
 from infrastructure.clock import ReplayClock, SystemClock
@@ -185,11 +188,14 @@ __all__ = [
     "ReportError",
     "SeriesResult",
     "ServeOptions",
+    "SideFigures",
+    "TriggerComparison",
     "UnknownInterval",
     "build_engine",
     "build_readers",
     "check_config",
     "cli_credential",
+    "compare_triggers",
     "control_traders",
     "export_arena",
     "export_history_candles",
@@ -1339,6 +1345,64 @@ def run_backtest_replicas(
     )
 
 
+def compare_triggers(
+    config: LoadedConfig, plan: BacktestPlan, progress: Callable[[Progress], None]
+) -> tuple[dict[str, BacktestResult], TriggerComparison]:
+    """``nof0 backtest --compare-triggers``: the traders on their timer and on their
+    triggers over the same candles, calls and P&L side by side."""
+    import msgspec
+
+    from infrastructure.reports.source import read_run
+    from projections.report import build_report
+    from projections.status import StatusState
+
+    def read(run: LoadedConfig, out: Path) -> dict[str, SideFigures]:
+        documents = read_run(out)
+        report = build_report(documents.account_totals, documents.trades, documents.analytics)
+        ns = namespaces(run)
+        current = ns.current()
+        assert current is not None  # read_run found it
+        status = msgspec.json.decode(
+            (ns.directory(current) / "status.json").read_bytes(), type=StatusState
+        )
+        calls = {t.model_id: t for t in status.traders}
+        latest: dict[str, float] = {}
+        stamps: dict[str, float] = {}
+        for row in documents.account_totals.accountTotals:
+            if row.timestamp >= stamps.get(row.model_id, float("-inf")):
+                stamps[row.model_id] = row.timestamp
+                latest[row.model_id] = row.dollar_equity
+        allocations = {t.id: float(trader_settings(run, t).allocation) for t in run.manager.traders}
+        figures = {}
+        for trader in report.traders:
+            model_id = trader.model_id
+            total = trader.kpis.returns.total_return
+            seen = calls.get(model_id)
+            equity = latest.get(model_id)
+            allocation = allocations.get(model_id)
+            figures[model_id] = SideFigures(
+                calls=seen.cycles if seen is not None else 0,
+                net_pnl=None
+                if equity is None or allocation is None
+                else round(equity - allocation, 2),
+                total_return=total.estimate,
+                return_low=total.low,
+                return_high=total.high,
+                trades=trader.num_trades,
+                timer_calls=None
+                if seen is None or seen.triggers is None
+                else seen.triggers.timer_calls,
+            )
+        return figures
+
+    return run_trigger_comparison(
+        config,
+        plan,
+        run_one=lambda run, one: run_backtest(run, one, progress),
+        read=read,
+    )
+
+
 def replay_counterfactual(
     config: LoadedConfig,
     run: Path,
@@ -1385,7 +1449,15 @@ def _recorded_arena(config: LoadedConfig, run: Path) -> Callable[[], TradingApp]
 def estimate_backtest_cost(config: LoadedConfig, plan: BacktestPlan) -> CostEstimate:
     """The model calls and dollars a backtest would spend, before its prompt cache."""
     run = backtest_config(config, plan)
-    intervals = {t.id: trader_settings(run, t).decision_interval_s for t in run.manager.traders}
+    intervals = {}
+    for trader in run.manager.traders:
+        settings = trader_settings(run, trader)
+        # A trader with triggers may be called on any step its gates fire: at most every
+        # min_interval (the estimate is an upper bound).
+        rules = settings.triggers
+        intervals[trader.id] = (
+            settings.decision_interval_s if rules is None else rules.min_interval_s
+        )
     return estimate_cost(run, plan, intervals, baseline_prefix=BASELINE_PREFIX)
 
 

@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --seeds: each trader against a random trader matched to its turnover, "
         "holding time and leverage (null-<id>, under RUN/null)",
     )
+    backtest.add_argument(
+        "--compare-triggers",
+        action="store_true",
+        help="run the traders on their decision interval and on their triggers over the same "
+        "candles (OUT/timer, OUT/triggers): model calls and P&L side by side",
+    )
 
     check = commands.add_parser("check", help="validate the configuration and report problems")
     _common(check)
@@ -380,9 +386,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
         print(f"backtest refused: {exc}", file=sys.stderr)
         return 1
+    if args.compare_triggers and args.seeds != 1:
+        print("backtest refused: --compare-triggers runs one seed per side", file=sys.stderr)
+        return EXIT_CONFIG
     # Each replica's fills differ, so its prompts do too: N replicas can cost N times one.
-    if estimate.calls and not _spend_approved(estimate, args.yes, args.max_cost, args.seeds):
+    # A comparison runs twice (the estimate of a trader with triggers is its most calls).
+    runs = 2 if args.compare_triggers else args.seeds
+    if estimate.calls and not _spend_approved(estimate, args.yes, args.max_cost, runs):
         return 1
+    if args.compare_triggers:
+        return _compare_triggers(config, plan)
     if args.seeds != 1:
         return _backtest_replicas(config, plan, args.seeds, matched=args.matched_null)
     try:
@@ -410,6 +423,40 @@ def _summary(summary: object) -> str:
     if low is None or high is None:
         return f"{mean:+.4f}"
     return f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def _compare_triggers(config: bootstrap.LoadedConfig, plan: bootstrap.BacktestPlan) -> int:
+    try:
+        results, comparison = bootstrap.compare_triggers(config, plan, _progress_bar)
+    except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
+        print(f"backtest refused: {exc}", file=sys.stderr)
+        return 1
+    timer = results["timer"]
+    print(
+        f"timer and triggers over {', '.join(timer.coins)}, {timer.minutes:,} minutes "
+        f"({plan.start.isoformat()} to {plan.end.isoformat()}): {plan.out / 'timer'}, "
+        f"{plan.out / 'triggers'}"
+    )
+    head = f"{'trader':<20} {'side':<9} {'calls':>6} {'net P&L':>10} {'trades':>6}"
+    print(f"{head}  return [interval]")
+    for trader, sides in comparison.traders.items():
+        for side, row in sides.items():
+            pnl = "–" if row.net_pnl is None else f"{row.net_pnl:+,.2f}"
+            ret = _interval(row.total_return, row.return_low, row.return_high)
+            print(f"{trader:<20} {side:<9} {row.calls:>6} {pnl:>10} {row.trades:>6}  {ret}")
+        ratio = comparison.calls_ratio(trader)
+        if ratio is not None:
+            print(f"{trader:<20} {ratio:.1f}× fewer calls on triggers")
+    print(f"wrote {plan.out / 'triggers-comparison.json'}")
+    return 0
+
+
+def _interval(estimate: float | None, low: float | None, high: float | None) -> str:
+    if estimate is None:
+        return "–"
+    if low is None or high is None:
+        return f"{estimate:+.4f}"
+    return f"{estimate:+.4f} [{low:+.4f}, {high:+.4f}]"
 
 
 def _backtest_replicas(

@@ -56,6 +56,20 @@ class RiskRefusal(msgspec.Struct):
     time: float
 
 
+class TriggerStatus(msgspec.Struct):
+    """A trader with triggers (``DecisionTriggered``): its calls by what fired them, and in
+    aggregate what its gates held back between calls."""
+
+    calls: int = 0
+    fired: dict[str, int] = {}  # trigger (e.g. atr_move:BTC, max_interval) -> calls
+    ticks_gated: int = 0
+    quiet: dict[str, int] = {}  # gate -> ticks evaluated and held
+    unavailable: dict[str, int] = {}  # gate -> ticks it could not be evaluated
+    timer_calls: int = 0  # what the decision interval would have called meanwhile
+    last_fired: list[str] = []
+    last_triggered_at: float | None = None
+
+
 class TraderStatus(msgspec.Struct):
     model_id: str
     model: str  # the model deciding now (after switches)
@@ -82,6 +96,7 @@ class TraderStatus(msgspec.Struct):
     venue_switches: int = 0
     last_venue_switch: Refusal | None = None
     recent_risk_rejections: list[RiskRefusal] = []  # the newest RISK_REFUSALS_KEPT, newest last
+    triggers: TriggerStatus | None = None  # a trader with triggers: why it was called
 
 
 class Finding(msgspec.Struct):
@@ -195,6 +210,22 @@ def _cycle(trader: TraderStatus, event: Any) -> None:
     trader.last_cycle_at = seconds(event.as_of)
 
 
+def _triggered(trader: TraderStatus, event: Any) -> None:
+    status = trader.triggers or TriggerStatus()
+    status.calls += 1
+    for name in event.fired:
+        status.fired[name] = status.fired.get(name, 0) + 1
+    status.ticks_gated += event.ticks_gated
+    for name, count in event.quiet.items():
+        status.quiet[name] = status.quiet.get(name, 0) + count
+    for name, count in event.unavailable.items():
+        status.unavailable[name] = status.unavailable.get(name, 0) + count
+    status.timer_calls += event.timer_calls
+    status.last_fired = list(event.fired)
+    status.last_triggered_at = seconds(event.as_of)
+    trader.triggers = status
+
+
 def _skipped(trader: TraderStatus, event: Any) -> None:
     trader.cycles_skipped += 1
     trader.last_cycle_at = seconds(event.as_of)
@@ -283,6 +314,7 @@ def _switched(trader: TraderStatus, event: Any) -> None:
 _TRADER = {
     Trader.DecisionRequested: _cycle,
     Trader.CycleSkipped: _skipped,
+    Trader.DecisionTriggered: _triggered,
     Trader.LLMFailed: _llm_failed,
     Trader.RiskRejected: _risk_rejected,
     Trader.OrderRejected: _order_rejected,

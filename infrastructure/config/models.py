@@ -257,6 +257,82 @@ class RiskParams(Section):
     breakers: BreakerParams = BreakerParams()
 
 
+class IndicatorTrigger(Section):
+    """One indicator gate: ``ema_cross`` (EMA ``fast`` crossed EMA ``slow``) or ``rsi``
+    (RSI ``period`` crossed ``above`` upwards or ``below`` downwards), on the trigger bars."""
+
+    kind: Literal["ema_cross", "rsi"]
+    fast: int | None = Field(None, ge=1, le=1000)
+    slow: int | None = Field(None, ge=2, le=1000)
+    period: int | None = Field(None, ge=2, le=1000)
+    above: float | None = Field(None, gt=0, lt=100)
+    below: float | None = Field(None, gt=0, lt=100)
+    coins: list[str] = []  # empty: every coin of the trader
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> IndicatorTrigger:
+        if self.kind == "ema_cross":
+            for name in ("period", "above", "below"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: not a setting of ema_cross (fast, slow)")
+            if (self.fast or 9) >= (self.slow or 21):
+                raise ValueError("fast: must be shorter than slow")
+        else:
+            for name in ("fast", "slow"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: not a setting of rsi (period, above, below)")
+            if self.above is None and self.below is None:
+                raise ValueError("rsi: needs above, below or both")
+        return self
+
+    @field_validator("coins")
+    @classmethod
+    def _coins_upper(cls, value: list[str]) -> list[str]:
+        return [c.strip().upper() for c in value]
+
+
+class TriggersConfig(Section):
+    """Event-driven model calls (``domain.triggers``): the trader is called when a gate
+    fires, and at least every ``max_interval``; a gate that cannot be evaluated falls back
+    to the trader's ``decision_interval``. Absent: the fixed decision interval."""
+
+    max_interval: Duration  # the longest the trader goes without a call
+    min_interval: Duration = 0.0  # no call sooner than this after the previous one
+    atr_move: float | None = Field(None, gt=0, le=100)  # k: a move of k ATR since the call
+    atr_period: int = Field(14, ge=1, le=1000)
+    bar: Duration = 300.0  # the bars ATR and the indicators are computed on
+    on_fill: bool = False  # a fill booked outside a decision (resting order, stop, target)
+    on_stop_or_target: bool = False  # a position closed outside a decision
+    funding_window: Duration | None = None  # holding a position, this close to funding
+    invalidation: bool = False  # a held position's invalidation price level is crossed
+    indicators: list[IndicatorTrigger] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TriggersConfig:
+        if self.max_interval <= 0:
+            raise ValueError("max_interval: must be positive")
+        if self.min_interval >= self.max_interval:
+            raise ValueError("min_interval: must be shorter than max_interval")
+        if self.bar < 1:
+            raise ValueError("bar: must be at least 1s")
+        if self.funding_window is not None and not 0 < self.funding_window < 3600:
+            raise ValueError("funding_window: must be between 0 and 1h (funding is hourly)")
+        gates = (
+            self.atr_move is not None,
+            self.on_fill,
+            self.on_stop_or_target,
+            self.funding_window is not None,
+            self.invalidation,
+            bool(self.indicators),
+        )
+        if not any(gates):
+            raise ValueError(
+                "no trigger enabled (atr_move, indicators, on_fill, on_stop_or_target, "
+                "funding_window, invalidation); for a fixed timer use decision_interval"
+            )
+        return self
+
+
 class TraderConfig(Section):
     id: str
     name: str = ""
@@ -275,6 +351,7 @@ class TraderConfig(Section):
     auto_start: bool = True
     coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS), min_length=1)
     risk_params: RiskParams = RiskParams()
+    triggers: TriggersConfig | None = None
     #: Coin names and calendar dates masked in the prompt (ASSET1…, day 0), the answer's
     #: aliases mapped back: does the model trade the market, or its memory of the period?
     blindfold: bool = False
@@ -303,6 +380,18 @@ class TraderConfig(Section):
         if len(set(coins)) != len(coins):
             raise ValueError("lists a coin twice")
         return coins
+
+    @model_validator(mode="after")
+    def _trigger_coins(self) -> TraderConfig:
+        if self.triggers is not None:
+            for i, rule in enumerate(self.triggers.indicators):
+                unknown = sorted(set(rule.coins) - set(self.coins))
+                if unknown:
+                    raise ValueError(
+                        f"triggers.indicators.{i}.coins: {', '.join(unknown)} not among "
+                        "the trader's coins"
+                    )
+        return self
 
 
 class ManagerSection(Section):

@@ -9,8 +9,9 @@ from typing import Any
 from application.settings import TraderSettings
 from domain.breakers import BreakerLimits, TripAction
 from domain.risk import RiskLimits
+from domain.triggers import IndicatorKind, IndicatorRule, TriggerRules
 from infrastructure.config.loader import LoadedConfig
-from infrastructure.config.models import BreakerParams, TraderConfig
+from infrastructure.config.models import BreakerParams, TraderConfig, TriggersConfig
 
 
 def trader_settings(config: LoadedConfig, trader: TraderConfig) -> TraderSettings:
@@ -52,6 +53,33 @@ def trader_settings(config: LoadedConfig, trader: TraderConfig) -> TraderSetting
         take_profit_enabled=rp.take_profit_enabled,
         breakers=_breakers(ex.breakers, rp.breakers),
         blindfold=trader.blindfold,
+        triggers=None if trader.triggers is None else trigger_rules(trader.triggers),
+    )
+
+
+def trigger_rules(cfg: TriggersConfig) -> TriggerRules:
+    return TriggerRules(
+        max_interval_s=cfg.max_interval,
+        min_interval_s=cfg.min_interval,
+        atr_move=cfg.atr_move,
+        atr_period=cfg.atr_period,
+        bar_s=cfg.bar,
+        on_fill=cfg.on_fill,
+        on_stop_or_target=cfg.on_stop_or_target,
+        funding_window_s=cfg.funding_window,
+        invalidation=cfg.invalidation,
+        indicators=tuple(
+            IndicatorRule(
+                kind=IndicatorKind(rule.kind),
+                fast=rule.fast or 9,
+                slow=rule.slow or 21,
+                period=rule.period or 14,
+                above=rule.above,
+                below=rule.below,
+                coins=tuple(rule.coins),
+            )
+            for rule in cfg.indicators
+        ),
     )
 
 

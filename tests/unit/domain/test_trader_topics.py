@@ -32,6 +32,7 @@ EVENTS = (
     "ProtectionConfirmed",
     "ProtectionCanceled",
     "CycleSkipped",
+    "DecisionTriggered",
     "Paused",
     "Resumed",
     "VenueSwitched",
