@@ -464,7 +464,11 @@ def _text(coin: str, body: Mapping[str, Any], name: str, *, required: bool) -> s
         return ""
     if not isinstance(value, str):
         return _reject(coin, ItemError.WRONG_TYPE, name, f"'{name}' must be a string")
-    return value.strip()
+    text = value.strip()
+    if required and not text:
+        # An entry states when it stops being right; blank is not a condition.
+        return _reject(coin, ItemError.MISSING_FIELD, name, f"'{name}' must not be empty")
+    return text
 
 
 def _validate_item(coin: str, body: Any, universe: set[str]) -> DecisionItem | ItemRejection:

@@ -196,6 +196,20 @@ def test_each_coin_gets_at_most_one_verdict(raw: str) -> None:
 
 
 @given(st.dictionaries(st.sampled_from(COINS), items(), min_size=1, max_size=6))
+@example(
+    {
+        "BTC": {
+            "signal": "buy_to_enter",
+            "quantity": 0.0001,
+            "leverage": 1,
+            "profit_target": 0.0001,
+            "stop_loss": 0.0001,
+            "confidence": 0.0,
+            "risk_usd": 0.0,
+            "invalidation_condition": " ",
+        }
+    }
+)
 def test_each_item_is_judged_on_its_own(decisions: dict[str, Any]) -> None:
     """An item's verdict does not depend on its neighbours: parsing the whole map keeps
     exactly the items that parse on their own."""
