@@ -46,17 +46,9 @@ def num(value: Decimal | float | int | None) -> float:
     return 0.0 if value is None else float(value)
 
 
-_HEX: dict[UUID, str] = {}
-
-
 def originator(event: Trader.Event | Trader.Registered) -> str:
     originator_id: UUID = event.originator_id
-    known = _HEX.get(originator_id)
-    if known is None:  # UUID.hex formats the 128-bit integer again on every call
-        if len(_HEX) >= 65_536:
-            _HEX.clear()
-        known = _HEX[originator_id] = originator_id.hex
-    return known
+    return originator_id.hex
 
 
 def stable_id(*parts: str) -> str:
