@@ -148,16 +148,19 @@ class _FieldsCodec:
 
 
 @cache
-def _fields_codec(cls: type[Any], fields: frozenset[str] | None) -> _FieldsCodec:
+def _fields_codec(
+    cls: type[Any], fields: frozenset[str] | None, raw: frozenset[str] = frozenset()
+) -> _FieldsCodec:
     """A struct of ``fields`` (every field when None) of the event class ``cls``, under the
-    same names and with the same types as the mapper decodes them, plus the originator."""
+    same names and with the same types as the mapper decodes them (those in ``raw``
+    undecoded, as ``msgspec.Raw``), plus the originator."""
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.name not in _SKIPPED]
     chosen = [n for n in names if fields is None or n in fields or n == "timestamp"]
     struct = msgspec.defstruct(
         f"{cls.__qualname__}Fields",
         [
-            *[(n, hints.get(n, Any)) for n in chosen],
+            *[(n, msgspec.Raw if n in raw else hints.get(n, Any)) for n in chosen],
             ("class_version", int, 1),
             ("originator_id", Any, None),
             ("originator_version", int, 0),
@@ -179,10 +182,13 @@ class BatchDecoder:
     ``class_version`` or in the library's tagged format take the mapper's own path and come
     out as domain events.
 
-    ``wanted`` maps event classes to the fields to keep (None: all); None: every event."""
+    ``wanted`` maps event classes to the fields to keep (None: all) and those of them to
+    leave undecoded (``msgspec.Raw``); None: every event, every field."""
 
     def __init__(
-        self, mapper: Mapper[UUID], wanted: Mapping[type[Any], frozenset[str] | None] | None
+        self,
+        mapper: Mapper[UUID],
+        wanted: Mapping[type[Any], tuple[frozenset[str] | None, frozenset[str]]] | None,
     ) -> None:
         self.mapper = mapper
         self.wanted = wanted
@@ -198,8 +204,8 @@ class BatchDecoder:
         cls = resolve_topic(topic)
         codec = None
         if self.wanted is None or cls in self.wanted:
-            fields = None if self.wanted is None else self.wanted[cls]
-            codec = _fields_codec(cls, fields) if _is_typed(cls) else _FieldsCodec(cls, 1)
+            fields, raw = (None, frozenset()) if self.wanted is None else self.wanted[cls]
+            codec = _fields_codec(cls, fields, raw) if _is_typed(cls) else _FieldsCodec(cls, 1)
         self._topics[topic] = codec
         return codec
 

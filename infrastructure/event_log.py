@@ -9,8 +9,11 @@ Other stores (the in-memory one) are paged through ``select_notifications``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -20,6 +23,8 @@ from psycopg.rows import tuple_row
 from application.mapper import BatchDecoder, StoredRow
 from application.trading import TradingApp
 from projections.engine import Batch, Wanted
+
+T = TypeVar("T")
 
 #: Rows per fetch: large enough that the per-fetch costs vanish, small enough to keep a
 #: fetch's states (events can be tens of kB) to tens of MB.
@@ -38,7 +43,7 @@ class StoredLog:
 
     def batches(self, after: int, head: int, wanted: Wanted) -> Iterator[Batch]:
         decoder = BatchDecoder(self.app.mapper, wanted)
-        for rows in self.rows(after, head):
+        for rows in read_ahead(self.rows(after, head)):
             yield len(rows), decoder.decode(rows)
 
     def rows(self, after: int, head: int) -> Iterator[Sequence[StoredRow]]:
@@ -101,3 +106,57 @@ class StoredLog:
                 return
             yield [(n.id, n.topic, n.originator_id, n.originator_version, n.state) for n in page]
             after = page[-1].id
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception
+
+
+_END = object()
+
+
+def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items`` produced on a thread, up to ``depth`` ahead: the store fetches the next rows
+    (sqlite3 and psycopg release the GIL while they wait, PostgreSQL works in its own
+    process) while the views reduce these. An error on the thread is raised here; stopping
+    early stops the thread and closes ``items`` there."""
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+            except Full:
+                continue
+            return True
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    break
+            else:
+                put(_END)
+        except Exception as exc:  # noqa: BLE001 - handed over and raised by the reader
+            put(_Failed(exc))
+        finally:
+            close = getattr(items, "close", None)  # a generator's transaction ends here
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="nof0-rebuild-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, NamedTuple
 import msgspec
 
 from domain.trader import Trader
-from projections.common import conversation_doc_id, num, originator, seconds
+from projections.common import conversation_doc_id, num, originator, seconds, text
 from projections.documents import Conversation, ConversationError, DecisionDoc
 from projections.engine import Decoded, Projector, ViewMeta
 
@@ -69,6 +69,12 @@ class ConversationsProjector(Projector[ConversationsState]):
     )
     ignores: ClassVar[Mapping[type[Any], frozenset[str]]] = {
         Trader.DecisionRequested: frozenset({"snapshot", "snapshot_digest", "marks"})
+    }
+    #: Read only for the questions and answers still in the document after a batch.
+    raw: ClassVar[Mapping[type[Any], frozenset[str]]] = {
+        Trader.DecisionRequested: frozenset({"user_prompt"}),
+        Trader.LLMResponded: frozenset({"raw_text"}),
+        Trader.LLMFailed: frozenset({"raw_text"}),
     }
 
     def __init__(self, per_trader: int = 30) -> None:
@@ -223,7 +229,7 @@ def _question(trader: str, event: Any) -> PendingQuestion:
         trader=trader,
         cycle_no=event.cycle_no,
         as_of=seconds(event.as_of),
-        user_prompt=event.user_prompt,
+        user_prompt=text(event.user_prompt),
         prompt_version=event.prompt_version,
         prompt_digest=event.prompt_digest,
     )
@@ -248,7 +254,7 @@ def _conversation(
         else f"no decision: {error.reason}",
         llm_response=decisions,
         model=event.model,
-        raw_response=event.raw_text,
+        raw_response=text(event.raw_text),
         error=error,
         tokens_in=getattr(event, "tokens_in", 0),
         tokens_out=getattr(event, "tokens_out", 0),

@@ -31,9 +31,11 @@ class EventSource(Protocol):
     def read_events(self, after: int, limit: int) -> Sequence[tuple[int, Any]]: ...
 
 
-#: What a set of projectors reads: for each event class, the fields to decode (``None``:
-#: every field). A mapping of ``None`` means every event of every class, in full.
-Wanted = Mapping[type[Any], frozenset[str] | None] | None
+#: What a set of projectors reads of an event class: the fields to decode (``None``: every
+#: field), and those of them to hand over undecoded (``msgspec.Raw``, see Projector.raw).
+Fields = tuple[frozenset[str] | None, frozenset[str]]
+#: What a set of projectors reads, by event class. ``None``: every event, in full.
+Wanted = Mapping[type[Any], Fields] | None
 
 #: One decoded event of a batch: (position, event class, event). The event is the domain
 #: event, or an object carrying only the wanted fields (plus ``originator_id``,
@@ -117,6 +119,10 @@ class Projector(ABC, Generic[S]):
     #: Fields of a handled class that ``reduce`` never reads (a rebuild need not decode
     #: them when no other view reads them either).
     ignores: ClassVar[Mapping[type[Any], frozenset[str]]] = {}
+    #: Text fields ``reduce`` reads only now and then (through ``projections.common.text``):
+    #: a rebuild may hand them over undecoded, as ``msgspec.Raw``, when every other view
+    #: reading the class ignores them or reads them the same way.
+    raw: ClassVar[Mapping[type[Any], frozenset[str]]] = {}
 
     @cached_property
     def view_name(self) -> str:
@@ -311,16 +317,21 @@ class CatchUp:
 
 def wanted_by(projectors: Sequence[Projector[Any]]) -> Wanted:
     """The events and fields a set of projectors reads (see ``Projector.handles``)."""
-    wanted: dict[type[Any], frozenset[str] | None] = {}
+    wanted: dict[type[Any], Fields] = {}
     ignored: dict[type[Any], list[frozenset[str]]] = {}
+    seldom: dict[type[Any], list[frozenset[str]]] = {}
     for projector in projectors:
         if projector.handles is None:
             return None
         for kind in projector.handles:
-            ignored.setdefault(kind, []).append(projector.ignores.get(kind, frozenset()))
+            skip = projector.ignores.get(kind, frozenset())
+            ignored.setdefault(kind, []).append(skip)
+            seldom.setdefault(kind, []).append(skip | projector.raw.get(kind, frozenset()))
     for kind, skips in ignored.items():
-        common = frozenset.intersection(*skips)
-        wanted[kind] = None if not common else _fields_of(kind) - common
+        common = skips[0].intersection(*skips[1:])
+        lazy = seldom[kind]
+        raw = lazy[0].intersection(*lazy[1:]) - common
+        wanted[kind] = (None if not common else _fields_of(kind) - common, raw)
     return wanted
 
 

@@ -8,6 +8,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from eventsourcing.persistence import (
     JSONTranscoder,
@@ -174,8 +175,11 @@ def test_the_batch_decoder_keeps_only_the_classes_and_fields_asked_for() -> None
     app, events = every_event_kind({"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"})
     mapper = app.mapper
     rows = [_row(i, mapper.to_stored_event(e)) for i, e in enumerate(events, 1)]
-    wanted: dict[type[Any], frozenset[str] | None] = {
-        Trader.DecisionRequested: frozenset({"cycle_id", "marks"})
+    wanted: dict[type[Any], tuple[frozenset[str] | None, frozenset[str]]] = {
+        Trader.DecisionRequested: (
+            frozenset({"cycle_id", "marks", "user_prompt"}),
+            frozenset({"user_prompt"}),
+        )
     }
     decoded = BatchDecoder(mapper, wanted).decode(rows)
     asked = [e for e in events if type(e) is Trader.DecisionRequested]
@@ -189,6 +193,8 @@ def test_the_batch_decoder_keeps_only_the_classes_and_fields_asked_for() -> None
         )
         assert got.originator_id == event.originator_id
         assert not hasattr(got, "snapshot")
+        assert isinstance(got.user_prompt, msgspec.Raw)
+        assert msgspec.json.decode(got.user_prompt) == event.user_prompt
 
 
 def test_the_batch_decoder_hands_old_shapes_to_the_mapper() -> None:

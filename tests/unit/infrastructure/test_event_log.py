@@ -187,8 +187,10 @@ def test_what_the_views_read_is_what_a_rebuild_decodes() -> None:
     assert wanted is not None
     from domain.trader import Trader
 
-    requested = wanted[Trader.DecisionRequested]
+    requested, raw = wanted[Trader.DecisionRequested]
     assert requested is not None
     assert "snapshot" not in requested  # the market snapshot: tens of kB no view reads
     assert {"user_prompt", "marks", "cycle_id", "as_of", "timestamp"} <= requested
+    assert raw == {"user_prompt"}  # only the conversations read it, and only a few
+    assert wanted[Trader.LLMResponded][1] == {"raw_text"}
     assert Trader.ModelAttemptFailed not in wanted  # no view reads it: never decoded
