@@ -194,3 +194,36 @@ def test_what_the_views_read_is_what_a_rebuild_decodes() -> None:
     assert raw == {"user_prompt"}  # only the conversations read it, and only a few
     assert wanted[Trader.LLMResponded][1] == {"raw_text"}
     assert Trader.ModelAttemptFailed not in wanted  # no view reads it: never decoded
+
+
+def test_reading_ahead_raises_the_stores_error_in_the_reader() -> None:
+    from infrastructure.event_log import read_ahead
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise OSError("the disk went away")
+
+    reader = read_ahead(failing())
+    assert next(reader) == 1
+    with pytest.raises(OSError, match="disk went away"):
+        next(reader)
+
+
+def test_stopping_early_closes_the_read_on_its_thread() -> None:
+    from infrastructure.event_log import read_ahead
+
+    closed = []
+
+    def endless() -> Iterator[int]:
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+        finally:
+            closed.append(True)
+
+    reader = read_ahead(endless())
+    assert [next(reader), next(reader)] == [1, 2]
+    reader.close()
+    assert closed == [True]
