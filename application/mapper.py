@@ -17,6 +17,7 @@ decoded by a decoder generated from the event class's annotations, in C.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any, TypeVar, cast, get_type_hints
 from uuid import UUID
@@ -132,3 +133,132 @@ class TypedJSONMapper(Mapper[UUID]):
         if not isinstance(decoded, dict):
             raise TypeError("a stored event's state must be an object")
         return decoded
+
+
+#: A stored event as a rebuild reads it: (position, topic, originator id, version, state).
+StoredRow = tuple[int, str, Any, int, bytes]
+
+
+@dataclasses.dataclass(frozen=True)
+class _FieldsCodec:
+    cls: type[Any]
+    current: int  # the class's class_version
+    #: None: not a typed class (the mapper decodes it).
+    decoder: msgspec.json.Decoder[Any] | None = None
+
+
+@cache
+def _fields_codec(
+    cls: type[Any], fields: frozenset[str] | None, raw: frozenset[str] = frozenset()
+) -> _FieldsCodec:
+    """A struct of ``fields`` (every field when None) of the event class ``cls``, under the
+    same names and with the same types as the mapper decodes them (those in ``raw``
+    undecoded, as ``msgspec.Raw``), plus the originator."""
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in _SKIPPED]
+    chosen = [n for n in names if fields is None or n in fields or n == "timestamp"]
+    struct = msgspec.defstruct(
+        f"{cls.__qualname__}Fields",
+        [
+            *[(n, msgspec.Raw if n in raw else hints.get(n, Any)) for n in chosen],
+            ("class_version", int, 1),
+            ("originator_id", Any, None),
+            ("originator_version", int, 0),
+        ],
+        gc=False,  # decoded JSON holds no cycles
+    )
+    return _FieldsCodec(
+        cls=cls,
+        current=getattr(cls, "class_version", 1),
+        decoder=msgspec.json.Decoder(struct),
+    )
+
+
+class BatchDecoder:
+    """Decodes a batch of stored events, keeping only the classes and fields asked for:
+    skipped fields are scanned, not built, and there are no ``StoredEvent`` or domain event
+    objects. (Joining a batch into one JSON array to decode it in one call was no faster
+    than a call per event, and the copy cost a fifth of the decoding.) Events of an older
+    ``class_version`` or in the library's tagged format take the mapper's own path and come
+    out as domain events.
+
+    ``wanted`` maps event classes to the fields to keep (None: all) and those of them to
+    leave undecoded (``msgspec.Raw``); None: every event, every field."""
+
+    def __init__(
+        self,
+        mapper: Mapper[UUID],
+        wanted: Mapping[type[Any], tuple[frozenset[str] | None, frozenset[str]]] | None,
+    ) -> None:
+        self.mapper = mapper
+        self.wanted = wanted
+        self._plain = not (mapper.compressor or mapper.cipher)
+        self._topics: dict[str, _FieldsCodec | None] = {}
+        self._ids: dict[Any, UUID] = {}
+
+    def _codec(self, topic: str) -> _FieldsCodec | None:
+        try:
+            return self._topics[topic]
+        except KeyError:
+            pass
+        cls = resolve_topic(topic)
+        codec = None
+        if self.wanted is None or cls in self.wanted:
+            fields, raw = (None, frozenset()) if self.wanted is None else self.wanted[cls]
+            codec = _fields_codec(cls, fields, raw) if _is_typed(cls) else _FieldsCodec(cls, 1)
+        self._topics[topic] = codec
+        return codec
+
+    def _uuid(self, raw: Any) -> UUID:
+        try:
+            return self._ids[raw]
+        except KeyError:
+            value = raw if isinstance(raw, UUID) else UUID(str(raw))
+            self._ids[raw] = value
+            return value
+
+    def decode(self, rows: Sequence[StoredRow]) -> list[tuple[int, type[Any], Any]]:
+        """The wanted events of ``rows``, in order, as (position, class, event)."""
+        codecs = self._topics
+        uuid = self._uuid
+        out = []
+        for row in rows:
+            topic = row[1]
+            codec = codecs[topic] if topic in codecs else self._codec(topic)
+            if codec is None:
+                continue
+            decoder = codec.decoder
+            if decoder is None:  # not a typed event class: the mapper's own path
+                out.append((row[0], codec.cls, self._full(row)))
+                continue
+            try:
+                event = decoder.decode(row[4] if self._plain else self._unwrap(row[4]))
+            except msgspec.MsgspecError:
+                # An older shape, the tagged format, or worse: the mapper reads it (and
+                # raises its typed error if it cannot).
+                out.append((row[0], codec.cls, self._full(row)))
+                continue
+            if event.class_version < codec.current:  # the mapper upcasts it
+                out.append((row[0], codec.cls, self._full(row)))
+                continue
+            event.originator_id = uuid(row[2])
+            event.originator_version = row[3]
+            out.append((row[0], codec.cls, event))
+        return out
+
+    def _unwrap(self, data: bytes) -> bytes:
+        if self.mapper.cipher:
+            data = self.mapper.cipher.decrypt(data)
+        if self.mapper.compressor:
+            data = self.mapper.compressor.decompress(data)
+        return data
+
+    def _full(self, row: StoredRow) -> Any:
+        return self.mapper.to_domain_event(
+            StoredEvent(
+                originator_id=self._uuid(row[2]),
+                originator_version=row[3],
+                topic=row[1],
+                state=row[4],
+            )
+        )

@@ -87,6 +87,7 @@ from infrastructure.event_archive import (
     export_to_path,
     import_events,
 )
+from infrastructure.event_log import StoredLog
 from infrastructure.eventstore import (
     APP_PREFIX,
     EventStoreError,
@@ -414,7 +415,7 @@ def rebuild_projections(
             namespaces=RedisNamespaces(client, keys),
         )
     return rebuild_views(
-        app,
+        StoredLog(app),
         ns,
         lambda name: JsonViewStore(ns.directory(name)),
         projectors(config),

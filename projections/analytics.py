@@ -9,7 +9,7 @@ Primary file ``analytics.json``; one ``analytics-{model_id}.json`` per trader as
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import msgspec
@@ -96,6 +96,41 @@ class AnalyticsState(msgspec.Struct):
     view: AnalyticsMeta = msgspec.field(name="_view", default_factory=lambda: AnalyticsMeta(""))
 
 
+_TALLIES: dict[tuple[Any, Any, Any], tuple[str | None, str | None, str | None]] = {}
+
+
+_Tally = tuple[str | None, str | None, str | None]
+
+
+def _tally(signal: Any, confidence: Any, leverage: Any) -> _Tally:
+    """A decision item's signal kind and its confidence and leverage bucket keys (None: not
+    counted). Models repeat a handful of combinations, so each is worked out once."""
+    key = (signal, confidence, leverage)
+    try:
+        known = _TALLIES.get(key)
+    except TypeError:  # an unhashable value: worked out, not kept
+        return _work_out(signal, confidence, leverage)
+    if known is None:
+        known = _work_out(signal, confidence, leverage)
+        if len(_TALLIES) >= 4096:
+            _TALLIES.clear()
+        _TALLIES[key] = known
+    return known
+
+
+def _work_out(
+    signal: Any, confidence: Any, leverage: Any
+) -> tuple[str | None, str | None, str | None]:
+    kind = SIGNALS.get(signal)
+    if kind is None:
+        return None, None, None
+    return (
+        kind,
+        None if confidence is None else f"{float(confidence):g}",
+        f"{int(leverage)}" if kind in ("long", "short") and leverage is not None else None,
+    )
+
+
 def _stats(values: list[float]) -> tuple[float, float, float]:
     """(mean, std, median), zeros when empty."""
     if not values:
@@ -131,6 +166,24 @@ class AnalyticsProjector(Projector[AnalyticsState]):
     version = 1
     primary = "analytics.json"
     state_type: ClassVar[type[Any]] = AnalyticsState
+    handles: ClassVar[frozenset[type[Any]] | None] = frozenset(
+        {
+            Trader.Registered,
+            Trader.CapitalAllocated,
+            Trader.DecisionRequested,
+            Trader.LLMResponded,
+            Trader.LLMFailed,
+            Trader.OrderFilled,
+            Trader.PositionClosed,
+        }
+    )
+    ignores: ClassVar[Mapping[type[Any], frozenset[str]]] = {
+        Trader.DecisionRequested: frozenset(
+            {"snapshot", "user_prompt", "marks", "prompt_template", "snapshot_digest"}
+        ),
+        Trader.LLMResponded: frozenset({"raw_text", "cot_trace"}),
+        Trader.LLMFailed: frozenset({"raw_text", "detail"}),
+    }
 
     def __init__(self) -> None:
         self._handlers: dict[type[Any], Callable[[AnalyticsState, Any, Any], bool]] = {
@@ -149,11 +202,11 @@ class AnalyticsProjector(Projector[AnalyticsState]):
     def meta(self, state: AnalyticsState) -> ViewMeta:
         return state.view
 
-    def apply(self, state: AnalyticsState, event: Any) -> bool:
-        handler = self._handlers.get(type(event))
+    def reduce(self, state: AnalyticsState, kind: type[Any], event: Any) -> bool:
+        handler = self._handlers.get(kind)
         if handler is None:
             return False
-        if type(event) is Trader.Registered:
+        if kind is Trader.Registered:
             return handler(state, None, event)
         trader = state.view.names.get(originator(event))
         stats = state.view.traders.get(trader) if trader else None
@@ -189,21 +242,20 @@ class AnalyticsProjector(Projector[AnalyticsState]):
         return True
 
     def _responded(self, state: AnalyticsState, stats: TraderStats, event: Any) -> bool:
+        counts, confidences, leverages = stats.counts, stats.confidence, stats.leverage
         for item in event.decisions:
-            kind = SIGNALS.get(item["signal"])
+            kind, confidence, leverage = _tally(
+                item["signal"], item.get("confidence"), item.get("leverage")
+            )
             if kind is None:
                 continue
-            stats.counts[kind] = stats.counts.get(kind, 0) + 1
-            confidence = item.get("confidence")
+            counts[kind] = counts.get(kind, 0) + 1
             if confidence is not None:
-                bucket = stats.confidence.setdefault(kind, {})
-                key = f"{float(confidence):g}"
-                bucket[key] = bucket.get(key, 0) + 1
-            leverage = item.get("leverage")
-            if kind in ("long", "short") and leverage is not None:
-                bucket = stats.leverage.setdefault(kind, {})
-                key = f"{int(leverage)}"
-                bucket[key] = bucket.get(key, 0) + 1
+                bucket = confidences.setdefault(kind, {})
+                bucket[confidence] = bucket.get(confidence, 0) + 1
+            if leverage is not None:
+                bucket = leverages.setdefault(kind, {})
+                bucket[leverage] = bucket.get(leverage, 0) + 1
         stats.tokens += event.tokens_in + event.tokens_out
         stats.cost_usd += num(event.cost_usd)
         self._conversation(stats, event)

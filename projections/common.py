@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import msgspec
+
 from domain.trader import Trader
 
 #: ``_view`` holds a view's name, position and private state inside its primary file.
@@ -40,6 +42,14 @@ def oid(cloid: str) -> int:
 
 def tid(cloid: str, leg: str) -> int:
     return int(uuid5(NAMESPACE_URL, f"nof0/fill/{cloid}/{leg}").hex[:13], 16)
+
+
+def text(value: str | msgspec.Raw) -> str:
+    """A text field that a rebuild may hand over undecoded (``Projector.raw``)."""
+    if isinstance(value, str):
+        return value
+    decoded: str = msgspec.json.decode(value, type=str)
+    return decoded
 
 
 def num(value: Decimal | float | int | None) -> float:

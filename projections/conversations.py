@@ -7,14 +7,15 @@ An item joins a cycle's ``DecisionRequested`` (the user prompt it was asked) wit
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 
 from domain.trader import Trader
-from projections.common import conversation_doc_id, num, originator, seconds
+from projections.common import conversation_doc_id, num, originator, seconds, text
 from projections.documents import Conversation, ConversationError, DecisionDoc
-from projections.engine import Projector, ViewMeta
+from projections.engine import Decoded, Projector, ViewMeta
 
 SUMMARY_CHARS = 280
 
@@ -63,6 +64,18 @@ class ConversationsProjector(Projector[ConversationsState]):
     version = 1
     primary = "conversations.json"
     state_type: ClassVar[type[Any]] = ConversationsState
+    handles: ClassVar[frozenset[type[Any]] | None] = frozenset(
+        {Trader.Registered, Trader.DecisionRequested, Trader.LLMResponded, Trader.LLMFailed}
+    )
+    ignores: ClassVar[Mapping[type[Any], frozenset[str]]] = {
+        Trader.DecisionRequested: frozenset({"snapshot", "snapshot_digest", "marks"})
+    }
+    #: Read only for the questions and answers still in the document after a batch.
+    raw: ClassVar[Mapping[type[Any], frozenset[str]]] = {
+        Trader.DecisionRequested: frozenset({"user_prompt"}),
+        Trader.LLMResponded: frozenset({"raw_text"}),
+        Trader.LLMFailed: frozenset({"raw_text"}),
+    }
 
     def __init__(self, per_trader: int = 30) -> None:
         self.per_trader = per_trader
@@ -73,23 +86,17 @@ class ConversationsProjector(Projector[ConversationsState]):
     def meta(self, state: ConversationsState) -> ViewMeta:
         return state.view
 
-    def apply(self, state: ConversationsState, event: Any) -> bool:
-        kind = type(event)
+    def reduce(self, state: ConversationsState, kind: type[Any], event: Any) -> bool:
         if kind is Trader.Registered:
             state.view.names[originator(event)] = event.config_id
+            return False
+        if kind is not Trader.DecisionRequested and kind not in _ANSWERS:
             return False
         trader = state.view.names.get(originator(event))
         if trader is None:
             return False
         if kind is Trader.DecisionRequested:
-            state.view.pending[event.cycle_id] = PendingQuestion(
-                trader=trader,
-                cycle_no=event.cycle_no,
-                as_of=seconds(event.as_of),
-                user_prompt=event.user_prompt,
-                prompt_version=event.prompt_version,
-                prompt_digest=event.prompt_digest,
-            )
+            state.view.pending[event.cycle_id] = _question(trader, event)
             return False
         if kind is Trader.LLMResponded:
             question = state.view.pending.pop(event.cycle_id, None)
@@ -107,6 +114,78 @@ class ConversationsProjector(Projector[ConversationsState]):
             return True
         return False
 
+    def reduce_batch(self, state: ConversationsState, events: Sequence[Decoded]) -> None:
+        """As ``reduce`` one event after another, but a conversation is built only if it is
+        still in the document at the end of the batch (the newest ``per_trader`` of each
+        trader's), and a question only if it is still pending then."""
+        items = state.conversations
+        counts = state.view.counts
+        in_document: dict[str, int] = {}
+        for item in items:
+            in_document[item.model_id] = in_document.get(item.model_id, 0) + 1
+        if in_document != counts:  # not a state this shortcut knows the answer for
+            super().reduce_batch(state, events)
+            return
+        names = state.view.names
+        pending: dict[str, Any] = state.view.pending  # questions or _Asked, until the end
+        answers: list[tuple[Any, type[Any], Any]] = []  # (question, kind, event), oldest first
+        new: dict[str, int] = {}  # answers per trader in this batch
+        for _, kind, event in events:
+            if kind is Trader.Registered:
+                names[originator(event)] = event.config_id
+                continue
+            if kind is not Trader.DecisionRequested and kind not in _ANSWERS:
+                continue
+            trader = names.get(originator(event))
+            if trader is None:
+                continue
+            if kind is Trader.DecisionRequested:
+                pending[event.cycle_id] = _Asked(trader, event)
+                continue
+            question = pending.pop(event.cycle_id, None)
+            if question is None:
+                continue
+            answers.append((question, kind, event))
+            asker = question.trader
+            new[asker] = new.get(asker, 0) + 1
+            counts[asker] = counts.get(asker, 0)  # a trader's first item: its place in counts
+        keep_new: dict[str, int] = {}
+        keep_old: dict[str, int] = {}
+        for trader, added in new.items():
+            before = counts[trader]
+            # Adding one beyond per_trader drops the trader's oldest: the count never passes
+            # max(before, per_trader).
+            final = before if before >= self.per_trader else min(before + added, self.per_trader)
+            counts[trader] = final
+            keep_new[trader] = min(added, final)
+            keep_old[trader] = final - keep_new[trader]
+        fresh: list[Conversation] = []
+        for question, kind, event in reversed(answers):  # newest first, as in the document
+            asker = question.trader
+            if keep_new[asker] == 0:
+                continue
+            keep_new[asker] -= 1
+            fresh.append(self._answer(_asked(question), kind, event))
+        kept = []
+        for item in items:
+            left = keep_old.get(item.model_id)
+            if left is None:
+                kept.append(item)
+            elif left > 0:
+                keep_old[item.model_id] = left - 1
+                kept.append(item)
+        state.conversations = fresh + kept
+        for cycle_id, question in list(pending.items()):
+            if isinstance(question, _Asked):
+                pending[cycle_id] = _asked(question)
+
+    def _answer(self, question: PendingQuestion, kind: type[Any], event: Any) -> Conversation:
+        if kind is Trader.LLMResponded:
+            decisions = {d["coin"]: _decision(d) for d in event.decisions}
+            return _conversation(question, event, decisions, None)
+        error = ConversationError(reason=event.reason, detail=event.detail)
+        return _conversation(question, event, {}, error)
+
     def _add(
         self,
         state: ConversationsState,
@@ -115,28 +194,7 @@ class ConversationsProjector(Projector[ConversationsState]):
         decisions: dict[str, DecisionDoc],
         error: ConversationError | None,
     ) -> None:
-        cot = getattr(event, "cot_trace", "")
-        item = Conversation(
-            id=conversation_doc_id(question.trader, event.timestamp),
-            model_id=question.trader,
-            timestamp=seconds(event.timestamp),
-            cycle_id=question.cycle_no,
-            user_prompt=question.user_prompt,
-            cot_trace=cot,
-            cot_trace_summary=summarize(cot, decisions)
-            if error is None
-            else f"no decision: {error.reason}",
-            llm_response=decisions,
-            model=event.model,
-            raw_response=event.raw_text,
-            error=error,
-            tokens_in=getattr(event, "tokens_in", 0),
-            tokens_out=getattr(event, "tokens_out", 0),
-            cost_usd=num(getattr(event, "cost_usd", None)),
-            latency_ms=event.latency_ms,
-            prompt_version=question.prompt_version,
-            prompt_digest=question.prompt_digest,
-        )
+        item = _conversation(question, event, decisions, error)
         items = state.conversations
         items.insert(0, item)
         counts = state.view.counts
@@ -148,6 +206,63 @@ class ConversationsProjector(Projector[ConversationsState]):
                     del items[index]
                     counts[question.trader] -= 1
                     break
+
+
+_ANSWERS = frozenset({Trader.LLMResponded, Trader.LLMFailed})
+
+
+class _Asked(NamedTuple):
+    """A question not built yet (the trader asking, its DecisionRequested)."""
+
+    trader: str
+    event: Any
+
+
+def _asked(question: PendingQuestion | _Asked) -> PendingQuestion:
+    if isinstance(question, _Asked):
+        return _question(question.trader, question.event)
+    return question
+
+
+def _question(trader: str, event: Any) -> PendingQuestion:
+    return PendingQuestion(
+        trader=trader,
+        cycle_no=event.cycle_no,
+        as_of=seconds(event.as_of),
+        user_prompt=text(event.user_prompt),
+        prompt_version=event.prompt_version,
+        prompt_digest=event.prompt_digest,
+    )
+
+
+def _conversation(
+    question: PendingQuestion,
+    event: Any,
+    decisions: dict[str, DecisionDoc],
+    error: ConversationError | None,
+) -> Conversation:
+    cot = getattr(event, "cot_trace", "")
+    return Conversation(
+        id=conversation_doc_id(question.trader, event.timestamp),
+        model_id=question.trader,
+        timestamp=seconds(event.timestamp),
+        cycle_id=question.cycle_no,
+        user_prompt=question.user_prompt,
+        cot_trace=cot,
+        cot_trace_summary=summarize(cot, decisions)
+        if error is None
+        else f"no decision: {error.reason}",
+        llm_response=decisions,
+        model=event.model,
+        raw_response=text(event.raw_text),
+        error=error,
+        tokens_in=getattr(event, "tokens_in", 0),
+        tokens_out=getattr(event, "tokens_out", 0),
+        cost_usd=num(getattr(event, "cost_usd", None)),
+        latency_ms=event.latency_ms,
+        prompt_version=question.prompt_version,
+        prompt_digest=question.prompt_digest,
+    )
 
 
 def _decision(record: dict[str, Any]) -> DecisionDoc:

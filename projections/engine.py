@@ -8,12 +8,13 @@ size or restart point gives the same views as a full rebuild.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -28,6 +29,54 @@ class EventSource(Protocol):
     def max_position(self) -> int: ...
 
     def read_events(self, after: int, limit: int) -> Sequence[tuple[int, Any]]: ...
+
+
+#: What a set of projectors reads of an event class: the fields to decode (``None``: every
+#: field), and those of them to hand over undecoded (``msgspec.Raw``, see Projector.raw).
+Fields = tuple[frozenset[str] | None, frozenset[str]]
+#: What a set of projectors reads, by event class. ``None``: every event, in full.
+Wanted = Mapping[type[Any], Fields] | None
+
+#: One decoded event of a batch: (position, event class, event). The event is the domain
+#: event, or an object carrying only the wanted fields (plus ``originator_id``,
+#: ``originator_version`` and ``timestamp``) under the same names and types.
+Decoded = tuple[int, type[Any], Any]
+#: A batch: how many events were read, and the wanted ones among them, decoded.
+Batch = tuple[int, Sequence[Decoded]]
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """The log read for a rebuild: large batches of the wanted events only, decoded in bulk."""
+
+    def max_position(self) -> int: ...
+
+    def batches(self, after: int, head: int, wanted: Wanted) -> Iterator[Batch]:
+        """Events with ``after`` < position <= ``head``, in order, in batches."""
+        ...
+
+
+class EventSourceBatches:
+    """A plain event source read as batches (domain events in full): for stores that have
+    no bulk reader (in-memory logs, tests)."""
+
+    def __init__(self, source: EventSource, batch_size: int = 1000) -> None:
+        self.source = source
+        self.batch_size = batch_size
+
+    def max_position(self) -> int:
+        return self.source.max_position()
+
+    def batches(self, after: int, head: int, wanted: Wanted) -> Iterator[Batch]:
+        while after < head:
+            events = self.source.read_events(after, self.batch_size)
+            if not events:
+                return
+            batch = [(p, type(e), e) for p, e in events if after < p <= head]
+            if not batch:
+                return  # a source that only re-sends old events
+            yield len(batch), [d for d in batch if wanted is None or d[1] in wanted]
+            after = batch[-1][0]
 
 
 @dataclass
@@ -54,14 +103,26 @@ class ViewMeta(msgspec.Struct):
 class Projector(ABC, Generic[S]):
     """One view: a deterministic reducer over events plus the documents it renders.
 
-    ``apply`` mutates the state it is given (the engine owns each state exclusively); it
-    must be deterministic and must not read clocks or do I/O.
+    ``reduce`` mutates the state it is given (the engine owns each state exclusively); it
+    must be deterministic and must not read clocks or do I/O. It dispatches on the event
+    class it is given, not on ``type(event)``: a rebuild hands it objects that carry only
+    the fields it reads (see ``handles`` and ``ignores``).
     """
 
     name: ClassVar[str]
     version: ClassVar[int]
     primary: ClassVar[str]
     state_type: ClassVar[type[Any]]
+    #: The event classes ``reduce`` acts on (``None``: it must see every event). A rebuild
+    #: decodes nothing else for this view.
+    handles: ClassVar[frozenset[type[Any]] | None] = None
+    #: Fields of a handled class that ``reduce`` never reads (a rebuild need not decode
+    #: them when no other view reads them either).
+    ignores: ClassVar[Mapping[type[Any], frozenset[str]]] = {}
+    #: Text fields ``reduce`` reads only now and then (through ``projections.common.text``):
+    #: a rebuild may hand them over undecoded, as ``msgspec.Raw``, when every other view
+    #: reading the class ignores them or reads them the same way.
+    raw: ClassVar[Mapping[type[Any], frozenset[str]]] = {}
 
     @cached_property
     def view_name(self) -> str:
@@ -73,9 +134,26 @@ class Projector(ABC, Generic[S]):
     @abstractmethod
     def meta(self, state: S) -> ViewMeta: ...
 
-    @abstractmethod
     def apply(self, state: S, event: Any) -> bool:
-        """Apply one event; return whether the documents changed."""
+        """Apply one domain event; return whether the documents changed."""
+        return self.reduce(state, type(event), event)
+
+    @abstractmethod
+    def reduce(self, state: S, kind: type[Any], event: Any) -> bool:
+        """Apply one event of class ``kind``; return whether the documents changed."""
+
+    def reduce_batch(self, state: S, events: Sequence[Decoded]) -> None:
+        """Apply a batch of events in order, to the same end state as ``reduce`` one by one
+        (a view may defer work that later events of the batch would undo)."""
+        reduce = self.reduce
+        handles = self.handles
+        if handles is None:
+            for _, kind, event in events:
+                reduce(state, kind, event)
+        else:
+            for _, kind, event in events:
+                if kind in handles:
+                    reduce(state, kind, event)
 
     def secondary(self, state: S) -> dict[str, msgspec.Struct]:
         """Other files this view renders from its state (written before the primary)."""
@@ -235,3 +313,42 @@ class CatchUp:
             )
             for p in self.projectors
         ]
+
+
+def wanted_by(projectors: Sequence[Projector[Any]]) -> Wanted:
+    """The events and fields a set of projectors reads (see ``Projector.handles``)."""
+    wanted: dict[type[Any], Fields] = {}
+    ignored: dict[type[Any], list[frozenset[str]]] = {}
+    seldom: dict[type[Any], list[frozenset[str]]] = {}
+    for projector in projectors:
+        if projector.handles is None:
+            return None
+        for kind in projector.handles:
+            skip = projector.ignores.get(kind, frozenset())
+            ignored.setdefault(kind, []).append(skip)
+            seldom.setdefault(kind, []).append(skip | projector.raw.get(kind, frozenset()))
+    for kind, skips in ignored.items():
+        common = skips[0].intersection(*skips[1:])
+        lazy = seldom[kind]
+        raw = lazy[0].intersection(*lazy[1:]) - common
+        wanted[kind] = (None if not common else _fields_of(kind) - common, raw)
+    return wanted
+
+
+def _fields_of(kind: type[Any]) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(kind))
+
+
+def replay(
+    source: BatchSource, projectors: Sequence[Projector[Any]], head: int
+) -> tuple[dict[str, Any], int]:
+    """Every event up to ``head`` through fresh states of ``projectors``, in memory: the
+    states by view name, and the events read. Nothing is written."""
+    states = {p.view_name: p.initial() for p in projectors}
+    plan = [(p.reduce_batch, states[p.view_name]) for p in projectors]
+    read = 0
+    for count, batch in source.batches(0, head, wanted_by(projectors)):
+        read += count
+        for reduce_batch, state in plan:
+            reduce_batch(state, batch)
+    return states, read

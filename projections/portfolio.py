@@ -105,6 +105,27 @@ class PortfolioProjector(Projector[PortfolioState]):
     version = 1
     primary = "account-totals.json"
     state_type: ClassVar[type[Any]] = PortfolioState
+    handles: ClassVar[frozenset[type[Any]] | None] = frozenset(
+        {
+            Trader.Registered,
+            Trader.CapitalAllocated,
+            Trader.DecisionRequested,
+            Trader.OrderPlaced,
+            Trader.OrderFilled,
+            Trader.OrderRejected,
+            Trader.OrderCanceled,
+            Trader.PositionClosed,
+            Trader.FundingSettled,
+            Trader.ProtectionPlaced,
+            Trader.ProtectionConfirmed,
+            Trader.ProtectionCanceled,
+        }
+    )
+    ignores: ClassVar[Mapping[type[Any], frozenset[str]]] = {
+        Trader.DecisionRequested: frozenset(
+            {"snapshot", "user_prompt", "prompt_template", "snapshot_digest"}
+        ),
+    }
 
     def __init__(self, max_leverage: Mapping[str, int]) -> None:
         self.max_leverage = dict(max_leverage)
@@ -129,8 +150,8 @@ class PortfolioProjector(Projector[PortfolioState]):
     def meta(self, state: PortfolioState) -> ViewMeta:
         return state.view
 
-    def apply(self, state: PortfolioState, event: Any) -> bool:
-        handler = self._handlers.get(type(event))
+    def reduce(self, state: PortfolioState, kind: type[Any], event: Any) -> bool:
+        handler = self._handlers.get(kind)
         if handler is None:
             return False
         return handler(state, event)

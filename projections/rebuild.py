@@ -11,7 +11,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from projections.engine import CatchUp, EventSource, Projector, ViewStore
+from projections.engine import (
+    BatchSource,
+    EventSource,
+    EventSourceBatches,
+    Projector,
+    ViewStore,
+    replay,
+)
 
 
 class Namespaces(Protocol):
@@ -66,7 +73,7 @@ class RebuildReport:
 
 
 def rebuild_views(
-    source: EventSource,
+    source: EventSource | BatchSource,
     namespaces: Namespaces,
     store: Callable[[str], ViewStore],
     projectors: Sequence[Projector[Any]],
@@ -76,19 +83,24 @@ def rebuild_views(
     batch_size: int = 1000,
 ) -> RebuildReport:
     """Replay every event into a new namespace (``store`` opens one), then flip readers to
-    it. ``tables`` is opened only once the views are flipped."""
+    it. ``tables`` is opened only once the views are flipped.
+
+    The views are kept in memory while the log is read (a ``BatchSource`` reads it in large
+    batches and decodes only what the views read) and each is written once, at ``head``."""
+    batches = source if isinstance(source, BatchSource) else EventSourceBatches(source, batch_size)
     with namespaces.rebuild_lock():
-        head = source.max_position()
+        head = batches.max_position()
         fresh = namespaces.create()
         started = time.perf_counter()
-        catchup = CatchUp(source, store(fresh), projectors, batch_size=batch_size)
-        events = catchup.run_until(head, commit_each_batch=False)
+        states, events = replay(batches, projectors, head)
+        fresh_store = store(fresh)
+        for projector in projectors:
+            fresh_store.write(projector.output(states[projector.view_name], head))
         elapsed = time.perf_counter() - started
         if mirror is not None:
             copy = mirror.store(fresh)
-            for projector in catchup.projectors:
-                state = catchup.state(projector.view_name)
-                copy.write(projector.output(state, projector.meta(state).position))
+            for projector in projectors:
+                copy.write(projector.output(states[projector.view_name], head))
         previous = namespaces.current()
         namespaces.flip(fresh)
         if mirror is not None:

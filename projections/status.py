@@ -149,8 +149,7 @@ class StatusProjector(Projector[StatusState]):
     def meta(self, state: StatusState) -> ViewMeta:
         return state.view
 
-    def apply(self, state: StatusState, event: Any) -> bool:
-        kind = type(event)
+    def reduce(self, state: StatusState, kind: type[Any], event: Any) -> bool:
         if kind is Trader.Registered:
             state.view.names[_id(event)] = event.config_id
             state.traders.append(TraderStatus(model_id=event.config_id, model=event.model))
@@ -378,4 +377,14 @@ _VENUE = {
     VenueAccount.ForeignOrderObserved: _foreign_order,
     VenueAccount.ForeignOrderGone: _foreign_order_gone,
     VenueAccount.ForeignFillObserved: _foreign_fill,
+}
+
+
+StatusProjector.handles = frozenset(
+    {Trader.Registered, VenueAccount.Registered, Trader.OperatorActed, *_TRADER, *_VENUE}
+)
+StatusProjector.ignores = {
+    Trader.DecisionRequested: frozenset(
+        {"snapshot", "user_prompt", "marks", "prompt_template", "snapshot_digest"}
+    ),
 }

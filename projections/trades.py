@@ -34,6 +34,9 @@ class TradesProjector(Projector[TradesState]):
     version = 1
     primary = "trades.json"
     state_type: ClassVar[type[Any]] = TradesState
+    handles: ClassVar[frozenset[type[Any]] | None] = frozenset(
+        {Trader.Registered, Trader.PositionClosed}
+    )
 
     def initial(self) -> TradesState:
         return TradesState(view=TradesMeta(self.view_name))
@@ -41,8 +44,7 @@ class TradesProjector(Projector[TradesState]):
     def meta(self, state: TradesState) -> ViewMeta:
         return state.view
 
-    def apply(self, state: TradesState, event: Any) -> bool:
-        kind = type(event)
+    def reduce(self, state: TradesState, kind: type[Any], event: Any) -> bool:
         if kind is Trader.Registered:
             state.view.names[originator(event)] = event.config_id
             return False

@@ -15,8 +15,10 @@
   EMA-cross strategy on the same candles in its own venv, with the ratio
   (``tests/bench/backtest.py``, ``tests/bench/freqtrade.py``).
 
-Figures are printed and written to ``.bench/results.json``. Targets (issue 2): rebuild at
-50,000 events/s or more on SQLite; cycle overhead under 1 ms at p99.
+Figures are printed and written to ``.bench/results.json`` (``--rebuild-only``: only the
+rebuild, to ``.bench/rebuild.json``). Targets: rebuild at 50,000 events/s or more on SQLite
+and 20,000 on PostgreSQL, and at least a third of the raw read rate of the same events
+(issue 11); cycle overhead under 1 ms at p99.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from domain.trader import PausePolicy, PromptRecord, Trader, make_cloid
 from domain.values import CloseReason, Liquidity, OrderIntent, OrderSide, Signal
 from infrastructure import bootstrap
 from infrastructure.clock import ManualClock
+from infrastructure.event_log import StoredLog
 from infrastructure.eventstore import postgres_env, sqlite_env
 from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from infrastructure.market.replay import ReplayMarket
@@ -53,6 +56,7 @@ from infrastructure.models.baseline import BaselineModel
 from infrastructure.prompts.renderer import JinjaPromptRenderer
 from infrastructure.views.jsonfile import JsonViewStore, Namespaces
 from projections.engine import CatchUp
+from projections.rebuild import rebuild_views
 from tests.conftest import POSTGRES_DSN, REPO
 from tests.support.fakes import T0, sim_exchange, trader_settings
 
@@ -228,39 +232,69 @@ def timed_fill(
     }
 
 
-def rebuild_rate(app: TradingApp, label: str) -> dict[str, Any]:
+def rebuild_rate(app: TradingApp, label: str, *, runs: int = 3) -> dict[str, Any]:
+    """The rebuild (``nof0 projections rebuild``'s path: bulk read, views in memory, each
+    written once to a fresh JSON namespace) beside the raw read of the same rows in the
+    same run; also the library's read+decode and the event-by-event catch-up (the rebuild
+    before issue 11), for scale. Best of ``runs`` each, interleaved."""
     config = bootstrap.load_config(
         REPO / "etc" / "nof0.yaml", env={}, data_dir=tempfile.mkdtemp(prefix="nof0-bench-")
     )
     ns = Namespaces(Path(config.data_dir) / "views")
     head = app.max_position()
-    results = []
-    for _ in range(3):
-        fresh = ns.create()
-        started = time.perf_counter()
-        catchup = CatchUp(
-            app, JsonViewStore(ns.directory(fresh)), bootstrap.projectors(config), batch_size=1000
+    log = StoredLog(app)
+    rebuilds, raws, decodes = [], [], []
+    for _ in range(runs):
+        report = rebuild_views(
+            log, ns, lambda name: JsonViewStore(ns.directory(name)), bootstrap.projectors(config)
         )
-        processed = catchup.run_until(head, commit_each_batch=False)
-        elapsed = time.perf_counter() - started
-        results.append(processed / elapsed)
+        rebuilds.append(report.events / report.seconds)
+        started = time.perf_counter()
+        rows = sum(len(batch) for batch in log.rows(0, head))
+        raws.append(rows / (time.perf_counter() - started))
+        started = time.perf_counter()
+        read = 0
+        position = 0
+        while batch := app.read_events(position, 1000):
+            read += len(batch)
+            position = batch[-1][0]
+        decodes.append(read / (time.perf_counter() - started))
+    fresh = ns.create()
     started = time.perf_counter()
-    read = 0
-    position = 0
-    while True:
-        batch = app.read_events(position, 1000)
-        if not batch:
-            break
-        read += len(batch)
-        position = batch[-1][0]
-    read_rate = read / (time.perf_counter() - started)
+    catchup = CatchUp(
+        app, JsonViewStore(ns.directory(fresh)), bootstrap.projectors(config), batch_size=1000
+    )
+    processed = catchup.run_until(head, commit_each_batch=False)
+    catchup_rate = processed / (time.perf_counter() - started)
+    rebuild, raw = max(rebuilds), max(raws)
     return {
         "store": label,
         "events": head,
-        "rebuild_events_per_s": round(max(results)),
-        "rebuild_runs": [round(r) for r in results],
-        "read_and_decode_events_per_s": round(read_rate),
+        "rebuild_events_per_s": round(rebuild),
+        "rebuild_runs": [round(r) for r in rebuilds],
+        "raw_read_events_per_s": round(raw),
+        "raw_read_runs": [round(r) for r in raws],
+        "rebuild_to_raw": round(rebuild / raw, 3),
+        "read_and_decode_events_per_s": round(max(decodes)),
+        "catchup_rebuild_events_per_s": round(catchup_rate),
     }
+
+
+def report_rebuild(rows: list[dict[str, Any]]) -> None:
+    print(
+        "\nprojection rebuild (every view: the nine files and status, JSON) beside the raw "
+        "read of the same events, same run"
+    )
+    for row in rows:
+        print(
+            f"  {row['store']:<10} {row['events']:>8} events  "
+            f"rebuild {row['rebuild_events_per_s']:>8,} events/s  "
+            f"raw read {row['raw_read_events_per_s']:>8,} events/s  "
+            f"(rebuild/raw {row['rebuild_to_raw']:.2f})\n"
+            f"  {'':<10} {'':>8}         library read+decode "
+            f"{row['read_and_decode_events_per_s']:,} events/s; event-by-event catch-up "
+            f"(the rebuild before issue 11) {row['catchup_rebuild_events_per_s']:,} events/s"
+        )
 
 
 # -- engine overhead per cycle --------------------------------------------------------------
@@ -499,6 +533,34 @@ def decision_pipeline(cycles: int) -> dict[str, Any]:
     }
 
 
+def rebuild_only(events: int, *, skip_postgres: bool) -> int:
+    samples = asyncio.run(sample_inputs(40))
+    results: dict[str, Any] = {"rebuild": [], "appends": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        app = TradingApp(env=sqlite_env(Path(tmp) / "events.sqlite3"))
+        results["appends"].append(timed_fill(app, events, samples, "sqlite"))
+        results["rebuild"].append(rebuild_rate(app, "sqlite"))
+    if not skip_postgres:
+        import psycopg
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            app = TradingApp(env=postgres_env(POSTGRES_DSN, schema=schema, pool_size=2))
+            results["appends"].append(timed_fill(app, events, samples, "postgres"))
+            results["rebuild"].append(rebuild_rate(app, "postgres"))
+            app.close()
+        finally:
+            with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    report_rebuild(results["rebuild"])
+    out = REPO / ".bench"
+    out.mkdir(exist_ok=True)
+    (out / "rebuild.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--events", type=int, default=60_000)
@@ -515,7 +577,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-arena", action="store_true")
     parser.add_argument("--arena-traders", type=int, default=100)
     parser.add_argument("--arena-ticks", type=int, default=20)
+    parser.add_argument(
+        "--rebuild-only",
+        action="store_true",
+        help="only fill the logs and measure the rebuild (SQLite, and PostgreSQL unless skipped)",
+    )
     args = parser.parse_args(argv)
+    if args.rebuild_only:
+        return rebuild_only(args.events, skip_postgres=args.skip_postgres)
     samples = asyncio.run(sample_inputs(40))
     results: dict[str, Any] = {"rebuild": [], "cycle": [], "appends": []}
     results["pipeline"] = decision_pipeline(min(args.cycles, 300))
@@ -574,13 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         args.backtest_hours, args.backtest_days, freqtrade=not args.skip_freqtrade
     )
 
-    print("\nprojection rebuild (every view: the nine files and status, JSON, batches of 1000)")
-    for row in results["rebuild"]:
-        print(
-            f"  {row['store']:<10} {row['events']:>8} events  "
-            f"{row['rebuild_events_per_s']:>8,} events/s  "
-            f"(read+decode alone {row['read_and_decode_events_per_s']:,} events/s)"
-        )
+    report_rebuild(results["rebuild"])
     print("\nengine overhead per decision cycle (baseline:random, model time excluded)")
     for row in results["cycle"]:
         print(

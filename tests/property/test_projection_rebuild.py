@@ -95,9 +95,14 @@ step = st.tuples(
 )
 
 
-def build_history(traders: int, steps: list[tuple[str, int, str, str, bool, int]]) -> TradingApp:
-    """Drive real Trader aggregates with random commands; return the app holding the log."""
-    app = TradingApp(env={"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"})
+def build_history(
+    traders: int,
+    steps: list[tuple[str, int, str, str, bool, int]],
+    env: dict[str, str] | None = None,
+) -> TradingApp:
+    """Drive real Trader aggregates with random commands; return the app holding the log
+    (in memory unless ``env`` names a store)."""
+    app = TradingApp(env=env or {"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"})
     now = T0
     agents = []
     for n in range(traders):
