@@ -44,6 +44,15 @@ def every_event_kind(env: dict[str, str]) -> tuple[TradingApp, list[Any]]:
         trader.resume("back", h.clock.now())
         trader.allocate(Decimal(12000), h.clock.now())
         trader.switch_model("other", "failures", h.clock.now())
+        trader.record_trigger(
+            as_of=h.clock.now(),
+            fired=["atr_move:BTC"],
+            since=h.clock.now(),
+            ticks_gated=42,
+            quiet={"atr_move": 40},
+            unavailable={"rsi": 2},
+            timer_calls=3,
+        )
         h.app.save_trader(trader)
         return h
 
@@ -69,6 +78,7 @@ def test_every_event_type_reads_back_equal(sqlite_env: dict[str, str]) -> None:
         "Resumed",
         "CapitalAllocated",
         "ModelSwitched",
+        "DecisionTriggered",
     }
     mapper = app.mapper
     for event in events:
