@@ -318,7 +318,10 @@ class DecisionCycle:
                 user_prompt=prompt.user,
             ),
         )
-        if self.gateway.asks_outside():
+        # Deferred only in a store nobody else writes (a backtest's): in the live engine an
+        # operator or another engine may write the trader while the model answers, and the
+        # unsaved question would then be lost to a version conflict.
+        if self.gateway.asks_outside() or not self.app.sole_writer:
             self.app.save_trader(trader)
         return DecisionRequest(
             trader=cfg.config_id,

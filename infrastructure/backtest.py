@@ -40,6 +40,7 @@ from infrastructure.config.models import (
 from infrastructure.files import atomic_write
 from infrastructure.hyperliquid.simulated import SimulatedHyperliquid
 from infrastructure.market.history_tape import HistoryTape
+from infrastructure.market.recorded import read_frames
 from infrastructure.market.replay import ReplayMarket, as_price, as_rate
 from infrastructure.models.baseline import RandomParams
 from infrastructure.views.jsonfile import Namespaces
@@ -249,9 +250,7 @@ def backtest_config(config: LoadedConfig, plan: BacktestPlan) -> LoadedConfig:
             "start": plan.start,
             "end": plan.end,
             "history_days": plan.history_days,
-            # Recorded snapshots are served up to one clock step (a minute) after they
-            # were taken: the bound grows by that step.
-            "max_staleness": 150.0 if plan.snapshots is not None else 90.0,
+            "max_staleness": 90.0,
             "timeout": 5.0,
             "retry": {"max_attempts": 1, "backoff": 0.0},
             "capabilities": ["candles_3m", "candles_4h", "mids", "funding", "replay"],
@@ -393,6 +392,20 @@ async def _run(
     bulk = _BulkSteps(engine.arena, plan.start) if plan.bulk else None
     done = ticks = 0
     quiet = False  # the last tick recorded nothing
+    if plan.snapshots is not None:
+        # A recorded arena: the clock goes to each recorded cycle's instant, so a trader is
+        # due exactly when the arena's own cycle was (stepping minutes would make it due
+        # just before the snapshot it should decide on, and serve it the previous one).
+        times = [frame.as_of for frame in read_frames(plan.snapshots)]
+        for n, at in enumerate(times, start=1):
+            clock.advance(max(0.0, (at - clock.now()).total_seconds()))
+            await engine.arena.tick()
+            await engine.arena.drain()
+            ticks += 1
+            if n * 200 // len(times) > reported or n == len(times):
+                reported = n * 200 // len(times)
+                progress(Progress(n, len(times), clock.now(), time.perf_counter() - began))
+        done = total
     while done < total:
         target = done + 1
         if bulk is not None and quiet:
@@ -707,7 +720,13 @@ def _matched_nulls(
         nulls[trader.id], params[trader.id] = null_id, matched
         extra.append(
             trader.model_copy(
-                update={"id": null_id, "name": f"null of {trader.id}", "model": matched.name()}
+                update={
+                    "id": null_id,
+                    "name": f"null of {trader.id}",
+                    "model": matched.name(),
+                    # Its odds are per interval: called on the timer, not on the trader's gates.
+                    "triggers": None,
+                }
             )
         )
     manager = config.manager.model_copy(update={"traders": [*config.manager.traders, *extra]})

@@ -239,7 +239,7 @@ def recorded_arena_plan(
         raise BacktestError(str(exc)) from exc
     path = out.parent / f"{out.name}-snapshots.jsonl"
     write_frames(frames, path)
-    start = frames[0].as_of - STEP  # the first step lands on the first recorded cycle
+    start = frames[0].as_of - STEP  # the run then steps to each recorded cycle's instant
     plan = BacktestPlan(
         start=start,
         end=frames[-1].as_of + STEP,

@@ -168,7 +168,7 @@ class RandomParams:
     def name(self) -> str:
         notional = "" if self.notional is None else f",notional={self.notional:.2f}"
         return (
-            f"{PREFIX}{MATCHED}entry={self.entry:.4f},exit={self.exit:.4f},"
+            f"{PREFIX}{MATCHED}entry={self.entry:.6g},exit={self.exit:.6g},"
             f"leverage={self.leverage}{notional}"
         )
 

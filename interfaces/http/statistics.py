@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from projections.documents import AccountTotalsDocument, AnalyticsDocument, TradesDocument
 from projections.live_statistics import StatisticsDocument, live_statistics
@@ -29,6 +29,8 @@ class StatisticsCache:
     computed_ms: int = 0
     document: StatisticsDocument | None = None
     computes: int = 0  # how many times the statistics were computed (for tests)
+    #: One computation at a time: requests meeting a stale cache wait for it, not add more.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def get(
         self,
@@ -37,12 +39,13 @@ class StatisticsCache:
         trades: TradesDocument,
         analytics: AnalyticsDocument | None,
     ) -> tuple[StatisticsDocument, int]:
-        fresh = time.monotonic() - self.computed_at < REFRESH_S
-        if self.document is not None and (markers == self.markers or fresh):
-            return self.document, self.computed_ms
-        # Off the event loop: the other routes keep answering while it resamples.
-        document = await asyncio.to_thread(live_statistics, account_totals, trades, analytics)
-        self.markers, self.document = markers, document
-        self.computed_at, self.computed_ms = time.monotonic(), int(time.time() * 1000)
-        self.computes += 1
-        return document, self.computed_ms
+        async with self.lock:
+            fresh = time.monotonic() - self.computed_at < REFRESH_S
+            if self.document is not None and (markers == self.markers or fresh):
+                return self.document, self.computed_ms
+            # Off the event loop: the other routes keep answering while it resamples.
+            document = await asyncio.to_thread(live_statistics, account_totals, trades, analytics)
+            self.markers, self.document = markers, document
+            self.computed_at, self.computed_ms = time.monotonic(), int(time.time() * 1000)
+            self.computes += 1
+            return document, self.computed_ms

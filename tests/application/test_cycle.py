@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from application.cycle import DecisionCycle, single_model_gateway
 from application.orders import OrderDesk
@@ -530,11 +531,37 @@ def test_a_question_to_a_model_outside_is_recorded_before_it_is_asked(
     run(scenario())
 
 
-def test_an_in_process_models_question_is_stored_with_its_answer(
+def test_an_in_process_models_question_is_stored_first_when_others_may_write(
     store_env: dict[str, str],
 ) -> None:
     async def scenario() -> None:
         h = await Harness.create(store_env)
+        watch = _watched(h, in_process=True)
+        before = h.app.recorder.max_notification_id() or 0
+
+        async def pause_meanwhile(request: Any) -> Any:  # an operator, while it answers
+            other = h.app.repository.get(h.trader().id)
+            other.pause("operator", "lunch", h.clock.now())
+            h.app.save(other)
+            return await watch.inner.decide(request)
+
+        watch.decide = pause_meanwhile  # type: ignore[method-assign]
+        # The answer's save meets the operator's write (the arena alerts a cycle error) ...
+        with pytest.raises(IntegrityError):
+            await h.run_cycle({"BTC": {"signal": "hold"}})
+        # ... but the question was stored before the model was asked, and the pause stands.
+        assert (h.app.recorder.max_notification_id() or 0) == before + 2
+        assert events_after_registration(h)[-2:] == ["DecisionRequested", "Paused"]
+
+    run(scenario())
+
+
+def test_an_in_process_models_question_is_stored_with_its_answer_in_a_sole_writers_store(
+    store_env: dict[str, str],
+) -> None:
+    async def scenario() -> None:
+        h = await Harness.create(store_env)
+        h.app.sole_writer = True  # a backtest's own store
         watch = _watched(h, in_process=True)
         before = h.app.recorder.max_notification_id() or 0
         saves: list[int] = []

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from application.ports import MarketSnapshot
 from infrastructure.eventstore import open_trading_app, sqlite_env
 from infrastructure.market.recorded import read_frames
 from interfaces.cli import main
@@ -93,3 +95,48 @@ def test_a_blindfolded_replay_masks_the_prompts_it_sends(
         assert "BTC" not in event.user_prompt
         assert "2025-" not in event.user_prompt
         assert event.prompt_template.endswith("+blindfold")
+
+
+def test_cycles_recorded_at_drifting_seconds_are_each_decided_on_their_own_snapshot(
+    arena: Path, tmp_path: Path
+) -> None:
+    """A live arena's cycles fall a little after each interval, and the drift adds up; the
+    replay goes to each recorded instant, so none is decided on the snapshot before it."""
+    import dataclasses
+    from datetime import timedelta
+
+    from infrastructure import bootstrap
+    from infrastructure.counterfactual import recorded_arena_plan
+    from infrastructure.market.recorded import write_frames
+
+    config = bootstrap.load_config(DEFAULT_CONFIG, data_dir=arena)
+    original = open_trading_app(sqlite_env(arena / "events.sqlite3"))
+    plan, _ = recorded_arena_plan(config, original, tmp_path / "plain")
+    frames = read_frames(plan.snapshots)  # type: ignore[arg-type]
+    drifted = []
+    for n, frame in enumerate(frames):
+        shift = timedelta(seconds=0.4 * n)  # each cycle 0.4 s later than the last
+        coins = {
+            c: msgspec.structs.replace(s, data_time=s.data_time + shift)
+            for c, s in frame.coins.items()
+        }
+        drifted.append(MarketSnapshot(as_of=frame.as_of + shift, coins=coins))
+    path = tmp_path / "drifted.jsonl"
+    write_frames(drifted, path)
+    shifted = dataclasses.replace(
+        plan,
+        snapshots=path,
+        out=tmp_path / "drifted",
+        end=drifted[-1].as_of + timedelta(minutes=1),
+        traders=["ema-cross"],
+    )
+    bootstrap.run_backtest(config, shifted, lambda _: None)
+    replayed = open_trading_app(sqlite_env(tmp_path / "drifted" / "events.sqlite3"))
+    events = list(replayed.trader_events("ema-cross"))
+    asked = [e for e in events if type(e).__name__ == "DecisionRequested"]
+    stale = [e for e in events if type(e).__name__ == "CycleSkipped"]
+    recorded = [
+        e for e in original.trader_events("ema-cross") if type(e).__name__ == "DecisionRequested"
+    ]
+    assert stale == []
+    assert len(asked) == len(recorded)

@@ -178,7 +178,7 @@ def test_matched_null_tests_each_trader_against_a_random_trader_like_it(
     # leverage and entry size; btc-hold, in from the start, gets one that enters at once.
     assert matched["ema-cross"]["match"]["num_trades"]["null"] > 0
     assert ",leverage=5,notional=" in matched["ema-cross"]["model"]
-    assert matched["btc-hold"]["model"].startswith("baseline:random@entry=1.0000,")
+    assert matched["btc-hold"]["model"].startswith("baseline:random@entry=1,")
 
 
 def test_matched_null_needs_replicas(
