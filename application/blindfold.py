@@ -12,13 +12,12 @@ prices would change the numbers the risk rules check.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
-from application.ports import RenderedPrompt
+from application.ports import RenderedPrompt, prompt_digest
 
 ALIAS_PREFIX = "ASSET"
 _DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(T(?=\d))?")
@@ -59,11 +58,10 @@ class Blindfold:
     def prompt(self, prompt: RenderedPrompt, as_of: datetime) -> RenderedPrompt:
         today = as_of.date()
         system, user = self.mask(prompt.system, today), self.mask(prompt.user, today)
-        digest = hashlib.sha256(f"{system}\x00{user}".encode()).hexdigest()
         return replace(
             prompt,
             system=system,
             user=user,
-            digest=digest,
+            digest=prompt_digest(system, user),
             template=f"{prompt.template}+blindfold",
         )

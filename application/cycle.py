@@ -296,10 +296,10 @@ class DecisionCycle:
     def _request_decision(
         self, trader: Trader, inputs: _Inputs, as_of: datetime
     ) -> DecisionRequest:
-        """Record ``DecisionRequested`` and build the question. It is saved before a model
-        outside the process is asked (§8: every paid question has a record even if the
-        process dies); a question only in-process models answer is saved with its answer,
-        one transaction for the cycle's decision (every path after the answer saves)."""
+        """Record ``DecisionRequested`` and build the question. It is saved before the model
+        is asked (§8: every question has a record even if the process dies), except in a
+        store nobody else writes when only in-process models answer: then it is saved with
+        the answer, one transaction (every path after the answer saves)."""
         cfg = self.settings
         snapshot_text, snapshot_digest = canonical_snapshot(inputs.snapshot)
         model = self.gateway.current_model

@@ -5,6 +5,7 @@ Adapters in ``infrastructure`` implement these; tests use fakes of them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -365,6 +366,12 @@ class MarkedToMarket(Protocol):
 
 
 # -- decision models --------------------------------------------------------------------
+
+
+def prompt_digest(system: str, user: str) -> str:
+    """A prompt's digest: sha256 of the system and user texts joined by a NUL (the prompt
+    cache's key and what ``DecisionRequested`` records)."""
+    return hashlib.sha256(f"{system}\x00{user}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

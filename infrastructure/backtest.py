@@ -43,8 +43,8 @@ from infrastructure.market.history_tape import HistoryTape
 from infrastructure.market.recorded import read_frames
 from infrastructure.market.replay import ReplayMarket, as_price, as_rate
 from infrastructure.models.baseline import RandomParams
-from infrastructure.views.jsonfile import Namespaces
-from projections.documents import PositionsDocument, TradeDoc, TradesDocument
+from infrastructure.reports.source import read_positions
+from projections.documents import TradeDoc, TradesDocument
 from projections.replicas import ReplicaSummary, aggregate_replicas, luck_test
 from projections.report import RunReport, trades_fingerprint
 
@@ -669,14 +669,9 @@ def matched_params(
 
 def _still_open(run: Path, trader: str, end: datetime) -> list[tuple[float, float, float]]:
     """The trader's positions open at the end of a run: (seconds held, notional, leverage)."""
-    namespaces = Namespaces(run / "views")
-    current = namespaces.current()
-    if current is None:
+    document = read_positions(run)
+    if document is None:
         return []
-    path = namespaces.directory(current) / "positions.json"
-    if not path.is_file():
-        return []
-    document = msgspec.json.decode(path.read_bytes(), type=PositionsDocument)
     return [
         (
             max(end.timestamp() - p.entry_time, 0.0),

@@ -206,17 +206,15 @@ def _decisions(app: TradingApp, trader: str) -> CycleDecisions:
     return cycle_decisions(app.trader_events(trader))
 
 
-#: A recorded arena's cycles and the counterfactual's match within this: the counterfactual's
-#: clock steps a minute at a time from the first recorded cycle, a live arena's did not.
+#: A recorded arena's cycles and the counterfactual's match within this: the replay steps to
+#: each recorded instant, but a trader may come due at another trader's instant after its own.
 RECORDED_MATCH_S = 60.0
 
 
-def recorded_arena_plan(
-    config: LoadedConfig, original: TradingApp, out: Path
-) -> tuple[BacktestPlan, list[str]]:
+def recorded_arena_plan(config: LoadedConfig, original: TradingApp, out: Path) -> BacktestPlan:
     """The plan of a counterfactual over a recorded arena (a data directory ``nof0 run``
     wrote): its traders' recorded snapshots written to ``<out>-snapshots.jsonl`` and served
-    at the times they were taken. Returns the plan and the traders that have cycles."""
+    at the times they were taken; its traders are those that have cycles."""
     snapshots: list[tuple[datetime, str]] = []
     traders = []
     for trader in config.manager.traders:
@@ -240,7 +238,7 @@ def recorded_arena_plan(
     path = out.parent / f"{out.name}-snapshots.jsonl"
     write_frames(frames, path)
     start = frames[0].as_of - STEP  # the run then steps to each recorded cycle's instant
-    plan = BacktestPlan(
+    return BacktestPlan(
         start=start,
         end=frames[-1].as_of + STEP,
         candles={},
@@ -250,7 +248,6 @@ def recorded_arena_plan(
         snapshots=path,
         simulate_venues=True,  # a live arena's traders re-decide on the simulator
     )
-    return plan, traders
 
 
 def replay_run(
@@ -279,17 +276,16 @@ def replay_run(
     if recorded_arena:
         assert open_arena is not None
         original_app = open_arena()
-        plan, _ = recorded_arena_plan(config, original_app, out)
+        plan = recorded_arena_plan(config, original_app, out)
     else:
         plan = recorded_plan(run, out)
+        _same_as_recorded(config, run, plan)
     unknown_risk = [key for key in change.risk if key not in RiskParams.model_fields]
     if unknown_risk:
         raise BacktestError(
             f"--risk {', '.join(unknown_risk)}: not a risk parameter (they are: "
             f"{', '.join(RiskParams.model_fields)})"
         )
-    if not recorded_arena:
-        _same_as_recorded(config, run, plan)
     changed = changed_config(config, change, plan.traders)
     if not approve(changed, plan):
         raise BacktestError("the model calls were not approved (see the estimate above)")

@@ -8,7 +8,6 @@ The digest is the sha256 of the rendered messages.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -21,7 +20,13 @@ from typing import Any
 import jinja2
 
 from application.cycle import PromptError
-from application.ports import AccountView, MarketSnapshot, PromptLimits, RenderedPrompt
+from application.ports import (
+    AccountView,
+    MarketSnapshot,
+    PromptLimits,
+    RenderedPrompt,
+    prompt_digest,
+)
 
 _HEADER = re.compile(r"Version:\s*([^\s#}*]+)")
 HEADER_LINES = 5
@@ -258,7 +263,7 @@ class JinjaPromptRenderer:
             user_text = user.template.render(**context).strip() + "\n"
         except jinja2.TemplateError as exc:
             raise PromptError(f"rendering failed: {exc}") from exc
-        digest = hashlib.sha256(f"{system_text}\x00{user_text}".encode()).hexdigest()
+        digest = prompt_digest(system_text, user_text)
         return RenderedPrompt(
             template=f"{system.id}+{user.id}",
             version=user.version or system.version,

@@ -9,7 +9,12 @@ from typing import TypeVar
 import msgspec
 
 from infrastructure.views.jsonfile import Namespaces
-from projections.documents import AccountTotalsDocument, AnalyticsDocument, TradesDocument
+from projections.documents import (
+    AccountTotalsDocument,
+    AnalyticsDocument,
+    PositionsDocument,
+    TradesDocument,
+)
 
 T = TypeVar("T")
 
@@ -40,6 +45,17 @@ def _decode(directory: Path, filename: str, kind: type[T], *, required: bool = T
         return msgspec.json.decode(raw, type=kind)
     except msgspec.DecodeError as exc:
         raise ReportError(f"{path} could not be read: {exc}") from exc
+
+
+def read_positions(data_dir: Path) -> PositionsDocument | None:
+    """The run's open positions at its end (None: no views or no positions view)."""
+    namespaces = Namespaces(data_dir / "views")
+    current = namespaces.current()
+    if current is None:
+        return None
+    return _decode(
+        namespaces.directory(current), "positions.json", PositionsDocument, required=False
+    )
 
 
 def read_run(data_dir: Path) -> RunDocuments:

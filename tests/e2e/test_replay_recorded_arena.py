@@ -111,7 +111,7 @@ def test_cycles_recorded_at_drifting_seconds_are_each_decided_on_their_own_snaps
 
     config = bootstrap.load_config(DEFAULT_CONFIG, data_dir=arena)
     original = open_trading_app(sqlite_env(arena / "events.sqlite3"))
-    plan, _ = recorded_arena_plan(config, original, tmp_path / "plain")
+    plan = recorded_arena_plan(config, original, tmp_path / "plain")
     frames = read_frames(plan.snapshots)  # type: ignore[arg-type]
     drifted = []
     for n, frame in enumerate(frames):
