@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from application.capital import Rebalancer
 from application.control import Flattener
@@ -56,6 +56,19 @@ class ResumableClock(Protocol):
     """A replay clock that can continue from where the recorded history stops."""
 
     def resume_at(self, at: datetime) -> None: ...
+
+
+_MARKED: dict[type, bool] = {}
+
+
+def _marked_to_market(exchange: object) -> TypeGuard[MarkedToMarket]:
+    """``isinstance(exchange, MarkedToMarket)``, remembered per class (a runtime protocol
+    check walks the protocol's members; every tick asks it of every venue)."""
+    kind = type(exchange)
+    known = _MARKED.get(kind)
+    if known is None:
+        known = _MARKED[kind] = isinstance(exchange, MarkedToMarket)
+    return known
 
 
 @dataclass
@@ -598,7 +611,7 @@ class Arena:
             if rt.exchange not in entry[2]:
                 entry[2].append(rt.exchange)
         return [
-            (market, sorted(coins), [e for e in exchanges if isinstance(e, MarkedToMarket)])
+            (market, sorted(coins), [e for e in exchanges if _marked_to_market(e)])
             for market, coins, exchanges in markets.values()
         ]
 

@@ -111,6 +111,8 @@ class TradingApp(Application[UUID]):
         return self._save_live(account)
 
     def _save_live(self, aggregate: Trader | VenueAccount) -> int | None:
+        if not aggregate.pending_events:
+            return None  # nothing new: no transaction (a reconciliation pass often books nothing)
         try:
             recordings: list[Recording[UUID]] = self.save(aggregate)
         except BaseException:

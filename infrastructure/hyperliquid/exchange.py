@@ -1,7 +1,9 @@
 """The Hyperliquid exchange adapter: the ``Exchange`` port over the official SDK.
 
-Actions are built and signed with the SDK's own helpers (``order_request_to_order_wire``,
-``sign_l1_action``), so the bytes the venue hashes are the ones the SDK would send, and go
+Actions are built with the SDK's own helpers (``order_request_to_order_wire``) and signed
+as its ``sign_l1_action`` signs them (``l1_signing.sign_l1``: the same message and
+signature, the fixed EIP-712 hashes computed once), so the bytes the venue hashes are the
+ones the SDK would send, and go
 out through a :mod:`transport` (HTTP through the SDK's ``API``, or in-process to the
 simulator). No SDK ``Info``/``Exchange`` object is built: those fetch metadata and may
 start websockets on construction; metadata is read once at start-up instead.
@@ -30,7 +32,6 @@ from eth_account.signers.local import LocalAccount
 from hyperliquid.utils.signing import (
     order_request_to_order_wire,
     order_wires_to_order_action,
-    sign_l1_action,
 )
 from hyperliquid.utils.types import Cloid
 
@@ -54,6 +55,7 @@ from application.ports import (
 from domain.risk import AssetRules
 from domain.values import Liquidity, OrderSide
 from infrastructure.hyperliquid.errors import classify, status_reason
+from infrastructure.hyperliquid.l1_signing import sign_l1
 from infrastructure.hyperliquid.ledger import UnreadableDelta, perp_usdc_change
 from infrastructure.hyperliquid.nonces import NonceManager
 from infrastructure.hyperliquid.transport import Transport, TransportError
@@ -187,9 +189,7 @@ class HyperliquidExchange:
                 f"{self.name}: address rate limit, next action in {wait:.0f}s", ambiguous=False
             )
         nonce = self.nonces.next()
-        signature = sign_l1_action(
-            self.wallet, action, self.vault_address, nonce, None, self.is_mainnet
-        )
+        signature = sign_l1(self.wallet, action, self.vault_address, nonce, None, self.is_mainnet)
         body = {
             "action": action,
             "nonce": nonce,

@@ -10,7 +10,6 @@ its cloid, never simply sent again.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import msgspec
 import requests
 from hyperliquid.api import API
 from hyperliquid.utils.error import ClientError, ServerError
@@ -207,9 +207,9 @@ class InProcessTransport:
         self.blocking = blocking
 
     def post(self, path: str, payload: Mapping[str, Any]) -> Any:
-        body = json.loads(json.dumps(payload))
+        body = _round_trip(payload)
         status, answer = self._handler(path, body)
-        answer = json.loads(json.dumps(answer)) if answer is not None else None
+        answer = _round_trip(answer) if answer is not None else None
         where = f"{self.base_url}{path}"
         if status == 429:
             raise RateLimited(f"{where}: rate limited (HTTP 429)", status=429)
@@ -218,6 +218,16 @@ class InProcessTransport:
         if status >= 500:
             raise ServerFailed(f"{where}: HTTP {status}", status=status)
         return _checked(answer, where)
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+def _round_trip(value: Any) -> Any:
+    """Through JSON text and back (msgspec: the same values as the standard library's
+    round trip, several times faster; a backtest sends thousands of requests)."""
+    return _decode(_encode(value))
 
 
 def _checked(body: Any, where: str) -> Any:

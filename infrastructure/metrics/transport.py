@@ -23,22 +23,30 @@ ENDPOINT_CAP = 32
 
 
 class FailureWindow:
-    """Outcomes of a venue's requests over the last ``window_s`` seconds."""
+    """Outcomes of a venue's requests over the last ``window_s`` seconds.
+
+    The failures in the window are counted as outcomes come and go: a backtest sends
+    thousands of requests a second, and the ratio is read after each one."""
 
     def __init__(self, window_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.window_s = window_s
         self._clock = clock
         self._outcomes: deque[tuple[float, bool]] = deque()
+        self._failed = 0
 
     def record(self, ok: bool) -> None:
         now = self._clock()
         self._outcomes.append((now, ok))
+        if not ok:
+            self._failed += 1
         self._trim(now)
 
     def _trim(self, now: float) -> None:
         edge = now - self.window_s
-        while self._outcomes and self._outcomes[0][0] < edge:
-            self._outcomes.popleft()
+        outcomes = self._outcomes
+        while outcomes and outcomes[0][0] < edge:
+            if not outcomes.popleft()[1]:
+                self._failed -= 1
 
     @property
     def requests(self) -> int:
@@ -48,13 +56,13 @@ class FailureWindow:
     @property
     def failures(self) -> int:
         self._trim(self._clock())
-        return sum(1 for _, ok in self._outcomes if not ok)
+        return self._failed
 
     def ratio(self) -> float:
         """Failed over all requests in the window; 0 with no requests."""
         self._trim(self._clock())
         total = len(self._outcomes)
-        return sum(1 for _, ok in self._outcomes if not ok) / total if total else 0.0
+        return self._failed / total if total else 0.0
 
 
 def endpoint_of(path: str, payload: Mapping[str, Any]) -> str:
@@ -87,6 +95,8 @@ class MeteredTransport:
         self.window = window
         self._clock = clock
         self._endpoint = BoundedLabel(cap=ENDPOINT_CAP)
+        self._latency: dict[str, Any] = {}  # the histogram's child per endpoint, looked up once
+        self._ratio = metrics.exchange_failure_ratio.labels(venue)
         # The adapter reads these off its transport (thread or not; where it talks to).
         self.blocking = getattr(inner, "blocking", True)
         self.base_url = getattr(inner, "base_url", "")
@@ -103,13 +113,18 @@ class MeteredTransport:
             # A refusal for rate limiting or a bad request is the caller's doing, not the
             # venue being unhealthy; only the ambiguous failures count against the venue.
             self.window.record(not exc.ambiguous)
-            self.metrics.exchange_failure_ratio.labels(self.venue).set(self.window.ratio())
+            self._ratio.set(self.window.ratio())
             raise
         self._observe(endpoint, started)
         self.window.record(True)
-        self.metrics.exchange_failure_ratio.labels(self.venue).set(self.window.ratio())
+        self._ratio.set(self.window.ratio())
         return answer
 
     def _observe(self, endpoint: str, started: float) -> None:
         seconds = self._clock() - started
-        self.metrics.exchange_latency.labels(self.venue, endpoint).observe(seconds)
+        child = self._latency.get(endpoint)
+        if child is None:
+            child = self._latency[endpoint] = self.metrics.exchange_latency.labels(
+                self.venue, endpoint
+            )
+        child.observe(seconds)

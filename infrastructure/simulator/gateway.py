@@ -9,9 +9,11 @@ action reaches the matching engine:
   IP budget: past it, HTTP 429 with body ``null``. The in-process engine (client
   ``"in-process"``) is exempt. The extra weight of long answers (per 20 fills, per 60
   candles) is not counted.
-* **Signatures**: L1 actions are recovered with the SDK's
-  ``recover_agent_or_user_from_l1_action`` over the action exactly as received; user-signed
-  actions with ``recover_user_from_user_signed_action`` and the SDK's field lists. Both
+* **Signatures**: L1 actions are recovered as the SDK's
+  ``recover_agent_or_user_from_l1_action`` recovers them (``l1_signing.recover_l1``: the
+  same message, its fixed EIP-712 hashes computed once) over the action exactly as
+  received; user-signed actions with ``recover_user_from_user_signed_action`` and the
+  SDK's field lists. Both
   testnet-style unless ``is_mainnet`` (the SDK signs testnet-style for every URL but the
   exact mainnet one).
 * **Who acts**: the recovered signer must be a funded user or a live agent (mapping to its
@@ -51,10 +53,10 @@ from hyperliquid.utils.signing import (
     USD_CLASS_TRANSFER_SIGN_TYPES,
     USD_SEND_SIGN_TYPES,
     WITHDRAW_SIGN_TYPES,
-    recover_agent_or_user_from_l1_action,
     recover_user_from_user_signed_action,
 )
 
+from infrastructure.hyperliquid.l1_signing import recover_l1
 from infrastructure.simulator.engine import SimVenue
 from infrastructure.simulator.errors import DESERIALIZE, AgentApprovalError, InfoRequestError
 from infrastructure.simulator.info import CandleSource
@@ -322,9 +324,7 @@ class SimGateway:
         expires: int | None,
     ) -> dict[str, Any]:
         try:
-            signer = recover_agent_or_user_from_l1_action(
-                action, signature, vault, nonce, expires, self.is_mainnet
-            ).lower()
+            signer = recover_l1(action, signature, vault, nonce, expires, self.is_mainnet).lower()
         except _RECOVERY_ERRORS:
             return _err(UNRECOVERABLE)
         with self._lock:
