@@ -21,16 +21,22 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import anthropic
 import httpx2
-import openai
-from anthropic.types import ToolChoiceToolParam, ToolParam
-from openai.types.chat.completion_create_params import ResponseFormat
 
 from application.ports import DecisionReply, DecisionRequest, ModelError, ModelFailure
 from application.redaction import SECRETS, redact
+
+if TYPE_CHECKING:
+    # The vendors' SDKs take seconds to import (thousands of generated types); they are
+    # imported when a model of theirs is built, so that `nof0 serve` workers, the CLI and
+    # baseline-only arenas start without them.
+    import anthropic
+    import openai
+    from anthropic.types import ToolChoiceToolParam, ToolParam
+    from openai.types.chat.completion_create_params import ResponseFormat
 
 TOOL_NAME = "submit_decision"
 SCHEMA_NAME = "decision"
@@ -131,8 +137,12 @@ class _Client:
     """What both adapters share: the SDK client, failure mapping, body decoding, the reply."""
 
     protocol: ClassVar[str]
-    _sdk: ClassVar[Callable[..., Any]]  # the SDK's async client class
     _client: Any
+
+    @staticmethod
+    def _sdk() -> ModuleType:
+        """The vendor's SDK module (imported on first use)."""
+        raise NotImplementedError
 
     def __init__(
         self, endpoint: ModelEndpoint, *, http_client: httpx2.AsyncClient | None = None
@@ -143,13 +153,20 @@ class _Client:
         self.name = endpoint.name
         SECRETS.register(endpoint.api_key)  # also when built without a configuration file
         self._owns_http = http_client is None
-        self._client = self._sdk(
+        self._client = self._client_class()(
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
             timeout=endpoint.timeout_s,
             max_retries=endpoint.max_retries,
             http_client=http_client,
         )
+
+    def _client_class(self) -> Callable[..., Any]:
+        sdk = self._sdk()
+        client: Callable[..., Any] = (
+            sdk.AsyncAnthropic if self.protocol == "anthropic" else sdk.AsyncOpenAI
+        )
+        return client
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -161,14 +178,15 @@ class _Client:
         return ModelError(reason, text, _elapsed_ms(started))
 
     def _from_sdk(self, exc: openai.APIError | anthropic.APIError, started: float) -> ModelError:
+        sdk = self._sdk()  # the exception classes are named alike in both SDKs
         attempts = self.endpoint.max_retries + 1
-        if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError):
+        if isinstance(exc, sdk.APITimeoutError):
             return self._fail(
                 ModelFailure.TIMEOUT,
                 f"no answer within {self.endpoint.timeout_s:g}s ({attempts} attempt(s))",
                 started,
             )
-        if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError):
+        if isinstance(exc, sdk.APIConnectionError):
             cause = exc.__cause__
             why = f"{type(cause).__name__}: {cause}" if cause is not None else exc.message
             return self._fail(
@@ -176,15 +194,13 @@ class _Client:
                 f"connection failed after {attempts} attempt(s): {why}",
                 started,
             )
-        if isinstance(
-            exc, openai.APIResponseValidationError | anthropic.APIResponseValidationError
-        ):
+        if isinstance(exc, sdk.APIResponseValidationError):
             return self._fail(
                 ModelFailure.MALFORMED_RESPONSE,
                 f"HTTP {exc.status_code}, unreadable body: {exc.message}",
                 started,
             )
-        if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
+        if isinstance(exc, sdk.APIStatusError):
             message = _error_message(exc.body, exc.message)
             return self._fail(
                 _status_reason(exc.status_code), f"HTTP {exc.status_code}: {message}", started
@@ -249,8 +265,13 @@ class OpenAICompatibleModel(_Client):
     """Chat Completions through ``openai.AsyncOpenAI``."""
 
     protocol = "openai"
-    _sdk = openai.AsyncOpenAI
     _client: openai.AsyncOpenAI
+
+    @staticmethod
+    def _sdk() -> ModuleType:
+        import openai
+
+        return openai
 
     def _response_format(self) -> ResponseFormat | None:
         mode = self.endpoint.structured_output
@@ -268,6 +289,7 @@ class OpenAICompatibleModel(_Client):
         ep = self.endpoint
         limit = ep.max_completion_tokens
         response_format = self._response_format()
+        openai = self._sdk()
         started = time.perf_counter()
         try:
             raw = await self._client.chat.completions.with_raw_response.create(
@@ -332,12 +354,18 @@ class AnthropicModel(_Client):
     The SDK sends the key as ``Authorization: Bearer``."""
 
     protocol = "anthropic"
-    _sdk = anthropic.AsyncAnthropic
     _client: anthropic.AsyncAnthropic
+
+    @staticmethod
+    def _sdk() -> ModuleType:
+        import anthropic
+
+        return anthropic
 
     async def decide(self, request: DecisionRequest) -> DecisionReply:
         ep = self.endpoint
         tool_mode = ep.structured_output == "tool"
+        anthropic = self._sdk()
         tools: list[ToolParam] = []
         choice: ToolChoiceToolParam = {"type": "tool", "name": TOOL_NAME}
         if tool_mode:
