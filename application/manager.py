@@ -34,11 +34,13 @@ from application.ports import (
     Exchange,
     ExchangeError,
     FundingFeed,
+    GateMemory,
     MarkedToMarket,
     MarketData,
     MarketDataError,
     PromptRenderer,
 )
+from application.remembered_gates import RememberedGates
 from application.settings import EngineSettings, TraderSettings
 from application.store_guard import StoreGuard
 from application.trading import TradingApp
@@ -153,6 +155,7 @@ class Arena:
         paper_venue: Callable[[Exchange], Exchange] | None = None,
         store_guard: StoreGuard | None = None,
         leases: LeaseKeeper | None = None,
+        gate_memory: GateMemory | None = None,
     ) -> None:
         """``reconcile_intervals``: seconds between reconciliations per exchange provider
         (0: every tick, right for the in-process simulator); default the engine's.
@@ -161,7 +164,8 @@ class Arena:
         ``health_policy`` hands its traders' decisions to paper twins on the simulator that
         ``paper_venue`` opens, until it passes again and has been reconciled.
         ``leases``: several engines share the event store; this one drives only the traders
-        whose leases it holds, and writes the venue account only with the venue's lease."""
+        whose leases it holds, and writes the venue account only with the venue's lease.
+        ``gate_memory``: where triggers' gates are kept between runs (None: not kept)."""
         self.app = app
         self.clock = clock
         self.engine = engine
@@ -176,6 +180,7 @@ class Arena:
         #: An event store outage stops the arena's work (see application/store_guard.py).
         self.store_guard = store_guard
         self.leases = leases
+        self.gates = RememberedGates(gate_memory)
         self._leases_kept_at: float | None = None
         # A thread of their own: renewals must not queue behind venue calls waiting out a
         # request budget in the shared pool, or the leases expire under a live engine.
@@ -247,7 +252,8 @@ class Arena:
             self.app, venue.sync.desk, venue.sync, rt.market, self.clock, self.alerts
         )
         rules = rt.settings.triggers
-        gate = None if rules is None else TriggerState(rules)
+        config_id = rt.settings.config_id
+        gate = None if rules is None else self.gates.open(config_id, rules, self.clock.now())
         return _TraderState(rt, cycle, self._locks[rt.settings.config_id], flattener, gate=gate)
 
     def _all_states(self) -> Iterator[_TraderState]:
@@ -520,6 +526,7 @@ class Arena:
         mids = marked.get(id(rt.market), {})
         state.prices = {c: mids[c] for c in rt.settings.coins if c in mids}
         state.gate.observe(now, state.prices)
+        self.gates.observed(rt.settings.config_id, state.gate, now)
 
     def _triggered(self, state: _TraderState, gate: TriggerState, now: datetime) -> bool:
         """A trader with triggers: called when a gate fires (or at ``max_interval``); a
@@ -529,6 +536,7 @@ class Arena:
         last = state.last_cycle_at
         if last is None:
             state.wake = gate.called(now, state.prices, ("first_call",), None, interval)
+            self.gates.save(cfg.config_id, gate, now)
             return True
         verdict = gate.check(
             now,
@@ -558,6 +566,7 @@ class Arena:
             gate.skipped(verdict)
             return False
         state.wake = gate.called(now, state.prices, verdict.fired, last, interval)
+        self.gates.save(cfg.config_id, gate, now)
         return True
 
     def next_work_at(self, now: datetime, step: timedelta) -> datetime | None:
@@ -891,6 +900,7 @@ class Arena:
         if trader is not None:
             state.facts = _facts(trader)
             state.gate.settle(state.facts)
+            self.gates.save(state.runtime.settings.config_id, state.gate, self.clock.now())
 
     async def _run_cycle(
         self, state: _TraderState, now: datetime, wake: WakeRecord | None = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -363,6 +363,14 @@ class MarkedToMarket(Protocol):
         at: datetime,
         funding: Mapping[str, Decimal] | None = None,
     ) -> None: ...
+
+
+class GateMemory(Protocol):
+    """Where a trader's trigger gates are kept between runs (``domain.trigger_memory``)."""
+
+    def load(self, trader_id: str) -> Mapping[str, Any] | None: ...
+
+    def save(self, trader_id: str, data: Mapping[str, Any]) -> None: ...
 
 
 # -- decision models --------------------------------------------------------------------

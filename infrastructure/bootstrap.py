@@ -136,6 +136,7 @@ from infrastructure.projection_worker import ProjectionWorker, Target, json_targ
 from infrastructure.prompts.renderer import JinjaPromptRenderer
 from infrastructure.prompts.schema import DecisionSchema
 from infrastructure.reports.source import ReportError
+from infrastructure.trigger_store import FileGateMemory
 
 if TYPE_CHECKING:  # matplotlib is imported by nof0 report only: every other process starts faster
     from infrastructure.reports.html import WrittenReport
@@ -1036,6 +1037,8 @@ def build_engine(
         paper_venue=_paper_venue(config, clock) if mgr.paper_fallback else None,
         store_guard=guard,
         leases=keeper,
+        # A backtest never restarts: its gates need no memory.
+        gate_memory=None if backtest else FileGateMemory(config.data_dir / "triggers"),
     )
     worker = ProjectionWorker(
         source=app,

@@ -5,6 +5,7 @@ ticks between, which it records in aggregate (``DecisionTriggered``)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -188,3 +189,57 @@ def test_a_paused_trader_with_triggers_is_not_called_and_does_not_need_every_tic
         assert not arena.needs_every_tick()
 
     run(scenario())
+
+
+class DictGateMemory:
+    """The gates' memory in a dict (what the files hold, through JSON)."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, str] = {}
+
+    def load(self, trader_id: str) -> Any:
+        text = self.saved.get(trader_id)
+        return None if text is None else json.loads(text)
+
+    def save(self, trader_id: str, data: Any) -> None:
+        self.saved[trader_id] = json.dumps(data)
+
+
+def restarted(h: Harness, model: ScriptedModel, memory: DictGateMemory | None) -> Arena:
+    settings = h.settings
+    return Arena(
+        app=h.app,
+        runtimes=[TraderRuntime(settings, h.market, h.exchange, model)],
+        renderer=JinjaPromptRenderer(root=REPO / "prompts", schema_version="v1.0.0"),
+        clock=h.clock,
+        engine=h.engine,
+        alerts=h.alerts,
+        gate_memory=memory,
+    )
+
+
+def test_after_a_restart_the_gates_continue_from_their_memory() -> None:
+    rules = TriggerRules(max_interval_s=86400, atr_move=2.0, atr_period=3, bar_s=60)
+
+    async def scenario(memory: DictGateMemory | None) -> list[list[str]]:
+        h, _, model = await arena_for(rules, interval_s=86400)
+        first = restarted(h, model, memory)
+        await first.start()
+        for price in ZIGZAG:
+            await minute(h, first, price)
+        await first.drain()
+        # The engine restarts: a new arena over the same store, a quiet minute, a move.
+        second = restarted(h, model, memory)
+        await second.start()
+        base = model.requests[0].snapshot.coins["BTC"].price
+        for price in ("100000", "100100", "100000", "100100"):
+            await minute(h, second, price)
+        await minute(h, second, str(base + 260))  # over 2 ATR from the price at the call
+        return [e.fired for e in triggered(h)]
+
+    remembered = run(scenario(DictGateMemory()))
+    # The ATR and the price at the last call survived: quiet minutes stay quiet, the move
+    # calls the model at once.
+    assert remembered == [["first_call"], ["atr_move:BTC"]]
+    # Without the memory the ATR warms up again: the move finds the gate unavailable.
+    assert run(scenario(None)) == [["first_call"]]
