@@ -446,6 +446,13 @@ class Arena:
         idle = not any(state.lock.locked() for state in self._states.values())
         if self.rebalancer is not None and idle and self.rebalancer.due(now):
             self.rebalancer.run(now)
+        # One look at the log's head for the whole loop (it has no await: nothing of this
+        # process writes in between), not one per trader read.
+        with self.app.one_look():
+            self._decide_who_runs(now, marked)
+        self._retiring = [t for t in self._retiring if t.flatten_requested]
+
+    def _decide_who_runs(self, now: datetime, marked: dict[int, dict[str, Decimal]]) -> None:
         on_paper = self.paper_twins()
         owned = None if self.leases is None else self.leases.traders()
         for state in list(self._all_states()):
@@ -464,7 +471,6 @@ class Arena:
             ):
                 wake, state.wake = state.wake, None
                 self._spawn(config_id, self._cycle(state, now, wake))
-        self._retiring = [t for t in self._retiring if t.flatten_requested]
 
     async def _reconcile(self, venue: _VenueState, now: datetime) -> None:
         again = False  # traders taken while this pass ran: reconcile them at the next tick

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -50,10 +51,32 @@ class TradingApp(Application[UUID]):
         #: Nobody else writes this log (a backtest's own store): the working copies need
         #: no look at its head before each read.
         self.sole_writer = False
+        self._looking = False  # inside one_look()
+        self._looked = False  # ... and the head has been looked at
+
+    @contextmanager
+    def one_look(self) -> Iterator[None]:
+        """Reads inside look at the log's head once, not once each. Only around code with
+        no ``await``: no task of this process can write in between, and this process's
+        own writes keep the working copies current anyway (another process's write is
+        seen by the next look, as it would be microseconds later)."""
+        outer = self._looking
+        self._looking = True
+        self._looked = outer and self._looked
+        try:
+            yield
+        finally:
+            self._looking = outer
+            if not outer:
+                self._looked = False
 
     def _drop_if_others_wrote(self) -> None:
         if self.sole_writer:
             return
+        if self._looking:
+            if self._looked:
+                return
+            self._looked = True
         head = self.recorder.max_notification_id() or 0
         if head != self._seen:
             self._live.clear()

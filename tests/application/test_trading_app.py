@@ -61,3 +61,26 @@ def test_find_traders_sees_another_writer(sqlite_env: dict[str, str]) -> None:
     other_copy.pause(reason="operator", detail="test", at=T0)
     theirs.save_trader(other_copy)
     assert mine.find_traders(["a"])[0].paused is True
+
+
+def test_one_look_reads_the_head_once_and_the_next_read_after_it_sees_another_writer(
+    sqlite_env: dict[str, str],
+) -> None:
+    mine, theirs = TradingApp(env=sqlite_env), TradingApp(env=sqlite_env)
+    for config_id in ("a", "b"):
+        register(mine, config_id)
+    counting = CountingRecorder(mine.recorder)
+    mine.recorder = counting  # type: ignore[misc]
+    with mine.one_look():
+        assert mine.get_trader("a").paused is False
+        other_copy = theirs.get_trader("a")
+        other_copy.pause(reason="operator", detail="test", at=T0)
+        theirs.save_trader(other_copy)
+        with mine.one_look():  # nested: still the one look
+            mine.get_trader("b")
+        mine.find_traders(["a", "b"])
+        assert counting.head_reads == 1
+    # Outside, every read looks again, and the other process's write is seen.
+    assert mine.get_trader("a").paused is True
+    mine.get_trader("b")
+    assert counting.head_reads == 3
