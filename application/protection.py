@@ -54,6 +54,9 @@ class KeepResult:
     resized: int = 0
     canceled: int = 0
     exits: dict[str, str] = field(default_factory=dict)  # coin → cloid of an emergency close
+    #: Positions without a working stop or target whose mark was checked against its level
+    #: (what the pass did depended on the price).
+    watched: int = 0
 
 
 def _ticket(cloid: str, p: Protection | DesiredProtection) -> OrderTicket:
@@ -356,6 +359,9 @@ class ProtectionKeeper:
             return
         if kind is CloseReason.TARGET and not settings.take_profit_enabled:
             return
+        if position.context.exit_plan is None:
+            return  # no level to cross: the price does not matter
+        result.watched += 1
         mark = marks.get(position.coin)
         if mark is None or protective_exit(position, mark) is not kind:
             return

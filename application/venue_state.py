@@ -33,6 +33,15 @@ class SyncReport:
     drift: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     equity_gap: Decimal | None = None
+    watched: int = 0  # unprotected positions checked against the price
+    idle: bool = False  # not run: nothing changed since a pass that had nothing to do
+
+    def did_nothing(self) -> bool:
+        """Booked, placed, found and watched nothing: run again on the same venue account
+        and books, a pass does the same (nothing)."""
+        counts = (self.fills, self.funding, self.settled, self.protections, self.exits)
+        more = (self.foreign, self.transfers, self.watched)
+        return not any(counts + more) and not (self.skipped or self.drift or self.findings)
 
 
 @dataclass

@@ -104,6 +104,8 @@ class VenueSync:
         self._funding_cursor: datetime | None = None
         self._last_state: VenueAccountState | None = None
         self._held = HeldCoins()  # each trader's held coins, by copy and version
+        #: ``_unchanged`` after the last pass, when it did nothing (else None).
+        self._quiet: tuple[object, ...] | None = None
         self.last_run: datetime | None = None
 
     def at_rest(self) -> bool:
@@ -213,12 +215,43 @@ class VenueSync:
                     acquired.append(lock)
                 names.append(config_id)
             try:
-                await self._pass(now, names, report, reports or {}, startup=startup, full=full)
+                quiet = None if startup or reports else self._unchanged(names, full)
+                if quiet is not None and quiet == self._quiet:
+                    report.idle = True
+                else:
+                    await self._pass(now, names, report, reports or {}, startup=startup, full=full)
+                    # The key read before the pass: a change on the venue while it read (a
+                    # stop firing between its reads) makes the next key differ.
+                    done = report.did_nothing() and self.at_rest()
+                    self._quiet = quiet if done else None
             finally:
                 for lock in acquired:
                     lock.release()
         self.last_run = now
         return report
+
+    def _unchanged(self, names: list[str], full: bool) -> tuple[object, ...] | None:
+        """What a pass over ``names`` reads, but the prices: the venue account's revision
+        (a venue that can tell, the in-process simulator: every fill, order change, funding
+        payment, transfer or liquidation changes it; a price alone does not), the traders'
+        and the venue account's versions. None when the venue cannot tell.
+
+        After a pass that did nothing (``SyncReport.did_nothing``: no fill, funding,
+        settlement, protection, exit, transfer, foreign order, drift or finding, and no
+        unprotected position checked against the price) and with nothing in flight
+        (``at_rest``), a pass over an unchanged key would do nothing again: what it checks
+        against prices is the equity invariant, whose two sides move alike with the marks
+        when the positions agree. So it is not run (a backtest's ticks ran one per venue
+        whether or not anything had happened there)."""
+        revision = getattr(self.exchange, "account_revision", None)
+        if not callable(revision):
+            return None
+        traders = self._traders()
+        if any(t.pending for t in traders):
+            return None  # orders in flight: their outcome may come from a lookup, not a change
+        account = self.venue_account()
+        versions = tuple((t.config_id, t.version) for t in traders)
+        return (revision(), tuple(names), full, versions, account and account.version)
 
     async def _fetch(self, since_fill: datetime, since_funding: datetime) -> VenueRead:
         # The account and the open orders first, then the fills: every fill the account
@@ -282,6 +315,7 @@ class VenueSync:
                 )
             report.protections += kept.placed + kept.resized + kept.canceled
             report.exits += len(kept.exits)
+            report.watched += kept.watched
         if report.exits:
             # Emergency closes went out: book their fills now, not a pass later.
             try:

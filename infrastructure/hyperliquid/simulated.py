@@ -91,6 +91,12 @@ class SimulatedHyperliquid(HyperliquidExchange):
     ) -> None:
         self.gateway.advance(_ms(at), dict(prices), funding_rates=dict(funding or {}) or None)
 
+    def account_revision(self) -> bytes:
+        """Changes with every fill, order change, funding payment or transfer of this
+        account, not with prices (what lets a reconciliation pass with nothing new to read
+        be left out: ``VenueSync._unchanged``)."""
+        return self.gateway.account_revision(self.main_address)
+
     def quiet_marks(
         self,
         times: Sequence[datetime],

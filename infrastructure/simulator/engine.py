@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from infrastructure.simulator import account_actions, auth, errors, horizon, info, sweep
@@ -147,6 +148,23 @@ class SimVenue:
         )
         if self._venue.changed:
             self._commit()
+
+    def account_revision(self, user: str) -> bytes:
+        """A digest of the user's account apart from prices (see the gateway's)."""
+        acct = self._venue.core.accounts.get(user.lower())
+        if acct is None:
+            return b""
+        held = (
+            acct.cash,
+            acct.funded,
+            acct.positions,
+            acct.leverage,
+            acct.open_orders,
+            acct.funding_all,
+            acct.volume,
+            acct.cancel_at,
+        )
+        return hashlib.blake2b(msgspec.msgpack.encode(held), digest_size=16).digest()
 
     def quiet_updates(
         self,

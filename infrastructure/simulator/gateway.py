@@ -398,6 +398,14 @@ class SimGateway:
                 now_ms, mids, marks=marks, oracles=oracles, funding_rates=funding_rates
             )
 
+    def account_revision(self, user: str) -> bytes:
+        """A digest of what the venue holds for ``user`` apart from prices: cash,
+        positions, leverage, open orders (sizes, trigger states), funding paid, volume,
+        a scheduled cancel. Any fill, order change, funding payment, transfer or
+        liquidation changes it; a price update alone does not."""
+        with self._lock:
+            return self.venue.account_revision(user)
+
     def quiet_updates(
         self,
         times_ms: Sequence[int],

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from application.manager import Arena
+from application.venue_state import SyncReport
+from application.venue_sync import VenueSync
 from infrastructure import bootstrap
 from tests.support.arena import DEFAULT_CONFIG
 
@@ -97,6 +99,10 @@ def runs(candles: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
     for mode in ("minute", "bulk"):
         result = run(candles, root / mode, bulk=mode == "bulk")
         results[mode] = result
+    with pytest.MonkeyPatch.context() as patch:
+        # Every reconciliation pass run, none left out as unchanged (VenueSync._unchanged).
+        patch.setattr(VenueSync, "_unchanged", lambda self, names, full: None)
+        results["every_pass"] = run(candles, root / "every_pass", bulk=False)
     assert results["minute"].ticks == HOURS * 60
     # The bulk path ticked far fewer minutes, and still decided as often.
     assert results["bulk"].ticks < results["minute"].ticks / 3
@@ -120,6 +126,38 @@ def test_the_run_has_stops_targets_funding_and_three_traders(runs: dict[str, Pat
 
 def test_bulk_and_minute_paths_record_the_same_events(runs: dict[str, Path]) -> None:
     assert events(runs["bulk"]) == events(runs["minute"])
+
+
+def test_leaving_out_unchanged_reconciliation_passes_records_the_same_events(
+    runs: dict[str, Path],
+) -> None:
+    assert events(runs["minute"]) == events(runs["every_pass"])
+    for name in ("account-totals.json", "positions.json", "trades.json"):
+        assert view(runs["minute"], name) == view(runs["every_pass"], name), name
+
+
+def test_most_passes_of_a_quiet_minute_are_left_out(
+    candles: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports: list[SyncReport] = []
+    original = VenueSync.run
+
+    async def counted(self: VenueSync, *args: object, **kwargs: object) -> SyncReport:
+        report = await original(self, *args, **kwargs)  # type: ignore[arg-type]
+        reports.append(report)
+        return report
+
+    monkeypatch.setattr(VenueSync, "run", counted)
+    plan = bootstrap.BacktestPlan(
+        start=START,
+        end=START + timedelta(hours=1),
+        candles={"BTC": candles},
+        out=tmp_path,
+        bulk=False,
+    )
+    bootstrap.run_backtest(config(), plan, lambda _: None)
+    idle = sum(r.idle for r in reports)
+    assert idle > len(reports) / 2  # a minute ticked on three venues, most with nothing new
 
 
 def test_bulk_and_minute_paths_give_the_same_equity_and_positions(
