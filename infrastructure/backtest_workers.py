@@ -94,7 +94,12 @@ INCOMPLETE = "incomplete.json"
 
 
 class WorkerFailed(BacktestError):
-    """A worker process failed: the message names it, its traders or run, and the error."""
+    """A worker process failed: the message names it, its traders or run, and the error;
+    ``detail`` holds the worker's traceback (when it could send one)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class SharedAggregate(BacktestError):
@@ -211,8 +216,7 @@ def run_jobs(
                 process.terminate()
         for process in running.values():
             process.join()
-        message = f"{jobs[index].label} failed: {error}"
-        return WorkerFailed(message + (f"\n{detail}" if detail else ""))
+        return WorkerFailed(f"{jobs[index].label} failed: {error}", detail)
 
     def handle(message: tuple[Any, ...]) -> None:
         kind, index = message[0], message[1]
@@ -464,7 +468,12 @@ def run_split(
             plan.out,
             {
                 "state": "failed",
-                "error": f"{type(exc).__name__}: {exc}",
+                "error": str(exc)
+                if isinstance(exc, WorkerFailed)
+                else f"{type(exc).__name__}: {exc}",
+                "traceback": exc.detail
+                if isinstance(exc, WorkerFailed)
+                else "".join(traceback.format_exception(exc)),
                 "workers": {str(k): group for k, group in enumerate(groups)},
                 "note": "not a finished run: it failed; run it again into a new --out",
             },

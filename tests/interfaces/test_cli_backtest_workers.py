@@ -143,8 +143,15 @@ def test_workers_below_one_are_refused(
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(
+    ("job", "error"),
+    [
+        (failing_backtest.fail_for_one_trader, "RuntimeError: the venue of btc-hold is on fire"),
+        (failing_backtest.die_for_one_trader, "its process exited with code 3 and no result"),
+    ],
+)
 def test_a_failing_worker_fails_the_run_by_name_and_stops_the_others(
-    candles: str, tmp_path: Path
+    candles: str, tmp_path: Path, job: object, error: str
 ) -> None:
     out = tmp_path / "failed"
     plan = bootstrap.BacktestPlan(
@@ -161,14 +168,14 @@ def test_a_failing_worker_fails_the_run_by_name_and_stops_the_others(
             plan,
             2,
             store=bootstrap.SPLIT_STORE,
-            run=failing_backtest.fail_for_one_trader,
+            run=job,  # type: ignore[arg-type]
         )
     # The other worker sleeps for ten minutes: it was stopped, not waited for.
     assert time.monotonic() - began < 240
-    message = str(failed.value)
-    assert message.startswith("worker 1 (btc-hold) failed: RuntimeError: the venue of btc-hold")
+    assert str(failed.value) == f"worker 1 (btc-hold) failed: {error}"
     assert not (out / "backtest.json").exists()
     assert not (out / "events.sqlite3").exists()
     marker = json.loads((out / INCOMPLETE).read_text())
     assert marker["state"] == "failed"
-    assert "the venue of btc-hold is on fire" in marker["error"]
+    assert marker["error"] == str(failed.value)
+    assert marker["workers"] == {"0": ["ema-cross", "random-walk"], "1": ["btc-hold"]}

@@ -3,6 +3,7 @@ by name): one that fails for a chosen trader, and one that never finishes on its
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -21,5 +22,17 @@ def fail_for_one_trader(
     run that waited for them instead of stopping them would time out."""
     if FAILING in plan.traders:
         raise RuntimeError(f"the venue of {FAILING} is on fire")
+    time.sleep(600)
+    return bootstrap.run_backtest(config, plan, progress)
+
+
+def die_for_one_trader(
+    config: bootstrap.LoadedConfig,
+    plan: bootstrap.BacktestPlan,
+    progress: Callable[[bootstrap.Progress], None],
+) -> bootstrap.BacktestResult:
+    """The worker with ``FAILING`` dies without a word (as if killed); the others hang."""
+    if FAILING in plan.traders:
+        os._exit(3)
     time.sleep(600)
     return bootstrap.run_backtest(config, plan, progress)
