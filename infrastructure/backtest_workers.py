@@ -18,9 +18,10 @@ the whole, naming the job and its error):
 Why a trader's events do not depend on which process ran it: in a backtest every trader
 trades on a simulator account of its own (``backtest_config``: venue
 ``backtest-<trader>``, seeded by the venue's seed and the replica, not by the other
-traders), its market is a replay of the same candle files, its random baseline is seeded by
-its own id and the replica, and its allocation is its share of its own account. Nothing a
-trader records is read by another trader's cycle.
+traders), its market is a replay of the same candle files, its random baseline draws from
+a seed of its own id, its cycle and the replica, and its allocation is its share of its
+own account. Nothing a trader records is read by another trader's cycle (the tests check
+it: each aggregate's events are the same, byte for byte, with one process and with two).
 
 Aggregates written by more than one trader's run: none. The store holds two kinds of
 aggregate, ``Trader`` (id: uuid5 of the trader's config id, written only by its own
