@@ -40,7 +40,8 @@ worker number (the traders' configured order) and then by the worker's own order
 a merge, not a sort: each worker's events keep their relative order even if two of them
 were stamped out of order. The events are inserted through OUT's eventsourcing recorder in
 batches, so OUT's notification ids are fresh and consecutive; the aggregates' snapshots
-are copied as they are.
+are copied as they are (the same as a one-process run's but for the wall-clock time the
+library stamps on a snapshot, which differs between any two runs).
 
 A run in progress, or one that failed, is never taken for a finished one: ``backtest.json``
 is written last, only when every worker, the merge and the rebuild succeeded; until then

@@ -111,3 +111,21 @@ def test_the_merge_needs_an_empty_store(tmp_path: Path) -> None:
     target = store(tmp_path / "out.sqlite3", [(B, 1, "2022-01-13T00:00:00Z")])
     with pytest.raises(BacktestError, match="not empty"):
         merge_stores([first], target)
+
+
+def test_the_aggregates_snapshots_are_copied(tmp_path: Path) -> None:
+    first = store(tmp_path / "0.sqlite3", [(A, 1, "2022-01-13T00:00:00Z")])
+    second = store(tmp_path / "1.sqlite3", [(B, 1, "2022-01-13T00:00:00Z")])
+    snapshots = {
+        A: StoredEvent(A, 1, "eventsourcing.domain:Snapshot", b'{"state":"a"}'),
+        B: StoredEvent(B, 1, "eventsourcing.domain:Snapshot", b'{"state":"b"}'),
+    }
+    for app, originator in ((first, A), (second, B)):
+        assert app.snapshots is not None
+        app.snapshots.recorder.insert_events([snapshots[originator]])
+    target = open_trading_app(sqlite_env(tmp_path / "out.sqlite3"))
+    report = merge_stores([first, second], target)
+    assert report.snapshots == 2
+    assert target.snapshots is not None
+    for originator, snapshot in snapshots.items():
+        assert target.snapshots.recorder.select_events(originator) == [snapshot]
