@@ -52,6 +52,9 @@ if TYPE_CHECKING:  # bootstrap wires the backtest; importing it at run time woul
     from infrastructure.bootstrap import Engine
 
 BuildEngine = Callable[[LoadedConfig, ManualClock, int], "Engine"]
+#: Runs several independent backtests (each into its plan's ``out``), results in order:
+#: one after another, or side by side in processes (``--workers``).
+RunAll = Callable[[Sequence[tuple[LoadedConfig, "BacktestPlan"]]], list["BacktestResult"]]
 
 PROVIDER = "backtest"
 STEP = timedelta(minutes=1)
@@ -555,7 +558,16 @@ def run_backtest(
         fingerprint=trades_fingerprint(trades),
         ticks=ticks,
     )
-    summary = {
+    summary = backtest_summary(plan, run_config, result)
+    atomic_write(plan.out / "backtest.json", json.dumps(summary, indent=2).encode())
+    return result
+
+
+def backtest_summary(
+    plan: BacktestPlan, run_config: LoadedConfig, result: BacktestResult
+) -> dict[str, Any]:
+    """``backtest.json``: the run's inputs, figures and fingerprint."""
+    return {
         "seed": plan.seed,
         "spread_jitter": plan.spread_jitter,
         "from": plan.start.isoformat(),
@@ -564,15 +576,13 @@ def run_backtest(
         "trader_configs": trader_records(run_config),
         "candles": candle_record(plan),
         "minutes": result.minutes,
-        "cycles": cycles,
-        "ticks": ticks,
+        "cycles": result.cycles,
+        "ticks": result.ticks,
         "trades": result.trades,
-        "seconds": round(seconds, 3),
+        "seconds": round(result.seconds, 3),
         "candles_per_s": round(result.candles_per_s),
         "fingerprint": result.fingerprint,
     }
-    atomic_write(plan.out / "backtest.json", json.dumps(summary, indent=2).encode())
-    return result
 
 
 # -- replicas (--seeds N) ------------------------------------------------------------------
@@ -738,13 +748,17 @@ def run_replicas(
     null: str | None,
     matched_null: bool = False,
     run_with: Callable[[LoadedConfig, BacktestPlan], BacktestResult] | None = None,
+    run_all: RunAll | None = None,
 ) -> tuple[list[BacktestResult], ReplicaTable]:
     """``--seeds N``: N replicas into ``out/seed-<i>``, then ``out/replicas.json``.
 
     ``matched_null``: then, per trader, a random trader matched to its replica-0 turnover,
     holding time and leverage (``null-<id>``) over the same N replicas into
     ``out/null/seed-<i>``, and each trader tested against its own null
-    (``run_with`` runs a replica under the configuration with the nulls)."""
+    (``run_with`` runs a replica under the configuration with the nulls).
+
+    ``run_all``: the replicas (then the nulls' replicas) run through it, all at once (in
+    parallel processes with ``--workers``), instead of one by one through ``run_one``."""
     if seeds < 1:
         raise BacktestError(f"--seeds must be at least 1, not {seeds}")
     if plan.out.exists() and any(plan.out.iterdir()):
@@ -752,37 +766,42 @@ def run_replicas(
     if null is not None and plan.traders and null not in plan.traders:
         raise BacktestError(f"the null trader {null} is not among --traders")
     backtest_config(config, plan)  # refuse bad input before the first replica runs
-    runs = [
-        run_one(
-            dataclasses.replace(
-                plan,
-                out=plan.out / f"seed-{seed}",
-                seed=seed,
-                # Replica 0 is the run as configured; the others add fill randomness.
-                spread_jitter=REPLICA_SPREAD_JITTER if seed > 0 else plan.spread_jitter,
-            )
+    plans = [
+        dataclasses.replace(
+            plan,
+            out=plan.out / f"seed-{seed}",
+            seed=seed,
+            # Replica 0 is the run as configured; the others add fill randomness.
+            spread_jitter=REPLICA_SPREAD_JITTER if seed > 0 else plan.spread_jitter,
         )
         for seed in range(seeds)
     ]
+    runs = (
+        run_all([(config, one) for one in plans])
+        if run_all is not None
+        else [run_one(one) for one in plans]
+    )
     table = replica_table(runs, read, null)
     if matched_null:
-        if run_with is None:
+        if run_with is None and run_all is None:
             raise BacktestError("--matched-null needs a way to run the nulls")
         first = runs[0].out
         with_nulls, nulls, params = _matched_nulls(config, plan, read(first), first, null)
-        null_runs = [
-            run_with(
-                with_nulls,
-                dataclasses.replace(
-                    plan,
-                    traders=list(nulls.values()),
-                    out=plan.out / "null" / f"seed-{seed}",
-                    seed=seed,
-                    spread_jitter=REPLICA_SPREAD_JITTER if seed > 0 else plan.spread_jitter,
-                ),
+        null_plans = [
+            dataclasses.replace(
+                plan,
+                traders=list(nulls.values()),
+                out=plan.out / "null" / f"seed-{seed}",
+                seed=seed,
+                spread_jitter=REPLICA_SPREAD_JITTER if seed > 0 else plan.spread_jitter,
             )
             for seed in range(seeds)
         ]
+        if run_all is not None:
+            null_runs = run_all([(with_nulls, one) for one in null_plans])
+        else:
+            assert run_with is not None
+            null_runs = [run_with(with_nulls, one) for one in null_plans]
         null_table = replica_table(null_runs, read, None)
         matched: dict[str, dict[str, Any]] = {}
         for trader, null_id in nulls.items():
@@ -858,10 +877,12 @@ def run_trigger_comparison(
     *,
     run_one: Callable[[LoadedConfig, BacktestPlan], BacktestResult],
     read: Callable[[LoadedConfig, Path], dict[str, SideFigures]],
+    run_all: RunAll | None = None,
 ) -> tuple[dict[str, BacktestResult], TriggerComparison]:
     """``--compare-triggers``: the chosen traders over the same candles twice, on their
     decision interval (``out/timer``) and on their triggers (``out/triggers``), then
-    ``out/triggers-comparison.json`` with each side's calls and P&L."""
+    ``out/triggers-comparison.json`` with each side's calls and P&L. ``run_all``: both
+    sides at once (side by side in processes with ``--workers``)."""
     if plan.out.exists() and any(plan.out.iterdir()):
         raise BacktestError(f"{plan.out} is not empty: give a new --out for each run")
     run = backtest_config(config, plan)  # refuse bad input before either side runs
@@ -872,12 +893,14 @@ def run_trigger_comparison(
             "trader's triggers with its timer (set triggers in manager.yaml)"
         )
     configs = {"timer": without_triggers(config), "triggers": config}
-    results: dict[str, BacktestResult] = {}
     figures: dict[str, dict[str, SideFigures]] = {}
-    for side in SIDES:
-        one = dataclasses.replace(plan, out=plan.out / side)
-        results[side] = run_one(configs[side], one)
-        for trader, row in read(backtest_config(configs[side], one), one.out).items():
+    sides = [(configs[side], dataclasses.replace(plan, out=plan.out / side)) for side in SIDES]
+    if run_all is not None:
+        results = dict(zip(SIDES, run_all(sides), strict=True))
+    else:
+        results = {side: run_one(*job) for side, job in zip(SIDES, sides, strict=True)}
+    for side, (side_config, one) in zip(SIDES, sides, strict=True):
+        for trader, row in read(backtest_config(side_config, one), one.out).items():
             figures.setdefault(trader, {})[side] = row
     comparison = TriggerComparison(
         {t: sides for t, sides in figures.items() if set(sides) == set(SIDES)}

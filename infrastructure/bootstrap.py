@@ -58,6 +58,7 @@ from infrastructure.backtest import (
     CostEstimate,
     Progress,
     ReplicaTable,
+    RunAll,
     SideFigures,
     TriggerComparison,
     backtest_config,
@@ -66,6 +67,14 @@ from infrastructure.backtest import (
     run_trigger_comparison,
 )
 from infrastructure.backtest import run_backtest as _run_backtest
+from infrastructure.backtest_workers import (
+    Job,
+    SplitStore,
+    WorkerFailed,
+    check_workers,
+    run_jobs,
+    run_split,
+)
 from infrastructure.clock import ReplayClock, SystemClock
 from infrastructure.config.loader import ConfigError, LoadedConfig, Problem, load_config
 from infrastructure.config.models import (
@@ -193,6 +202,7 @@ __all__ = [
     "SideFigures",
     "TriggerComparison",
     "UnknownInterval",
+    "WorkerFailed",
     "build_engine",
     "build_readers",
     "check_config",
@@ -1292,16 +1302,38 @@ class RunReportResult:
 # -- backtests ---------------------------------------------------------------------------------
 
 
+def _current_views(run: LoadedConfig) -> Path:
+    ns = namespaces(run)
+    return ns.directory(ns.ensure_current())
+
+
+def _rebuild_split(run: LoadedConfig, app: TradingApp) -> None:
+    rebuild_projections(run, app=app)
+
+
+#: How a backtest split by trader reaches its stores (``--workers``).
+SPLIT_STORE = SplitStore(
+    open_app=lambda run: open_app(run),
+    open_worker=lambda out: open_trading_app(sqlite_env(out / "events.sqlite3")),
+    rebuild=_rebuild_split,
+    current_views=_current_views,
+)
+
+
 def run_backtest(
-    config: LoadedConfig, plan: BacktestPlan, progress: Callable[[Progress], None]
+    config: LoadedConfig,
+    plan: BacktestPlan,
+    progress: Callable[[Progress], None],
+    *,
+    workers: int = 1,
 ) -> BacktestResult:
     """``nof0 backtest``: this configuration's traders over recorded candles (see
-    :mod:`infrastructure.backtest`)."""
-
-    def current_views(run: LoadedConfig) -> Path:
-        ns = namespaces(run)
-        return ns.directory(ns.ensure_current())
-
+    :mod:`infrastructure.backtest`); ``workers`` > 1: the traders split across that many
+    processes, their stores merged into the run's (:mod:`infrastructure.backtest_workers`)."""
+    check_workers(workers)
+    if workers > 1:
+        return run_split(config, plan, workers, store=SPLIT_STORE, progress=progress)
+    current_views = _current_views
     return _run_backtest(
         config,
         plan,
@@ -1324,9 +1356,12 @@ def run_backtest_replicas(
     *,
     null: str | None = "random-walk",
     matched_null: bool = False,
+    workers: int = 1,
 ) -> tuple[list[BacktestResult], ReplicaTable]:
     """``nof0 backtest --seeds N``: N replicas, their KPIs as mean and interval, each trader
-    against the random trader (``null``) over the same replicas."""
+    against the random trader (``null``) over the same replicas; ``workers`` > 1: the
+    replicas in up to that many processes."""
+    check_workers(workers)
     from infrastructure.reports.source import read_run
     from projections.report import build_report
 
@@ -1346,14 +1381,34 @@ def run_backtest_replicas(
         null=null if null in randoms else (randoms[0] if randoms else None),
         matched_null=matched_null,
         run_with=lambda with_nulls, one: run_backtest(with_nulls, one, progress),
+        run_all=_run_all(workers, progress),
     )
 
 
+def _run_all(workers: int, progress: Callable[[Progress], None]) -> RunAll | None:
+    """Independent backtests side by side in up to ``workers`` processes (None: one by
+    one, in this process)."""
+    if workers == 1:
+        return None
+
+    def run_all(runs: Sequence[tuple[LoadedConfig, BacktestPlan]]) -> list[BacktestResult]:
+        jobs = [Job(run, plan, str(plan.out)) for run, plan in runs]
+        return run_jobs(jobs, workers, progress)[0]
+
+    return run_all
+
+
 def compare_triggers(
-    config: LoadedConfig, plan: BacktestPlan, progress: Callable[[Progress], None]
+    config: LoadedConfig,
+    plan: BacktestPlan,
+    progress: Callable[[Progress], None],
+    *,
+    workers: int = 1,
 ) -> tuple[dict[str, BacktestResult], TriggerComparison]:
     """``nof0 backtest --compare-triggers``: the traders on their timer and on their
-    triggers over the same candles, calls and P&L side by side."""
+    triggers over the same candles, calls and P&L side by side (``workers`` > 1: the two
+    sides in two processes)."""
+    check_workers(workers)
     import msgspec
 
     from infrastructure.reports.source import read_run
@@ -1404,6 +1459,7 @@ def compare_triggers(
         plan,
         run_one=lambda run, one: run_backtest(run, one, progress),
         read=read,
+        run_all=_run_all(workers, progress),
     )
 
 

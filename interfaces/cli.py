@@ -125,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the traders on their decision interval and on their triggers over the same "
         "candles (OUT/timer, OUT/triggers): model calls and P&L side by side",
     )
+    backtest.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes: replicas (--seeds) or the two sides (--compare-triggers) side by "
+        "side; a single run's traders split across them (OUT/workers/<k>), their events "
+        "merged into OUT. Same results as one process",
+    )
 
     check = commands.add_parser("check", help="validate the configuration and report problems")
     _common(check)
@@ -378,6 +387,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         coins=coins,
     )
     logging.basicConfig(level=logging.WARNING)
+    if args.workers < 1:
+        print(
+            f"backtest refused: --workers must be at least 1, not {args.workers}", file=sys.stderr
+        )
+        return EXIT_CONFIG
     if args.matched_null and args.seeds < 2:
         print("backtest refused: --matched-null needs --seeds 2 or more", file=sys.stderr)
         return 1
@@ -395,11 +409,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if estimate.calls and not _spend_approved(estimate, args.yes, args.max_cost, runs):
         return 1
     if args.compare_triggers:
-        return _compare_triggers(config, plan)
+        return _compare_triggers(config, plan, args.workers)
     if args.seeds != 1:
-        return _backtest_replicas(config, plan, args.seeds, matched=args.matched_null)
+        return _backtest_replicas(
+            config, plan, args.seeds, matched=args.matched_null, workers=args.workers
+        )
     try:
-        result = bootstrap.run_backtest(config, plan, _progress_bar)
+        result = bootstrap.run_backtest(config, plan, _progress_bar, workers=args.workers)
+    except bootstrap.WorkerFailed as exc:
+        print(f"\nbacktest failed: {exc}", file=sys.stderr)
+        return 1
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
         print(f"backtest refused: {exc}", file=sys.stderr)
         return 1
@@ -425,9 +444,16 @@ def _summary(summary: object) -> str:
     return f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]"
 
 
-def _compare_triggers(config: bootstrap.LoadedConfig, plan: bootstrap.BacktestPlan) -> int:
+def _compare_triggers(
+    config: bootstrap.LoadedConfig, plan: bootstrap.BacktestPlan, workers: int
+) -> int:
     try:
-        results, comparison = bootstrap.compare_triggers(config, plan, _progress_bar)
+        results, comparison = bootstrap.compare_triggers(
+            config, plan, _progress_bar, workers=workers
+        )
+    except bootstrap.WorkerFailed as exc:
+        print(f"\nbacktest failed: {exc}", file=sys.stderr)
+        return 1
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
         print(f"backtest refused: {exc}", file=sys.stderr)
         return 1
@@ -460,12 +486,20 @@ def _interval(estimate: float | None, low: float | None, high: float | None) -> 
 
 
 def _backtest_replicas(
-    config: bootstrap.LoadedConfig, plan: bootstrap.BacktestPlan, seeds: int, *, matched: bool
+    config: bootstrap.LoadedConfig,
+    plan: bootstrap.BacktestPlan,
+    seeds: int,
+    *,
+    matched: bool,
+    workers: int = 1,
 ) -> int:
     try:
         runs, table = bootstrap.run_backtest_replicas(
-            config, plan, seeds, _progress_bar, matched_null=matched
+            config, plan, seeds, _progress_bar, matched_null=matched, workers=workers
         )
+    except bootstrap.WorkerFailed as exc:
+        print(f"\nbacktest failed: {exc}", file=sys.stderr)
+        return 1
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
         print(f"backtest refused: {exc}", file=sys.stderr)
         return 1

@@ -6,7 +6,11 @@ simulator in bulk): minute candles replayed per second and decision cycles per s
 
 * with the configured decision intervals (3 min, 3 min, 15 min) over ``--hours``;
 * with a one-hour decision interval for every trader (``REALISTIC_INTERVAL_S``: an LLM
-  trader decides every hour or so) over ``--days``, the figure compared with freqtrade.
+  trader decides every hour or so) over ``--days``, the figure compared with freqtrade;
+* the same realistic run with ``--workers 2`` (the traders split across two processes,
+  their stores merged into the run's and its views rebuilt: the wall time of all of it,
+  the processes' start-up included), on a line of its own; the one-process figure stays
+  the headline.
 
 Then freqtrade's backtesting of an equivalent EMA-cross strategy on the same candles and
 window (``tests/bench/freqtrade.py``: its own venv, skipped with the reason when it cannot
@@ -44,8 +48,11 @@ def _config(interval_s: float | None) -> bootstrap.LoadedConfig:
     )
 
 
-def one(hours: float, interval_s: float | None = None, *, bulk: bool = True) -> dict[str, Any]:
-    """One run: ``interval_s`` for every trader (None: as configured)."""
+def one(
+    hours: float, interval_s: float | None = None, *, bulk: bool = True, workers: int = 1
+) -> dict[str, Any]:
+    """One run: ``interval_s`` for every trader (None: as configured), in ``workers``
+    processes."""
     config = _config(interval_s)
     with tempfile.TemporaryDirectory() as tmp:
         plan = bootstrap.BacktestPlan(
@@ -55,7 +62,8 @@ def one(hours: float, interval_s: float | None = None, *, bulk: bool = True) -> 
             out=Path(tmp) / "run",
             bulk=bulk,
         )
-        result = bootstrap.run_backtest(config, plan, lambda _: None)
+        result = bootstrap.run_backtest(config, plan, lambda _: None, workers=workers)
+        processes = json.loads((plan.out / "backtest.json").read_text()).get("processes")
     intervals = {t.id: t.decision_interval for t in config.manager.traders}
     return {
         "traders": result.traders,
@@ -69,6 +77,8 @@ def one(hours: float, interval_s: float | None = None, *, bulk: bool = True) -> 
         "candles_per_s": round(result.candles_per_s),
         "cycles_per_s": round(result.cycles / result.seconds) if result.seconds else 0,
         "fingerprint": result.fingerprint,
+        "workers": workers,
+        **({"processes": processes} if processes else {}),
     }
 
 
@@ -78,6 +88,7 @@ def run(hours: float = 24.0, days: float = 18.0, *, freqtrade: bool = True) -> d
     results: dict[str, Any] = {
         "configured": one(hours),
         "realistic": one(days * 24, REALISTIC_INTERVAL_S),
+        "realistic_workers_2": one(days * 24, REALISTIC_INTERVAL_S, workers=2),
     }
     if freqtrade:
         from tests.bench import freqtrade as ft
@@ -105,6 +116,13 @@ def report(results: dict[str, Any]) -> None:
         return
     print(_line("configured intervals", results["configured"]))
     print(_line("realistic interval", results["realistic"]))
+    if "realistic_workers_2" in results:
+        two = results["realistic_workers_2"]
+        same = two["fingerprint"] == results["realistic"]["fingerprint"]
+        print(
+            _line("realistic interval, --workers 2", two)
+            + f"; fingerprint {'the same' if same else 'DIFFERENT'} as one process"
+        )
     if "freqtrade" in results:
         from tests.bench import freqtrade as ft
 

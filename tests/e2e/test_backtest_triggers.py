@@ -89,9 +89,10 @@ def test_baseline_traders_on_timer_and_triggers(
     assert status(out / "timer")["ema-cross"]["triggers"] is None
     assert "ema-cross            timer" in printed
     assert f"{row['calls_ratio']:.1f}× fewer calls on triggers" in printed
-    # The same run again gives the same figures (the gates are deterministic).
+    # The same run again gives the same figures (the gates are deterministic), with the
+    # two sides in two processes too (--workers).
     again = tmp_path / "again"
-    assert compare(ws, shared_dir, again, "ema-cross") == 0
+    assert compare(ws, shared_dir, again, "ema-cross", "--workers", "2") == 0
     assert (
         json.loads((again / "triggers-comparison.json").read_text())["traders"]
         == (document["traders"])
