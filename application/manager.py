@@ -252,8 +252,8 @@ class Arena:
             self.app, venue.sync.desk, venue.sync, rt.market, self.clock, self.alerts
         )
         rules = rt.settings.triggers
-        config_id = rt.settings.config_id
-        gate = None if rules is None else self.gates.open(config_id, rules, self.clock.now())
+        # Continued from its memory in start(), once the replay clock has resumed.
+        gate = None if rules is None else TriggerState(rules)
         return _TraderState(rt, cycle, self._locks[rt.settings.config_id], flattener, gate=gate)
 
     def _all_states(self) -> Iterator[_TraderState]:
@@ -306,6 +306,10 @@ class Arena:
             self.clock.resume_at(latest)
             log.info("resuming the replay clock at %s", latest.isoformat())
         now = self.clock.now()
+        for config_id, state in self._states.items():
+            rules = state.runtime.settings.triggers
+            if rules is not None and self.owns(config_id):
+                state.gate = self.gates.open(config_id, rules, now)
         for config_id, state in self._states.items():
             if not self.owns(config_id):
                 continue  # another engine registers and allocates it
@@ -458,7 +462,10 @@ class Arena:
         for state in list(self._all_states()):
             config_id = state.runtime.settings.config_id
             self._observe(state, now, marked)
-            if state.lock.locked() or not self.owns(config_id, owned) or self._settling(config_id):
+            mine = self.owns(config_id, owned)
+            if mine and state.gate is not None:
+                self.gates.observed(config_id, state.gate, now)  # another engine's: its to keep
+            if state.lock.locked() or not mine or self._settling(config_id):
                 continue
             self._refresh(state)
             if state.flatten_requested:
@@ -532,7 +539,6 @@ class Arena:
         mids = marked.get(id(rt.market), {})
         state.prices = {c: mids[c] for c in rt.settings.coins if c in mids}
         state.gate.observe(now, state.prices)
-        self.gates.observed(rt.settings.config_id, state.gate, now)
 
     def _triggered(self, state: _TraderState, gate: TriggerState, now: datetime) -> bool:
         """A trader with triggers: called when a gate fires (or at ``max_interval``); a

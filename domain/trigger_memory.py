@@ -10,7 +10,9 @@ reason when it cannot be used:
   something else);
 * it is older than ``atr_period`` bars (what it saves would have been rebuilt by then, and
   an ATR that old says little about the volatility now);
-* it is not a memory of this shape (another version, a damaged file).
+* it is not a memory of this shape (another version, a damaged file);
+* it was saved after ``now`` (a replay clock resumes at the last cycle and replays the
+  minutes since: the gates see them again, and a memory of them would be from the future).
 
 What the gates counted since the last call (ticks gated, per-gate quiet and unavailable
 ticks) is kept too, up to the last save. The forming bar continues: the first tick after
@@ -21,6 +23,7 @@ Pure: no I/O; the caller stores the mapping where it likes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
@@ -68,7 +71,9 @@ def restore(
         state = TriggerState(rules)
         for coin, gate_data in dict(data["coins"]).items():
             _set_gate(state._coin(str(coin)), gate_data)
-        state.reference = {str(c): float(p) for c, p in dict(data["reference"]).items()}
+        state.reference = {
+            str(c): _finite(p, f"reference {c}") for c, p in dict(data["reference"]).items()
+        }
         fills = data["fills_seen"]
         state.fills_seen = None if fills is None else datetime.fromisoformat(str(fills))
         state.closes_seen = _optional_int(data["closes_seen"])
@@ -76,7 +81,7 @@ def restore(
         state.ticks_gated = _optional_int(data["ticks_gated"]) or 0
         state.quiet = {str(k): int(v) for k, v in dict(data["quiet"]).items()}
         state.unavailable = {str(k): int(v) for k, v in dict(data["unavailable"]).items()}
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         return None, f"unreadable ({type(exc).__name__}: {exc})"
     return state, ""
 
@@ -120,9 +125,9 @@ def _indicator_data(indicator: _IndicatorState) -> dict[str, Any]:
 def _set_indicator(indicator: _IndicatorState, data: Mapping[str, Any]) -> None:
     for name in ("fast", "slow", "rsi"):
         _set_kernel(getattr(indicator, name), data[name], name)
-    indicator.side = int(data["side"])
+    indicator.side = _optional_int(data["side"]) or 0
     last = data["last_rsi"]
-    indicator.last_rsi = None if last is None else float(last)
+    indicator.last_rsi = None if last is None else _finite(last, "last_rsi")
     indicator.fired = bool(data["fired"])
 
 
@@ -154,8 +159,18 @@ def _typed(value: object, default: object, name: str) -> object:
     if isinstance(value, int):
         return float(value) if isinstance(default, float) else value
     if isinstance(value, float) and not isinstance(default, int):
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: {value!r} is not a finite number")
         return value
     raise ValueError(f"{name}: {value!r} does not fit the field")
+
+
+def _finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name}: {value!r} is not a number")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: {value!r} is not a finite number")
+    return float(value)
 
 
 def _optional_int(value: object) -> int | None:

@@ -151,10 +151,12 @@ class SimVenue:
 
     def account_revision(self, user: str) -> bytes:
         """A digest of the user's account apart from prices (see the gateway's)."""
-        acct = self._venue.core.accounts.get(user.lower())
+        core = self._venue.core
+        acct = core.accounts.get(user.lower())
         if acct is None:
             return b""
         held = (
+            core.seq,  # every history record (a zero funding payment, a transfer undone)
             acct.cash,
             acct.funded,
             acct.positions,

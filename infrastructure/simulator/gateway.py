@@ -401,8 +401,10 @@ class SimGateway:
     def account_revision(self, user: str) -> bytes:
         """A digest of what the venue holds for ``user`` apart from prices: cash,
         positions, leverage, open orders (sizes, trigger states), funding paid, volume,
-        a scheduled cancel. Any fill, order change, funding payment, transfer or
-        liquidation changes it; a price update alone does not."""
+        a scheduled cancel, and the venue's history sequence (so a record that leaves the
+        state as it was, a zero funding payment or a transfer undone, changes it too). Any
+        fill, order change, funding payment, transfer or liquidation changes it; a price
+        update alone does not."""
         with self._lock:
             return self.venue.account_revision(user)
 

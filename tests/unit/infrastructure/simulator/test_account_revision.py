@@ -1,5 +1,5 @@
 """The simulator's account revision: what lets a reconciliation pass with nothing new be left
-out. Prices alone never change it; a deposit, an order or a fill does."""
+out. Prices alone never change it; a deposit, an order, a fill or any history record does."""
 
 from __future__ import annotations
 
@@ -22,9 +22,14 @@ def test_prices_leave_it_and_a_deposit_changes_it() -> None:
     funded = gateway.account_revision(USER)
     assert funded
     moved = {coin: price * Decimal("1.01") for coin, price in MIDS.items()}
-    gateway.advance(T + 60_000, moved)
-    gateway.advance(T + 7_200_000, MIDS)  # two funding hours, no position: nothing paid
-    assert gateway.account_revision(USER) == funded
+    hour = T - T % 3_600_000
+    gateway.advance(hour + 3_600_000 + 1_000, moved)  # a funding hour: a history record
+    recorded = gateway.account_revision(USER)
+    assert recorded != funded  # (a zero payment leaves the state as it was; not the history)
+    gateway.advance(hour + 3_600_000 + 60_000, MIDS)  # a price, within the hour
+    gateway.advance(hour + 3_600_000 + 120_000, moved)
+    assert gateway.account_revision(USER) == recorded
+    funded = recorded
     gateway.fund(USER, Decimal(1))
     assert gateway.account_revision(USER) != funded
     assert gateway.account_revision(USER.upper().replace("0X", "0x")) == (
