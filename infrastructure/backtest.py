@@ -445,8 +445,9 @@ class _BulkSteps:
     taken in bulk (``mark_quiet``: each minute's path, update for update), a funding hour
     among them is marked in full (funding is settled there, with the hour's price and
     rate, and booked by the next tick's reconciliation, as the minute path books it), and
-    the first minute that may not be quiet gets a full tick. So the run records what it records minute by minute: the same
-    events, the same trades fingerprint, the same equity (tests/integration).
+    the first minute that may not be quiet gets a full tick. So the run records what it
+    records minute by minute: the same events, the same trades fingerprint, the same
+    equity (tests/integration).
 
     Conservative: nothing is skipped while the arena cannot say when it has work (None),
     or says it needs every tick (``needs_every_tick``, per-trader price triggers), or a

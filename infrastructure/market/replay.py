@@ -7,7 +7,9 @@ attempt to serve later data raises :class:`LookAheadError` instead.
 Snapshots are assembled by :mod:`infrastructure.market.snapshot`, as the live Hyperliquid
 provider's are, so a prompt's numbers mean the same in a replay and live. The tape's
 hourly funding rate is also offered (``funding_rates``), so the in-process simulator
-settles the funding the prompt showed.
+settles the funding the prompt showed, and each minute's OHLC path (``minute_path``), so
+the simulator sets off stops, targets, resting limits and liquidations where the candle
+reached them, not only at its close.
 """
 
 from __future__ import annotations
