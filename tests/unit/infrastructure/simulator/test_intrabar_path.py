@@ -237,3 +237,18 @@ def test_funding_is_settled_once_at_the_hour_with_the_close_as_the_oracle() -> N
     assert [row["time"] for row in history] == [HOUR0 + 3_600_000]
     # −szi × oracle × rate with the close (2010) as the oracle: −1 × 2010 × 0.0001.
     assert [row["delta"]["usdc"] for row in history] == ["-0.201"]
+
+
+def test_a_low_below_the_liquidation_price_liquidates_though_the_minute_closes_above() -> None:
+    sim = venue(cash="100")
+    one(sim, limit(ETH, True, "2010", "0.9", "Ioc"))  # liquidated below 1929.37687642
+    assert position(sim, "ETH")["liquidationPx"] == "1929.37687642"  # type: ignore[index]
+    # Opens 2000, up to 2005 (nearer), down to 1925 (below it), closes back at 1995.
+    walk(sim, market((2000.0, 2005.0, 1925.0, 1995.0)), 0)
+    assert position(sim, "ETH") is None
+    row = fills(sim)[-1]
+    assert (row["px"], row["dir"], row.get("liquidation") is not None) == (
+        "1925.0",
+        "Close Long",
+        True,
+    )
