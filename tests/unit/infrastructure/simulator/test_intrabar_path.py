@@ -1,7 +1,7 @@
 """A replayed minute marks the simulator along its OHLC path (open, the extreme nearer the
-open, the other extreme, close), so a stop, a target or a resting limit the candle reached
-sets off inside the minute, at the price the path reached, even when the minute closes
-back on the other side (a close-only mark would never see it)."""
+open, the other extreme, close), so a stop, a target, a resting limit or a liquidation the
+candle reached sets off inside the minute, at the price the path reached, even when the
+minute closes back on the other side (a close-only mark would never see it)."""
 
 from __future__ import annotations
 
