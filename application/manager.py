@@ -35,9 +35,12 @@ from application.ports import (
     ExchangeError,
     FundingFeed,
     GateMemory,
+    IntrabarFeed,
     MarkedToMarket,
     MarketData,
     MarketDataError,
+    MinutePath,
+    PathMarked,
     PromptRenderer,
 )
 from application.remembered_gates import RememberedGates
@@ -70,6 +73,28 @@ def _marked_to_market(exchange: object) -> TypeGuard[MarkedToMarket]:
     known = _MARKED.get(kind)
     if known is None:
         known = _MARKED[kind] = isinstance(exchange, MarkedToMarket)
+    return known
+
+
+_PATH_MARKED: dict[type, bool] = {}
+_INTRABAR: dict[type, bool] = {}
+
+
+def _path_marked(exchange: object) -> TypeGuard[PathMarked]:
+    """``isinstance(exchange, PathMarked)``, remembered per class (as ``_marked_to_market``)."""
+    kind = type(exchange)
+    known = _PATH_MARKED.get(kind)
+    if known is None:
+        known = _PATH_MARKED[kind] = isinstance(exchange, PathMarked)
+    return known
+
+
+def _intrabar(market: object) -> TypeGuard[IntrabarFeed]:
+    """``isinstance(market, IntrabarFeed)``, remembered per class (as ``_marked_to_market``)."""
+    kind = type(market)
+    known = _INTRABAR.get(kind)
+    if known is None:
+        known = _INTRABAR[kind] = isinstance(market, IntrabarFeed)
     return known
 
 
@@ -641,11 +666,18 @@ class Arena:
         await self._mark(now)
 
     async def _mark(self, now: datetime) -> dict[int, dict[str, Decimal]]:
-        """Fetch mids once per market provider and mark in-process venues to market."""
+        """Fetch mids once per market provider and mark in-process venues to market.
+
+        A provider that knows the minute candles (a replay) gives the path of the minute
+        that closed at ``now``, and the venues walk it (a stop the minute's low reached
+        fires there, not at the close); the mids are that path's close."""
         result: dict[int, dict[str, Decimal]] = {}
         for market, coins, marked in self.marked_venues():
+            path: MinutePath | None = None
             try:
-                mids = await market.mids(coins, now)
+                if marked and _intrabar(market):
+                    path = await market.minute_path(coins, now)
+                mids = dict(path.points[-1]) if path else await market.mids(coins, now)
             except MarketDataError as exc:
                 log.debug("no mids at %s: %s", now.isoformat(), exc)
                 continue
@@ -659,7 +691,10 @@ class Arena:
                 except MarketDataError as exc:
                     log.debug("no funding rates at %s: %s", now.isoformat(), exc)
             for exchange in marked:
-                exchange.mark(mids, now, funding)
+                if path is not None and _path_marked(exchange):
+                    exchange.mark_path(path, now, funding)
+                else:
+                    exchange.mark(mids, now, funding)
         return result
 
     # -- exchange health: paper twins while a venue fails -------------------------------------

@@ -118,6 +118,31 @@ class FundingFeed(Protocol):
     async def funding_rates(self, coins: Sequence[str], as_of: datetime) -> dict[str, Decimal]: ...
 
 
+@dataclass(frozen=True)
+class MinutePath:
+    """The prices one minute went through, in the order they are walked: the minute that
+    closed at ``closes_at`` (at or before the as-of time it was asked for, never after).
+
+    ``points`` are successive price updates (each coin's price at each), the last one the
+    close (the ``mids`` at that as-of time). An in-process venue takes them one after the
+    other, so a stop, a target, a resting limit or a liquidation the minute reached
+    between two closes sets off there, at that price, not at the next close."""
+
+    closes_at: datetime
+    points: tuple[Mapping[str, Decimal], ...]
+
+
+@runtime_checkable
+class IntrabarFeed(Protocol):
+    """A market provider that knows each minute's candle (a replay tape), so the in-process
+    simulator can walk the minute's price path instead of jumping from close to close."""
+
+    async def minute_path(self, coins: Sequence[str], as_of: datetime) -> MinutePath | None:
+        """The newest minute closed at ``as_of`` (None: this provider has no candles, mark
+        the mids); raises :class:`MarketDataError` subclasses as ``mids`` does."""
+        ...
+
+
 # -- exchange ---------------------------------------------------------------------------
 #
 # One ``Exchange`` is one venue account (a Hyperliquid address, real or simulated). The
@@ -363,6 +388,20 @@ class MarkedToMarket(Protocol):
         at: datetime,
         funding: Mapping[str, Decimal] | None = None,
     ) -> None: ...
+
+
+@runtime_checkable
+class PathMarked(Protocol):
+    """A venue told the prices that can take a whole minute's path (the simulator)."""
+
+    def mark_path(
+        self,
+        path: MinutePath,
+        at: datetime,
+        funding: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        """Walk ``path`` (the points its venue has not seen yet), the close at ``at``."""
+        ...
 
 
 class GateMemory(Protocol):

@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from application.ports import FundingFeed, MarketData, MarketSnapshot, MissingData
+from application.ports import (
+    FundingFeed,
+    IntrabarFeed,
+    MarketData,
+    MarketSnapshot,
+    MinutePath,
+    MissingData,
+)
 
 
 class SharedSnapshots:
@@ -51,3 +58,8 @@ class SharedSnapshots:
         if not isinstance(self.inner, FundingFeed):
             raise MissingData(f"{type(self.inner).__name__} has no funding rates")
         return await self.inner.funding_rates(coins, as_of)
+
+    async def minute_path(self, coins: Sequence[str], as_of: datetime) -> MinutePath | None:
+        if not isinstance(self.inner, IntrabarFeed):
+            return None  # no candles (a live feed): the venue marks the mids
+        return await self.inner.minute_path(coins, as_of)

@@ -41,7 +41,7 @@ from infrastructure.files import atomic_write
 from infrastructure.hyperliquid.simulated import SimulatedHyperliquid
 from infrastructure.market.history_tape import HistoryTape
 from infrastructure.market.recorded import read_frames
-from infrastructure.market.replay import ReplayMarket, as_price, as_rate
+from infrastructure.market.replay import ReplayMarket, as_rate
 from infrastructure.models.baseline import RandomParams
 from infrastructure.reports.source import read_positions
 from projections.documents import TradeDoc, TradesDocument
@@ -443,12 +443,14 @@ class _BulkSteps:
     After a tick that recorded nothing, the minutes up to the next one with work for the
     arena (``Arena.next_work_at``: a trader due, ...) only mark the simulator, and most of
     those marks set nothing off. The simulator bounds, from the coming candles' lows and
-    highs, how many are sure to be quiet (``SimulatedHyperliquid.quiet_marks``); those are
-    taken in bulk (``mark_quiet``), a funding hour among them is marked in full (funding
-    is settled there, with the hour's price and rate, and booked by the next tick's
-    reconciliation, as the minute path books it), and the first minute that may not be
-    quiet gets a full tick. So the run records what it records minute by minute: the same
-    events, the same trades fingerprint, the same equity (tests/integration).
+    highs, how many are sure to be quiet (``SimulatedHyperliquid.quiet_marks``: a minute's
+    whole path, open to close through both extremes, lies within its range); those are
+    taken in bulk (``mark_quiet``: each minute's path, update for update), a funding hour
+    among them is marked in full (funding is settled there, with the hour's price and
+    rate, and booked by the next tick's reconciliation, as the minute path books it), and
+    the first minute that may not be quiet gets a full tick. So the run records what it
+    records minute by minute: the same events, the same trades fingerprint, the same
+    equity (tests/integration).
 
     Conservative: nothing is skipped while the arena cannot say when it has work (None),
     or says it needs every tick (``needs_every_tick``, per-trader price triggers), or a
@@ -509,13 +511,11 @@ class _BulkSteps:
                     quiet = min(quiet, venue.quiet_marks(times, lows, highs, rate))
                 windows.append((ranges, venues))
             take = quiet if quiet < count or last != hour_tick else count - 1
-            for ranges, venues in windows:
+            for (market, coins, _), (ranges, venues) in zip(groups, windows, strict=True):
+                # Each minute's path, as the tick's ``Arena._mark`` would walk it.
+                paths = market.minute_paths(coins, times[0], take) if take else []
                 marks = [
-                    (
-                        times[j],
-                        {c: as_price(float(r[2][j])) for c, r in ranges.items()},
-                        {c: as_rate(float(r[3][j])) for c, r in ranges.items()},
-                    )
+                    (times[j], paths[j], {c: as_rate(float(r[3][j])) for c, r in ranges.items()})
                     for j in range(take)
                 ]
                 for venue in venues:

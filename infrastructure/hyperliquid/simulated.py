@@ -19,6 +19,7 @@ from decimal import Decimal
 import numpy as np
 from eth_account import Account
 
+from application.ports import MinutePath
 from infrastructure.hyperliquid.exchange import HyperliquidExchange, RetryPolicy
 from infrastructure.hyperliquid.nonces import NonceManager
 from infrastructure.hyperliquid.transport import InProcessTransport
@@ -33,6 +34,38 @@ def sim_account_address(provider: str) -> str:
 
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+MINUTE_MS = 60_000
+
+#: One price update: (venue time in ms, mids, funding rates).
+Update = tuple[int, Mapping[str, Decimal], Mapping[str, Decimal]]
+
+
+def path_updates(
+    venue_ms: int, path: MinutePath, at_ms: int, funding: Mapping[str, Decimal]
+) -> list[Update]:
+    """The price updates that walk ``path`` on a venue last updated at ``venue_ms``, its
+    close at ``at_ms`` (the mark's time, at or after the minute's close).
+
+    The points before the close are stamped evenly over the part of the minute the venue
+    has not seen yet, ``(max(venue_ms, close − 1 min), close)``: strictly inside the
+    minute, after the venue's last update (venue time never goes backwards), before the
+    close; so an hour's funding is settled once, at the close point, as a close-only mark
+    settled it. A venue already at or past the close (the minute walked at an earlier
+    tick, or by the venue before a restart) takes the close only. The stamps are nominal:
+    the candle does not say when its extremes happened. Each point carries the minute's
+    funding rates (they only matter at the settlement)."""
+    close_ms = _ms(path.closes_at)
+    updates: list[Update] = []
+    if venue_ms < close_ms:
+        start = max(venue_ms, close_ms - MINUTE_MS)
+        inner = path.points[:-1]
+        steps = len(inner) + 1
+        for k, prices in enumerate(inner, start=1):
+            updates.append((start + (close_ms - start) * k // steps, prices, funding))
+    updates.append((at_ms, path.points[-1], funding))
+    return updates
 
 
 class SimulatedHyperliquid(HyperliquidExchange):
@@ -91,6 +124,19 @@ class SimulatedHyperliquid(HyperliquidExchange):
     ) -> None:
         self.gateway.advance(_ms(at), dict(prices), funding_rates=dict(funding or {}) or None)
 
+    def mark_path(
+        self,
+        path: MinutePath,
+        at: datetime,
+        funding: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        """Walk the minute's path (``path_updates``): each point a full price update, so a
+        trigger, a resting limit or a liquidation the path reaches sets off at that point's
+        price and book."""
+        rates = dict(funding or {})
+        for now_ms, prices, point_rates in path_updates(self.gateway.now_ms, path, _ms(at), rates):
+            self.gateway.advance(now_ms, dict(prices), funding_rates=dict(point_rates) or None)
+
     def account_revision(self) -> bytes:
         """Changes with every fill, order change, funding payment or transfer of this
         account, not with prices (what lets a reconciliation pass with nothing new to read
@@ -110,8 +156,16 @@ class SimulatedHyperliquid(HyperliquidExchange):
 
     def mark_quiet(
         self,
-        marks: Sequence[tuple[datetime, Mapping[str, Decimal], Mapping[str, Decimal]]],
+        marks: Sequence[tuple[datetime, MinutePath, Mapping[str, Decimal]]],
     ) -> None:
-        """``mark`` calls ``quiet_marks`` proved quiet, in bulk: each ``(at, prices,
-        funding)`` as ``mark`` would take it, without the checks."""
-        self.gateway.take_quiet([(_ms(at), prices, funding) for at, prices, funding in marks])
+        """``mark_path`` calls ``quiet_marks`` proved quiet, in bulk: each ``(at, path,
+        funding)`` walked as ``mark_path`` would walk it (the same updates, the same
+        stamps: so the venue's update count, which seeds its books, and its time move
+        exactly as minute by minute), without the checks."""
+        venue_ms = self.gateway.now_ms
+        updates: list[Update] = []
+        for at, path, funding in marks:
+            walked = path_updates(venue_ms, path, _ms(at), funding)
+            venue_ms = max(venue_ms, walked[-1][0])
+            updates.extend(walked)
+        self.gateway.take_quiet(updates)

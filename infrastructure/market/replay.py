@@ -7,7 +7,9 @@ attempt to serve later data raises :class:`LookAheadError` instead.
 Snapshots are assembled by :mod:`infrastructure.market.snapshot`, as the live Hyperliquid
 provider's are, so a prompt's numbers mean the same in a replay and live. The tape's
 hourly funding rate is also offered (``funding_rates``), so the in-process simulator
-settles the funding the prompt showed.
+settles the funding the prompt showed, and each minute's OHLC path (``minute_path``), so
+the simulator sets off stops, targets, resting limits and liquidations where the candle
+reached them, not only at its close.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from typing import Protocol
 
 import numpy as np
 
-from application.ports import CoinSnapshot, LookAheadError, MarketSnapshot, MissingData
+from application.ports import (
+    CoinSnapshot,
+    LookAheadError,
+    MarketSnapshot,
+    MinutePath,
+    MissingData,
+)
 from infrastructure.market.snapshot import (
     IntradayIndicators,
     LongTermIndicators,
@@ -87,6 +95,20 @@ def as_rate(value: float) -> Decimal:
 
 
 _decimal = as_price
+
+
+def ohlc_path(open_: float, high: float, low: float, close: float) -> tuple[float, ...]:
+    """The prices a minute candle is taken to have gone through, in order: the open, the
+    extreme nearer the open, the other extreme, the close.
+
+    The usual OHLC path assumption (a candle does not say which extreme came first; the
+    nearer one is the likelier first). A tie (the open as far from both) goes by the
+    candle's direction, as a bar is usually drawn: a rising minute (close at or above the
+    open) dips to its low first, a falling one touches its high first."""
+    to_low, to_high = open_ - low, high - open_
+    low_first = to_low < to_high or (to_low == to_high and close >= open_)
+    first, second = (low, high) if low_first else (high, low)
+    return (open_, first, second, close)
 
 
 class ReplayMarket:
@@ -160,6 +182,53 @@ class ReplayMarket:
                 prepared.tape.funding_hourly[minute:end],
             )
         return result
+
+    async def minute_path(self, coins: Sequence[str], as_of: datetime) -> MinutePath | None:
+        """The path (``ohlc_path``) of the newest minute closed at ``as_of``: only that
+        minute's candle, stamped at its close, at or before ``as_of``."""
+        if not coins:
+            return None
+        minute = -1
+        for coin in coins:
+            minute = self._minute(coin, as_of)[1]
+        closes_at = self.tape.start + timedelta(seconds=(minute + 1) * 60)
+        return self.minute_paths(coins, closes_at, 1)[0]
+
+    def minute_paths(self, coins: Sequence[str], first: datetime, count: int) -> list[MinutePath]:
+        """``minute_path`` at the ``count`` as-of times one minute apart from ``first``
+        (what the simulator takes in bulk for the quiet minutes of a backtest)."""
+        columns = []
+        closes_at = []
+        for coin in coins:
+            prepared, minute, _ = self._minute(coin, first)
+            end = minute + count
+            minutes = prepared.tape.minutes
+            if end > len(minutes):
+                raise MissingData(
+                    f"{coin}: the replay tape ends at {self.tape.end.isoformat()}"
+                    f" ({count} minutes from {first.isoformat()})"
+                )
+            closes_at = [
+                self.tape.start + timedelta(seconds=(m + 1) * 60) for m in range(minute, end)
+            ]
+            columns.append(
+                (
+                    coin,
+                    minutes.open[minute:end].tolist(),
+                    minutes.high[minute:end].tolist(),
+                    minutes.low[minute:end].tolist(),
+                    minutes.close[minute:end].tolist(),
+                )
+            )
+        paths = []
+        for j, at in enumerate(closes_at):
+            points: list[dict[str, Decimal]] = [{}, {}, {}, {}]
+            for coin, opens, highs, lows, closes in columns:
+                walk = ohlc_path(opens[j], highs[j], lows[j], closes[j])
+                for point, price in zip(points, walk, strict=True):
+                    point[coin] = as_price(price)
+            paths.append(MinutePath(at, tuple(points)))
+        return paths
 
     async def snapshot(self, coins: Sequence[str], as_of: datetime) -> MarketSnapshot:
         return MarketSnapshot(as_of=as_of, coins={coin: self._coin(coin, as_of) for coin in coins})

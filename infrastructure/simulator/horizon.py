@@ -1,6 +1,9 @@
 """Price updates in bulk, for a backtest between decisions.
 
-A backtest gives the venue one price update a minute (``sweep.advance``). Between two
+A backtest walks each minute's price path on the venue: a few price updates a minute
+(``sweep.advance``; ``SimulatedHyperliquid.mark_path``), each within the minute's low and
+high, so the bounds below hold per minute (``quiet_updates`` counts minutes, ``times_ms``
+their closes; ``take_quiet`` takes each of their updates, in order). Between two
 decisions almost all of them only take the prices: nothing fills, fires, expires or is
 liquidated. ``quiet_updates`` bounds how many of the coming updates are sure to be like
 that, from each update's price range (the candle's low and high, widened by ``SLACK`` for

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from application.ports import FundingFeed, MarketSnapshot, MissingData
+from application.ports import FundingFeed, IntrabarFeed, MarketSnapshot, MinutePath, MissingData
 from application.shared_market import SharedSnapshots
 from tests.support.fakes import T0, FixedMarket
 
@@ -74,3 +74,19 @@ def test_mids_and_staleness_are_the_providers() -> None:
     assert not isinstance(inner, FundingFeed)
     with pytest.raises(MissingData, match="no funding rates"):
         asyncio.run(market.funding_rates(["BTC"], T0))
+
+
+class WithCandles(Counting):
+    """A provider that knows the minute candles (as a replay does)."""
+
+    async def minute_path(self, coins: Sequence[str], as_of: datetime) -> MinutePath | None:
+        return MinutePath(as_of, ({c: Decimal(1) for c in coins}, await self.mids(coins, as_of)))
+
+
+def test_a_minute_path_is_the_providers_and_none_without_candles() -> None:
+    # None: the venues are marked with the mids (a live feed has no candles to walk).
+    assert asyncio.run(SharedSnapshots(Counting()).minute_path(["BTC"], T0)) is None
+    inner = WithCandles()
+    assert isinstance(inner, IntrabarFeed)
+    path = asyncio.run(SharedSnapshots(inner).minute_path(["BTC"], T0))
+    assert path == MinutePath(T0, ({"BTC": Decimal(1)}, {"BTC": Decimal("100000")}))

@@ -1,7 +1,8 @@
 """The bulk path of ``nof0 backtest`` (quiet minutes settled without the arena's tick)
 records what the minute-by-minute path records: the same events on every trader, the
-same trades fingerprint, the same equity, on a run where stops and targets are hit,
-funding is paid every hour and three traders decide at different intervals."""
+same trades fingerprint, the same equity, on a run where stops and targets are hit
+(inside the minute, on the minute's price path), funding is paid every hour and three
+traders decide at different intervals."""
 
 from __future__ import annotations
 
@@ -122,6 +123,16 @@ def test_the_run_has_stops_targets_funding_and_three_traders(runs: dict[str, Pat
     trades = view(runs["minute"], "trades.json")
     assert isinstance(trades, dict)
     assert len({t["model_id"] for t in trades["trades"]}) >= 2
+
+
+def test_stops_and_targets_fire_inside_the_minute_on_both_paths(runs: dict[str, Path]) -> None:
+    # A decision's orders fill at a whole minute (the tick's time); a stop or a target the
+    # minute's path reached between two closes fills at a point inside the minute.
+    for mode in runs:
+        trades = view(runs[mode], "trades.json")
+        assert isinstance(trades, dict)
+        inside = [t for t in trades["trades"] if t["exit_time"] % 60]
+        assert len(inside) >= 2, mode
 
 
 def test_bulk_and_minute_paths_record_the_same_events(runs: dict[str, Path]) -> None:
