@@ -63,39 +63,29 @@ class ResumableClock(Protocol):
     def resume_at(self, at: datetime) -> None: ...
 
 
-_MARKED: dict[type, bool] = {}
+_CONFORMS: dict[tuple[type, object], bool] = {}
+
+
+def _conforms(obj: object, protocol: Any) -> bool:
+    """``isinstance(obj, protocol)`` for a runtime protocol, remembered per class (the check
+    walks the protocol's members; every tick asks it of every venue and market)."""
+    key = (type(obj), protocol)
+    known = _CONFORMS.get(key)
+    if known is None:
+        known = _CONFORMS[key] = isinstance(obj, protocol)
+    return known
 
 
 def _marked_to_market(exchange: object) -> TypeGuard[MarkedToMarket]:
-    """``isinstance(exchange, MarkedToMarket)``, remembered per class (a runtime protocol
-    check walks the protocol's members; every tick asks it of every venue)."""
-    kind = type(exchange)
-    known = _MARKED.get(kind)
-    if known is None:
-        known = _MARKED[kind] = isinstance(exchange, MarkedToMarket)
-    return known
-
-
-_PATH_MARKED: dict[type, bool] = {}
-_INTRABAR: dict[type, bool] = {}
+    return _conforms(exchange, MarkedToMarket)
 
 
 def _path_marked(exchange: object) -> TypeGuard[PathMarked]:
-    """``isinstance(exchange, PathMarked)``, remembered per class (as ``_marked_to_market``)."""
-    kind = type(exchange)
-    known = _PATH_MARKED.get(kind)
-    if known is None:
-        known = _PATH_MARKED[kind] = isinstance(exchange, PathMarked)
-    return known
+    return _conforms(exchange, PathMarked)
 
 
 def _intrabar(market: object) -> TypeGuard[IntrabarFeed]:
-    """``isinstance(market, IntrabarFeed)``, remembered per class (as ``_marked_to_market``)."""
-    kind = type(market)
-    known = _INTRABAR.get(kind)
-    if known is None:
-        known = _INTRABAR[kind] = isinstance(market, IntrabarFeed)
-    return known
+    return _conforms(market, IntrabarFeed)
 
 
 @dataclass

@@ -156,6 +156,18 @@ class ReplayMarket:
             result[coin] = as_rate(float(prepared.tape.funding_hourly[minute]))
         return result
 
+    def _window(self, coin: str, first: datetime, count: int) -> tuple[_Prepared, int, int]:
+        """The coin's tape and the minutes [start, end) read at the ``count`` as-of times
+        one minute apart from ``first``; MissingData past the tape's end."""
+        prepared, minute, _ = self._minute(coin, first)
+        end = minute + count
+        if end > len(prepared.tape.minutes):
+            raise MissingData(
+                f"{coin}: the replay tape ends at {self.tape.end.isoformat()}"
+                f" ({count} minutes from {first.isoformat()})"
+            )
+        return prepared, minute, end
+
     def minute_ranges(
         self, coins: Sequence[str], first: datetime, count: int
     ) -> dict[str, tuple[Array, Array, Array, Array]]:
@@ -167,14 +179,8 @@ class ReplayMarket:
         ever sees these before their time."""
         result = {}
         for coin in coins:
-            prepared, minute, _ = self._minute(coin, first)
-            end = minute + count
+            prepared, minute, end = self._window(coin, first, count)
             minutes = prepared.tape.minutes
-            if end > len(minutes):
-                raise MissingData(
-                    f"{coin}: the replay tape ends at {self.tape.end.isoformat()}"
-                    f" ({count} minutes from {first.isoformat()})"
-                )
             result[coin] = (
                 minutes.low[minute:end],
                 minutes.high[minute:end],
@@ -200,14 +206,8 @@ class ReplayMarket:
         columns = []
         closes_at = []
         for coin in coins:
-            prepared, minute, _ = self._minute(coin, first)
-            end = minute + count
+            prepared, minute, end = self._window(coin, first, count)
             minutes = prepared.tape.minutes
-            if end > len(minutes):
-                raise MissingData(
-                    f"{coin}: the replay tape ends at {self.tape.end.isoformat()}"
-                    f" ({count} minutes from {first.isoformat()})"
-                )
             closes_at = [
                 self.tape.start + timedelta(seconds=(m + 1) * 60) for m in range(minute, end)
             ]
