@@ -96,7 +96,7 @@ from infrastructure.event_archive import (
     export_to_path,
     import_events,
 )
-from infrastructure.event_log import StoredLog
+from infrastructure.event_log import StoredLog, connects
 from infrastructure.eventstore import (
     APP_PREFIX,
     EventStoreError,
@@ -149,6 +149,7 @@ from infrastructure.trigger_store import FileGateMemory
 
 if TYPE_CHECKING:  # matplotlib is imported by nof0 report only: every other process starts faster
     from infrastructure.reports.html import WrittenReport
+from infrastructure.forked_rebuild import ForkedReplay
 from infrastructure.simulator.config import BookModel, SimConfig
 from infrastructure.simulator.engine import SimVenue
 from infrastructure.simulator.gateway import SimGateway
@@ -307,11 +308,14 @@ def redis_url(node: CacheNode) -> str:
 FENCED_RECORDER_TOPIC = "infrastructure.fenced_recorder:FencedPostgresRecorder"
 
 
-def open_app(config: LoadedConfig) -> TradingApp:
+def open_app(config: LoadedConfig, *, create_tables: bool = True) -> TradingApp:
+    """The arena's event store. ``create_tables=False``: a store known to exist (a reader
+    beside an open one), no DDL."""
     pg = config.main.Postgres
     if pg.DataSource:
         schema = pg.Schema or config.main.Name
-        ensure_schema(pg.DataSource, schema)
+        if create_tables:
+            ensure_schema(pg.DataSource, schema)
         env = postgres_env(pg.DataSource, schema=schema, pool_size=min(pg.MaxOpen, 20))
         if config.main.Leases.Enabled:
             # Events are stored only under this engine's leases (infrastructure/fenced_recorder).
@@ -321,8 +325,10 @@ def open_app(config: LoadedConfig) -> TradingApp:
         env = sqlite_env(event_db(config))
         if not config.durable_events:
             env[f"{APP_PREFIX}_PERSISTENCE_MODULE"] = UNSYNCED_SQLITE
+    if not create_tables:
+        env[f"{APP_PREFIX}_CREATE_TABLE"] = "n"
     try:
-        if not pg.DataSource:
+        if not pg.DataSource or not create_tables:
             app = open_trading_app(env)
             app.sole_writer = config.sole_writer
             return app
@@ -412,10 +418,28 @@ def sql_tables_worker(config: LoadedConfig, app: TradingApp) -> SqlTablesWorker 
 
 
 def rebuild_projections(
-    config: LoadedConfig, *, app: TradingApp | None = None, batch_size: int = 1000
+    config: LoadedConfig,
+    *,
+    app: TradingApp | None = None,
+    batch_size: int = 1000,
+    processes: int = 1,
 ) -> RebuildReport:
-    """Replay every event into a new namespace, then flip readers to it."""
+    """Replay every event into a new namespace, then flip readers to it; the views reduced
+    in up to ``processes`` processes."""
     app = app or open_app(config)
+    opened = app
+
+    @contextmanager
+    def reopened() -> Iterator[StoredLog]:
+        if not connects(opened):
+            yield StoredLog(opened)  # in memory: the fork's copy is the log
+            return
+        child = open_app(config, create_tables=False)  # the parent made them; no DDL race
+        try:
+            yield StoredLog(child)
+        finally:
+            child.close()
+
     ns = namespaces(config)
     client = redis_client(config)
     mirror = None
@@ -433,6 +457,7 @@ def rebuild_projections(
         mirror=mirror,
         tables=lambda: sql_tables_worker(config, app),
         batch_size=batch_size,
+        replayer=ForkedReplay(reopened, processes),
     )
 
 

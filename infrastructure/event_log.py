@@ -31,6 +31,12 @@ T = TypeVar("T")
 FETCH = 5000
 
 
+def connects(app: TradingApp) -> bool:
+    """Whether ``app`` reads its log through a connection (SQLite, PostgreSQL): a forked
+    reader must open its own. An in-memory log is the fork's copy."""
+    return isinstance(app.recorder, PostgresApplicationRecorder | SQLiteApplicationRecorder)
+
+
 class StoredLog:
     def __init__(self, app: TradingApp, *, fetch: int = FETCH) -> None:
         if fetch < 1:

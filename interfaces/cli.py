@@ -144,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         "rebuild", help="replay all events into a new namespace, then switch to it"
     )
     _common(rebuild)
+    rebuild.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="reduce the views in up to N processes side by side (default: one per core "
+        "this process may run on); the views written are the same",
+    )
     status = projections_commands.add_parser("status", help="position and lag of every view")
     _common(status)
 
@@ -629,8 +637,12 @@ def cmd_projections(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_CONFIG
     if args.action == "rebuild":
+        processes = args.processes or max(1, len(os.sched_getaffinity(0)))
+        if args.processes is not None and args.processes < 1:
+            print("--processes must be at least 1", file=sys.stderr)
+            return 2
         try:
-            report = bootstrap.rebuild_projections(config)
+            report = bootstrap.rebuild_projections(config, processes=processes)
         except RuntimeError as exc:
             print(f"rebuild refused: {exc}", file=sys.stderr)
             return 1

@@ -16,6 +16,7 @@ from projections.engine import (
     EventSource,
     EventSourceBatches,
     Projector,
+    ViewOutput,
     ViewStore,
     replay,
 )
@@ -51,6 +52,23 @@ class Mirror:
     namespaces: MirrorNamespaces
 
 
+class Replayer(Protocol):
+    """Every event up to ``head`` through fresh states of ``projectors``: each view's output
+    at ``head`` (in the projectors' order) and the events read."""
+
+    def __call__(
+        self, source: BatchSource, projectors: Sequence[Projector[Any]], head: int
+    ) -> tuple[list[ViewOutput], int]: ...
+
+
+def replay_outputs(
+    source: BatchSource, projectors: Sequence[Projector[Any]], head: int
+) -> tuple[list[ViewOutput], int]:
+    """The views replayed in this process, one read of the log for all of them."""
+    states, events = replay(source, projectors, head)
+    return [p.output(states[p.view_name], head) for p in projectors], events
+
+
 class Tables(Protocol):
     """The SQL read tables, rebuilt from the first event up to ``head``."""
 
@@ -81,6 +99,7 @@ def rebuild_views(
     mirror: Mirror | None = None,
     tables: Callable[[], Tables | None] = lambda: None,
     batch_size: int = 1000,
+    replayer: Replayer = replay_outputs,
 ) -> RebuildReport:
     """Replay every event into a new namespace (``store`` opens one), then flip readers to
     it. ``tables`` is opened only once the views are flipped.
@@ -92,15 +111,15 @@ def rebuild_views(
         head = batches.max_position()
         fresh = namespaces.create()
         started = time.perf_counter()
-        states, events = replay(batches, projectors, head)
+        outputs, events = replayer(batches, projectors, head)
         fresh_store = store(fresh)
-        for projector in projectors:
-            fresh_store.write(projector.output(states[projector.view_name], head))
+        for output in outputs:
+            fresh_store.write(output)
         elapsed = time.perf_counter() - started
         if mirror is not None:
             copy = mirror.store(fresh)
-            for projector in projectors:
-                copy.write(projector.output(states[projector.view_name], head))
+            for output in outputs:
+                copy.write(output)
         previous = namespaces.current()
         namespaces.flip(fresh)
         if mirror is not None:

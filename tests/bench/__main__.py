@@ -26,11 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -49,6 +52,7 @@ from infrastructure import bootstrap
 from infrastructure.clock import ManualClock
 from infrastructure.event_log import StoredLog
 from infrastructure.eventstore import postgres_env, sqlite_env
+from infrastructure.forked_rebuild import ForkedReplay
 from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from infrastructure.market.replay import ReplayMarket
 from infrastructure.market.synthetic import SyntheticTape
@@ -232,7 +236,21 @@ def timed_fill(
     }
 
 
-def rebuild_rate(app: TradingApp, label: str, *, runs: int = 3) -> dict[str, Any]:
+def _reopen(env: dict[str, str]) -> Callable[[], AbstractContextManager[StoredLog]]:
+    @contextmanager
+    def reopen() -> Iterator[StoredLog]:
+        child = TradingApp(env={**env, "NOF0_CREATE_TABLE": "n"})
+        try:
+            yield StoredLog(child)
+        finally:
+            child.close()
+
+    return reopen
+
+
+def rebuild_rate(
+    app: TradingApp, label: str, env: dict[str, str], *, runs: int = 3
+) -> dict[str, Any]:
     """The rebuild (``nof0 projections rebuild``'s path: bulk read, views in memory, each
     written once to a fresh JSON namespace) beside the raw read of the same rows in the
     same run; also the library's read+decode and the event-by-event catch-up (the rebuild
@@ -243,12 +261,21 @@ def rebuild_rate(app: TradingApp, label: str, *, runs: int = 3) -> dict[str, Any
     ns = Namespaces(Path(config.data_dir) / "views")
     head = app.max_position()
     log = StoredLog(app)
-    rebuilds, raws, decodes = [], [], []
+    rebuilds, raws, decodes, forked = [], [], [], []
+    processes = max(1, len(os.sched_getaffinity(0)))
     for _ in range(runs):
         report = rebuild_views(
             log, ns, lambda name: JsonViewStore(ns.directory(name)), bootstrap.projectors(config)
         )
         rebuilds.append(report.events / report.seconds)
+        report = rebuild_views(
+            log,
+            ns,
+            lambda name: JsonViewStore(ns.directory(name)),
+            bootstrap.projectors(config),
+            replayer=ForkedReplay(_reopen(env), processes),
+        )
+        forked.append(report.events / report.seconds)
         started = time.perf_counter()
         rows = sum(len(batch) for batch in log.rows(0, head))
         raws.append(rows / (time.perf_counter() - started))
@@ -275,6 +302,10 @@ def rebuild_rate(app: TradingApp, label: str, *, runs: int = 3) -> dict[str, Any
         "raw_read_events_per_s": round(raw),
         "raw_read_runs": [round(r) for r in raws],
         "rebuild_to_raw": round(rebuild / raw, 3),
+        "processes": processes,
+        "rebuild_in_processes_events_per_s": round(max(forked)),
+        "rebuild_in_processes_runs": [round(r) for r in forked],
+        "rebuild_in_processes_to_raw": round(max(forked) / raw, 3),
         "read_and_decode_events_per_s": round(max(decodes)),
         "catchup_rebuild_events_per_s": round(catchup_rate),
     }
@@ -291,6 +322,9 @@ def report_rebuild(rows: list[dict[str, Any]]) -> None:
             f"rebuild {row['rebuild_events_per_s']:>8,} events/s  "
             f"raw read {row['raw_read_events_per_s']:>8,} events/s  "
             f"(rebuild/raw {row['rebuild_to_raw']:.2f})\n"
+            f"  {'':<10} {'':>8}         in {row['processes']} processes "
+            f"{row['rebuild_in_processes_events_per_s']:>8,} events/s "
+            f"(rebuild/raw {row['rebuild_in_processes_to_raw']:.2f})\n"
             f"  {'':<10} {'':>8}         library read+decode "
             f"{row['read_and_decode_events_per_s']:,} events/s; event-by-event catch-up "
             f"(the rebuild before issue 11) {row['catchup_rebuild_events_per_s']:,} events/s"
@@ -537,9 +571,10 @@ def rebuild_only(events: int, *, skip_postgres: bool) -> int:
     samples = asyncio.run(sample_inputs(40))
     results: dict[str, Any] = {"rebuild": [], "appends": []}
     with tempfile.TemporaryDirectory() as tmp:
-        app = TradingApp(env=sqlite_env(Path(tmp) / "events.sqlite3"))
+        env = sqlite_env(Path(tmp) / "events.sqlite3")
+        app = TradingApp(env=env)
         results["appends"].append(timed_fill(app, events, samples, "sqlite"))
-        results["rebuild"].append(rebuild_rate(app, "sqlite"))
+        results["rebuild"].append(rebuild_rate(app, "sqlite", env))
     if not skip_postgres:
         import psycopg
 
@@ -547,9 +582,10 @@ def rebuild_only(events: int, *, skip_postgres: bool) -> int:
         with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         try:
-            app = TradingApp(env=postgres_env(POSTGRES_DSN, schema=schema, pool_size=2))
+            env = postgres_env(POSTGRES_DSN, schema=schema, pool_size=2)
+            app = TradingApp(env=env)
             results["appends"].append(timed_fill(app, events, samples, "postgres"))
-            results["rebuild"].append(rebuild_rate(app, "postgres"))
+            results["rebuild"].append(rebuild_rate(app, "postgres", env))
             app.close()
         finally:
             with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
@@ -590,9 +626,10 @@ def main(argv: list[str] | None = None) -> int:
     results["pipeline"] = decision_pipeline(min(args.cycles, 300))
 
     with tempfile.TemporaryDirectory() as tmp:
-        app = TradingApp(env=sqlite_env(Path(tmp) / "events.sqlite3"))
+        env = sqlite_env(Path(tmp) / "events.sqlite3")
+        app = TradingApp(env=env)
         results["appends"].append(timed_fill(app, args.events, samples, "sqlite"))
-        results["rebuild"].append(rebuild_rate(app, "sqlite"))
+        results["rebuild"].append(rebuild_rate(app, "sqlite", env))
         results["cycle"].append(
             asyncio.run(
                 cycle_overhead(sqlite_env(Path(tmp) / "cycle.sqlite3"), args.cycles, "sqlite")
@@ -615,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
             env = postgres_env(POSTGRES_DSN, schema=schema, pool_size=2)
             app = TradingApp(env=env)
             results["appends"].append(timed_fill(app, args.events, samples, "postgres"))
-            results["rebuild"].append(rebuild_rate(app, "postgres"))
+            results["rebuild"].append(rebuild_rate(app, "postgres", env))
             results["cycle"].append(asyncio.run(cycle_overhead(env, args.cycles, "postgres")))
             from tests.bench import operations as lease_bench
 

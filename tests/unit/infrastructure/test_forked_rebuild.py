@@ -1,0 +1,165 @@
+"""The views reduced in several processes (``ForkedReplay``): the same bytes as one
+process, on every store; a process that fails fails the rebuild by the views it held,
+nothing flipped, no process left behind."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from application.trading import TradingApp
+from infrastructure.event_log import StoredLog, connects
+from infrastructure.forked_rebuild import ForkedReplay, RebuildProcessFailed, groups
+from projections.conversations import ConversationsProjector
+from projections.engine import Projector
+from projections.rebuild import rebuild_views
+from projections.trades import TradesProjector
+from tests.property.test_projection_rebuild import MemoryStore, all_projectors, build_history
+from tests.unit.infrastructure.test_event_log import Generations, rebuilt_views, varied_steps
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+
+
+def opener(app: TradingApp, env: dict[str, str]) -> Any:
+    @contextmanager
+    def reopen() -> Iterator[StoredLog]:
+        if not connects(app):
+            yield StoredLog(app)
+            return
+        child = TradingApp(env={**env, "NOF0_CREATE_TABLE": "n"})  # no DDL race
+        try:
+            yield StoredLog(child)
+        finally:
+            child.close()
+
+    return reopen
+
+
+def forked_views(
+    app: TradingApp, env: dict[str, str], processes: int, projectors: Sequence[Projector[Any]]
+) -> tuple[dict[str, bytes], Generations]:
+    stores: dict[str, MemoryStore] = {}
+    generations = Generations()
+    report = rebuild_views(
+        StoredLog(app, fetch=97),
+        generations,
+        lambda name: stores.setdefault(name, MemoryStore()),
+        projectors,
+        replayer=ForkedReplay(opener(app, env), processes),
+    )
+    return stores[report.namespace].files, generations
+
+
+def no_child_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("processes", [2, 3, 6, 10])
+def test_the_views_from_several_processes_are_the_views_from_one(
+    store_env: dict[str, str], processes: int
+) -> None:
+    app = build_history(3, varied_steps(300, seed=5), env=store_env)
+    expected = rebuilt_views(StoredLog(app))
+    got, generations = forked_views(app, store_env, processes, all_projectors())
+    assert got.keys() == expected.keys()
+    for name, data in expected.items():
+        assert got[name] == data, name
+    assert generations.now is not None
+    assert no_child_left()
+
+
+class Broken(TradesProjector):
+    """Fails at its first batch, in whichever process reduces it."""
+
+    view_name = "broken_v1"
+
+    def reduce_batch(self, state: Any, batch: Any) -> None:
+        raise ValueError("a reducer bug at the first batch")
+
+
+@pytest.mark.parametrize("broken_first", [False, True], ids=["in-a-child", "in-this-process"])
+def test_a_failed_process_fails_the_rebuild_and_nothing_is_flipped(broken_first: bool) -> None:
+    env = {"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"}
+    app = build_history(2, varied_steps(80, seed=2), env=env)
+    projectors: list[Projector[Any]] = [ConversationsProjector(per_trader=3), Broken()]
+    if broken_first:
+        projectors.reverse()
+    expected: type[Exception] = ValueError if broken_first else RebuildProcessFailed
+    with pytest.raises(expected) as raised:
+        forked_views(app, env, 2, projectors)
+    if not broken_first:
+        assert "broken_v1" in str(raised.value)
+        assert "a reducer bug at the first batch" in str(raised.value)
+        assert "conversations_v1" not in str(raised.value)
+    assert no_child_left()
+
+
+def test_a_failed_rebuild_leaves_the_readers_where_they_were() -> None:
+    env = {"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"}
+    app = build_history(2, varied_steps(40, seed=4), env=env)
+    generations = Generations()
+    generations.now = "gen0"
+    with pytest.raises(RebuildProcessFailed):
+        rebuild_views(
+            StoredLog(app),
+            generations,
+            lambda name: MemoryStore(),
+            [ConversationsProjector(per_trader=3), Broken()],
+            replayer=ForkedReplay(opener(app, env), 2),
+        )
+    assert generations.now == "gen0"
+
+
+def test_one_process_replays_here() -> None:
+    env = {"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"}
+    app = build_history(2, varied_steps(60, seed=8), env=env)
+    parent = os.getpid()
+
+    @contextmanager
+    def never() -> Iterator[StoredLog]:
+        raise AssertionError(f"no reopen in {parent} for one process")
+        yield  # pragma: no cover
+
+    got = rebuild_views(
+        StoredLog(app),
+        Generations(),
+        lambda name: MemoryStore(),
+        all_projectors(),
+        replayer=ForkedReplay(never, 1),
+    )
+    assert got.events > 0
+
+
+def test_processes_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        ForkedReplay(lambda: None, 0)  # type: ignore[arg-type, return-value]
+
+
+@given(count=st.integers(1, 12), views=st.integers(1, 6))
+def test_groups_hold_every_view_once_in_order_none_empty(count: int, views: int) -> None:
+    projectors = all_projectors()
+    chosen = [projectors[i % len(projectors)] for i in range(views)]
+    split = groups(chosen, count)
+    assert 1 <= len(split) <= min(count, views)
+    assert all(split)
+    assert sorted(id(p) for g in split for p in g) == sorted(id(p) for p in chosen)
+    for group in split:
+        positions = [next(i for i, p in enumerate(chosen) if p is q) for q in group]
+        assert positions == sorted(positions)
+    assert split[0][0] is chosen[0]
+
+
+def test_the_costliest_views_go_to_different_groups() -> None:
+    split = groups(all_projectors(), 2)
+    names = [{p.view_name for p in g} for g in split]
+    assert not any({"conversations_v1", "analytics_v1"} <= n for n in names)
