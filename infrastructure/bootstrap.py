@@ -1496,10 +1496,12 @@ def replay_counterfactual(
     *,
     approve: Callable[[CostEstimate], bool] = lambda estimate: estimate.calls == 0,
     out: Path | None = None,
+    workers: int = 1,
 ) -> Comparison:
     """``nof0 replay run``: the backtest in ``run``, or the arena recorded there (a data
     directory ``nof0 run`` traded in), decided again under ``change``; ``approve`` sees the
-    model cost estimate first and may refuse it."""
+    model cost estimate first and may refuse it; ``workers`` > 1: the traders split across
+    that many processes (``run_backtest``'s split)."""
     from infrastructure.reports.source import read_run
     from projections.report import build_report
 
@@ -1511,7 +1513,7 @@ def replay_counterfactual(
         config,
         run,
         change,
-        run_backtest=lambda changed, plan: run_backtest(changed, plan, progress),
+        run_backtest=lambda changed, plan: run_backtest(changed, plan, progress, workers=workers),
         read=read,
         approve=lambda changed, plan: approve(estimate_backtest_cost(changed, plan)),
         out=out,

@@ -18,6 +18,7 @@ import os
 import signal
 import tempfile
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
@@ -93,7 +94,7 @@ class ForkedReplay:
             try:
                 for index, group in enumerate(split[1:], start=1):
                     result = Path(tmp) / f"group-{index}"
-                    pid = os.fork()
+                    pid = _fork()
                     if pid == 0:  # pragma: no cover - the child; its result is the test
                         _child(self.open_source, group, head, result)
                     children[pid] = (result, group)
@@ -108,6 +109,15 @@ class ForkedReplay:
                 _stop(children)
         order = {p.view_name: i for i, p in enumerate(projectors)}
         return sorted(outputs, key=lambda o: order[o.view]), events
+
+
+def _fork() -> int:
+    # Python 3.12+ warns when a process with threads forks (a PostgreSQL store's pool has
+    # some). The child touches none of the parent's connections or locks: it opens its own
+    # store, reduces and leaves with os._exit.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*fork\(\)", category=DeprecationWarning)
+        return os.fork()
 
 
 def _child(

@@ -190,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     counterfactual.add_argument("--out", default=None, help="default: RUN/counterfactuals/<n>")
     counterfactual.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="the re-decided traders split across N processes, their events merged into "
+        "OUT (as backtest --workers). Same comparison as one process",
+    )
+    counterfactual.add_argument(
         "--yes", action="store_true", help="call paid models without asking (after the estimate)"
     )
     counterfactual.add_argument(
@@ -549,6 +557,12 @@ def _counterfactual(config: bootstrap.LoadedConfig, args: argparse.Namespace) ->
         traders=args.trader,
         blindfold=args.blindfold,
     )
+    if args.workers < 1:
+        print(
+            f"replay run refused: --workers must be at least 1, not {args.workers}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     logging.basicConfig(level=logging.WARNING)
 
     def approve(estimate: bootstrap.CostEstimate) -> bool:
@@ -564,6 +578,7 @@ def _counterfactual(config: bootstrap.LoadedConfig, args: argparse.Namespace) ->
             _progress_bar,
             approve=approve,
             out=Path(args.out) if args.out else None,
+            workers=args.workers,
         )
     except (bootstrap.BacktestError, bootstrap.NotAvailable) as exc:
         print(f"replay run refused: {exc}", file=sys.stderr)

@@ -140,3 +140,19 @@ def test_cycles_recorded_at_drifting_seconds_are_each_decided_on_their_own_snaps
     ]
     assert stale == []
     assert len(asked) == len(recorded)
+
+
+def test_a_recorded_arena_replayed_in_two_processes_compares_the_same(
+    arena: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change = ("--risk", "major_coin_leverage=2", "--trader", "ema-cross")
+    one, two = arena / "counterfactuals" / "w1", arena / "counterfactuals" / "w2"
+    capsys.readouterr()
+    assert replay(arena, *change, "--out", str(one)) == 0
+    first = capsys.readouterr().out
+    assert replay(arena, *change, "--out", str(two), "--workers", "2") == 0
+    second = capsys.readouterr().out
+    assert first.splitlines()[1:] == second.splitlines()[1:]
+    summaries = [json.loads((d / "backtest.json").read_text()) for d in (one, two)]
+    assert summaries[1]["workers"] == 2
+    assert summaries[0]["fingerprint"] == summaries[1]["fingerprint"]

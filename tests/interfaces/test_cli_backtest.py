@@ -345,3 +345,27 @@ def test_a_backtest_of_a_live_configuration_touches_neither_its_postgres_nor_its
     assert cli("backtest", *short, "--candles", candles, "--out", str(out)) == 0
     assert (out / "events.sqlite3").is_file()
     assert (out / "views" / "CURRENT").is_file()
+
+
+def test_replay_run_in_two_processes_compares_the_same(
+    runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change = ("--model", "baseline:ema_cross", "--trader", "random-walk")
+    capsys.readouterr()
+    assert replay_run(str(runs[0]), *change, "--out", str(tmp_path / "one")) == 0
+    one = capsys.readouterr().out
+    assert replay_run(str(runs[0]), *change, "--out", str(tmp_path / "two"), "--workers", "2") == 0
+    two = capsys.readouterr().out
+    # The same table, differing cycles and fingerprints; only the first line names OUT.
+    assert one.splitlines()[1:] == two.splitlines()[1:]
+    assert summary(tmp_path / "two")["workers"] == 2
+    assert (tmp_path / "two" / "workers" / "1" / "events.sqlite3").is_file()
+    assert summary(tmp_path / "two")["fingerprint"] == summary(tmp_path / "one")["fingerprint"]
+
+
+def test_replay_run_refuses_fewer_than_one_worker(
+    runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--model", "baseline:ema_cross", "--out", str(tmp_path / "x"), "--workers", "0")
+    assert replay_run(str(runs[0]), *args) == 2
+    assert "--workers must be at least 1, not 0" in capsys.readouterr().err
