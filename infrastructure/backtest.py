@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -766,6 +767,56 @@ def run_replicas(
     if null is not None and plan.traders and null not in plan.traders:
         raise BacktestError(f"the null trader {null} is not among --traders")
     backtest_config(config, plan)  # refuse bad input before the first replica runs
+    plan.out.mkdir(parents=True, exist_ok=True)
+    _mark_incomplete(plan.out, {"state": "running", "seeds": seeds, "note": _REPLICAS_NOTE})
+    try:
+        runs, table = _replicas(
+            config, plan, seeds, run_one, read, null, matched_null, run_with, run_all
+        )
+    except BaseException as exc:
+        detail = getattr(exc, "detail", None)  # a worker process's own traceback
+        finished = sorted(
+            str(d.relative_to(plan.out))
+            for d in [*plan.out.glob("seed-*"), *plan.out.glob("null/seed-*")]
+            if (d / "backtest.json").is_file()
+        )
+        _mark_incomplete(
+            plan.out,
+            {
+                "state": "failed",
+                "seeds": seeds,
+                "error": str(exc) if detail is not None else f"{type(exc).__name__}: {exc}",
+                "traceback": detail or "".join(traceback.format_exception(exc)),
+                # Each of these is a complete run of its own; replicas.json is not written.
+                "finished": finished,
+                "note": "not a finished run: it failed; run it again into a new --out",
+            },
+        )
+        raise
+    (plan.out / INCOMPLETE).unlink()
+    return runs, table
+
+
+#: Written into OUT while a run is not finished (or after it failed); gone once it is.
+INCOMPLETE = "incomplete.json"
+_REPLICAS_NOTE = "not a finished run: replicas.json is written when it is"
+
+
+def _mark_incomplete(out: Path, document: dict[str, Any]) -> None:
+    atomic_write(out / INCOMPLETE, json.dumps(document, indent=2).encode())
+
+
+def _replicas(
+    config: LoadedConfig,
+    plan: BacktestPlan,
+    seeds: int,
+    run_one: Callable[[BacktestPlan], BacktestResult],
+    read: Callable[[Path], RunReport],
+    null: str | None,
+    matched_null: bool,
+    run_with: Callable[[LoadedConfig, BacktestPlan], BacktestResult] | None,
+    run_all: RunAll | None,
+) -> tuple[list[BacktestResult], ReplicaTable]:
     plans = [
         dataclasses.replace(
             plan,

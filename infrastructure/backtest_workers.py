@@ -70,6 +70,7 @@ from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecor
 
 from application.trading import TradingApp
 from infrastructure.backtest import (
+    INCOMPLETE,
     STEP,
     BacktestError,
     BacktestPlan,
@@ -91,8 +92,6 @@ RunJob = Callable[[LoadedConfig, BacktestPlan, Callable[[Progress], None]], Back
 MERGE_BATCH = 5000
 #: How long the parent waits for a message before it looks at its workers' health.
 POLL_S = 0.5
-
-INCOMPLETE = "incomplete.json"
 
 
 class WorkerFailed(BacktestError):

@@ -369,3 +369,35 @@ def test_replay_run_refuses_fewer_than_one_worker(
     args = ("--model", "baseline:ema_cross", "--out", str(tmp_path / "x"), "--workers", "0")
     assert replay_run(str(runs[0]), *args) == 2
     assert "--workers must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_replicas_that_fail_leave_a_marker_naming_the_error_and_the_finished_seeds(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from infrastructure.backtest import INCOMPLETE, run_replicas
+
+    config = bootstrap.load_config(DEFAULT_CONFIG, env={})
+    plan = bootstrap.BacktestPlan(
+        start=datetime(2022, 1, 13, tzinfo=UTC),
+        end=datetime(2022, 1, 13, 1, tzinfo=UTC),
+        candles={"BTC": shared_dir / BTC},
+        out=tmp_path / "replicas",
+    )
+
+    def run_one(one: bootstrap.BacktestPlan) -> bootstrap.BacktestResult:
+        marker = json.loads((plan.out / INCOMPLETE).read_text())
+        assert marker["state"] == "running"  # while the replicas run
+        if one.seed == 1:
+            raise RuntimeError("the second replica's disk is full")
+        return bootstrap.run_backtest(config, one, lambda _: None)
+
+    with pytest.raises(RuntimeError, match="disk is full"):
+        run_replicas(config, plan, 3, run_one=run_one, read=lambda _: None, null=None)  # type: ignore[arg-type, return-value]
+    marker = json.loads((plan.out / INCOMPLETE).read_text())
+    assert marker["state"] == "failed"
+    assert marker["error"] == "RuntimeError: the second replica's disk is full"
+    assert "run_one" in marker["traceback"]
+    assert marker["finished"] == ["seed-0"]
+    assert not (plan.out / "replicas.json").exists()
