@@ -70,9 +70,10 @@ def replay_outputs(
 
 
 class Tables(Protocol):
-    """The SQL read tables, rebuilt from the first event up to ``head``."""
+    """The SQL read tables, rebuilt from the first event up to ``head`` (read through
+    ``bulk``)."""
 
-    def rebuild(self, head: int) -> int: ...
+    def rebuild(self, head: int, bulk: BatchSource | None = None) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -130,5 +131,5 @@ def rebuild_views(
             if old != fresh:
                 namespaces.remove(old)
         opened = tables()
-        replayed = None if opened is None else opened.rebuild(head)
+        replayed = None if opened is None else opened.rebuild(head, batches)
     return RebuildReport(fresh, previous, events, head, elapsed, replayed)

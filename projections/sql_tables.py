@@ -238,9 +238,18 @@ class SqlTablesProjector:
     def initial(self) -> SqlTablesState:
         return SqlTablesState()
 
-    def apply(self, state: SqlTablesState, position: int, event: Any) -> list[Row]:
+    def handles(self) -> frozenset[type[Any]]:
+        """The event classes that write rows (a bulk rebuild decodes only these)."""
+        named = [getattr(Trader, n[4:], None) for n in dir(self) if n.startswith("_on_")]
+        return frozenset({Trader.Registered, *(k for k in named if k is not None)})
+
+    def apply(
+        self, state: SqlTablesState, position: int, event: Any, kind: type[Any] | None = None
+    ) -> list[Row]:
+        """``kind``: the event's class, when ``event`` is a rebuild's decoded fields rather
+        than the domain event."""
         state.position = position
-        kind = type(event)
+        kind = kind or type(event)
         if kind is Trader.Registered:
             book = TraderBook(config_id=event.config_id, allocation=event.allocation)
             state.traders[originator(event)] = book
@@ -259,7 +268,7 @@ class SqlTablesProjector:
                     updated_at=event.timestamp,
                 )
             ]
-        if not isinstance(event, Trader.Event):
+        if not issubclass(kind, Trader.Event):
             return []
         book_or_none = state.traders.get(originator(event))
         if book_or_none is None:

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
-from projections.engine import EventSource
+from projections.engine import BatchSource, EventSource
 from projections.sql_tables import (
     NAME,
     TABLE_BY_NAME,
@@ -312,12 +312,32 @@ class SqlTablesWorker:
                 break
         return processed
 
-    def rebuild(self, head: int) -> int:
+    def rebuild(self, head: int, bulk: BatchSource | None = None) -> int:
+        """Drop the tables and write them again from the first event up to ``head``, in
+        one transaction. ``bulk``: read the log through it (large batches, only the events
+        and fields the rows are made of) instead of event by event."""
         state = self.projector.initial()
         count = 0
 
+        def bulk_batches(log: BatchSource) -> Iterator[tuple[Sequence[Row], SqlTablesState]]:
+            nonlocal count
+            apply = self.projector.apply
+            wanted = {kind: (None, frozenset[str]()) for kind in self.projector.handles()}
+            for read, events in log.batches(0, head, wanted):
+                rows: list[Row] = []
+                for position, kind, event in events:
+                    rows.extend(apply(state, position, event, kind))
+                count += read
+                yield rows, state
+            if count:
+                state.position = head  # every event up to the head was read
+            yield [], state
+
         def batches() -> Iterator[tuple[Sequence[Row], SqlTablesState]]:
             nonlocal count
+            if bulk is not None:
+                yield from bulk_batches(bulk)
+                return
             while state.position < head:
                 events = self.source.read_events(state.position, self.batch_size)
                 events = [(p, e) for p, e in events if p <= head]

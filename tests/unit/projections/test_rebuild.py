@@ -63,7 +63,8 @@ class Tables:
     def __init__(self, log: list[str]) -> None:
         self.log = log
 
-    def rebuild(self, head: int) -> int:
+    def rebuild(self, head: int, bulk: object = None) -> int:
+        assert bulk is not None  # the rebuild's own bulk reader
         self.log.append(f"tables {head}")
         return head
 

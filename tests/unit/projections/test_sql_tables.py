@@ -203,3 +203,24 @@ def test_a_database_that_is_down_never_stops_the_worker(
     asyncio.run(run())
     assert tables.error.startswith("OperationalError: unable to open database file")
     assert "SQL tables (sqlite:x) not updated" in caplog.text
+
+
+def test_a_bulk_rebuild_writes_the_tables_the_events_write_one_by_one(
+    store_env: dict[str, str], tmp_path: Path
+) -> None:
+    from infrastructure.event_log import StoredLog
+    from tests.property.test_projection_rebuild import build_history
+    from tests.unit.infrastructure.test_event_log import varied_steps
+
+    app = build_history(3, varied_steps(400, seed=11), env=store_env)
+    head = app.max_position()
+    one_by_one = SqlTablesWorker(app, sqlite_tables(tmp_path / "events.sqlite3"), batch_size=13)
+    assert one_by_one.rebuild(head) == head
+    for fetch in (1, 7, 5000):
+        store = sqlite_tables(tmp_path / f"bulk-{fetch}.sqlite3")
+        bulk = SqlTablesWorker(app, store)
+        assert bulk.rebuild(head, StoredLog(app, fetch=fetch)) == head
+        assert store.position() == head
+        dump = sqlite_tables_dump(tmp_path / f"bulk-{fetch}.sqlite3")
+        assert dump == sqlite_tables_dump(tmp_path / "events.sqlite3"), fetch
+    assert all(dump.values())  # every table has rows: the history reaches each of them
