@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from application.trading import TradingApp
+from infrastructure import forked_rebuild
 from infrastructure.event_log import StoredLog, connects
 from infrastructure.forked_rebuild import ForkedReplay, RebuildProcessFailed, groups
 from projections.conversations import ConversationsProjector
@@ -56,17 +57,36 @@ def forked_views(
     return stores[report.namespace].files, generations
 
 
-def no_child_left() -> bool:
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
+@pytest.fixture
+def forked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids the rebuild forks (its own fork, recorded as it happens)."""
+    pids: list[int] = []
+    fork = forked_rebuild._fork
+
+    def recording() -> int:
+        pid = fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(forked_rebuild, "_fork", recording)
+    return pids
+
+
+def reaped(pids: list[int]) -> bool:
+    """Every one of ``pids`` waited for (none running, none a zombie)."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        return False
+    return True
 
 
 @pytest.mark.parametrize("processes", [2, 3, 6, 10])
 def test_the_views_from_several_processes_are_the_views_from_one(
-    store_env: dict[str, str], processes: int
+    store_env: dict[str, str], processes: int, forked: list[int]
 ) -> None:
     app = build_history(3, varied_steps(300, seed=5), env=store_env)
     expected = rebuilt_views(StoredLog(app))
@@ -75,7 +95,8 @@ def test_the_views_from_several_processes_are_the_views_from_one(
     for name, data in expected.items():
         assert got[name] == data, name
     assert generations.now is not None
-    assert no_child_left()
+    assert len(forked) == min(processes, 6) - 1
+    assert reaped(forked)
 
 
 class Broken(TradesProjector):
@@ -88,7 +109,9 @@ class Broken(TradesProjector):
 
 
 @pytest.mark.parametrize("broken_first", [False, True], ids=["in-a-child", "in-this-process"])
-def test_a_failed_process_fails_the_rebuild_and_nothing_is_flipped(broken_first: bool) -> None:
+def test_a_failed_process_fails_the_rebuild_and_nothing_is_flipped(
+    broken_first: bool, forked: list[int]
+) -> None:
     env = {"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"}
     app = build_history(2, varied_steps(80, seed=2), env=env)
     projectors: list[Projector[Any]] = [ConversationsProjector(per_trader=3), Broken()]
@@ -101,7 +124,8 @@ def test_a_failed_process_fails_the_rebuild_and_nothing_is_flipped(broken_first:
         assert "broken_v1" in str(raised.value)
         assert "a reducer bug at the first batch" in str(raised.value)
         assert "conversations_v1" not in str(raised.value)
-    assert no_child_left()
+    assert len(forked) == 1
+    assert reaped(forked)
 
 
 def test_a_failed_rebuild_leaves_the_readers_where_they_were() -> None:
