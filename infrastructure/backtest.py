@@ -31,6 +31,7 @@ import numpy as np
 
 from application.manager import Arena
 from application.ports import MarketDataError
+from application.redaction import redact
 from infrastructure.clock import ManualClock
 from infrastructure.config.loader import LoadedConfig
 from infrastructure.config.models import (
@@ -768,7 +769,7 @@ def run_replicas(
         raise BacktestError(f"the null trader {null} is not among --traders")
     backtest_config(config, plan)  # refuse bad input before the first replica runs
     plan.out.mkdir(parents=True, exist_ok=True)
-    _mark_incomplete(plan.out, {"state": "running", "seeds": seeds, "note": _REPLICAS_NOTE})
+    mark_incomplete(plan.out, {"state": "running", "seeds": seeds, "note": _REPLICAS_NOTE})
     try:
         runs, table = _replicas(
             config, plan, seeds, run_one, read, null, matched_null, run_with, run_all
@@ -780,7 +781,7 @@ def run_replicas(
             for d in [*plan.out.glob("seed-*"), *plan.out.glob("null/seed-*")]
             if (d / "backtest.json").is_file()
         )
-        _mark_incomplete(
+        mark_incomplete(
             plan.out,
             {
                 "state": "failed",
@@ -802,8 +803,10 @@ INCOMPLETE = "incomplete.json"
 _REPLICAS_NOTE = "not a finished run: replicas.json is written when it is"
 
 
-def _mark_incomplete(out: Path, document: dict[str, Any]) -> None:
-    atomic_write(out / INCOMPLETE, json.dumps(document, indent=2).encode())
+def mark_incomplete(out: Path, document: dict[str, Any]) -> None:
+    """``OUT/incomplete.json``; its texts (an error, a traceback) with secrets masked."""
+    masked = {k: redact(v) if isinstance(v, str) else v for k, v in document.items()}
+    atomic_write(out / INCOMPLETE, json.dumps(masked, indent=2).encode())
 
 
 def _replicas(

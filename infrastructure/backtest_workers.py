@@ -78,6 +78,7 @@ from infrastructure.backtest import (
     Progress,
     backtest_config,
     backtest_summary,
+    mark_incomplete,
 )
 from infrastructure.config.loader import LoadedConfig
 from infrastructure.event_log import StoredLog
@@ -411,10 +412,6 @@ class SplitStore:
     current_views: Callable[[LoadedConfig], Path]
 
 
-def _mark(out: Path, document: dict[str, Any]) -> None:
-    atomic_write(out / INCOMPLETE, json.dumps(document, indent=2).encode())
-
-
 def run_split(
     config: LoadedConfig,
     plan: BacktestPlan,
@@ -442,7 +439,7 @@ def run_split(
         )
         for k, group in enumerate(groups)
     ]
-    _mark(
+    mark_incomplete(
         plan.out,
         {
             "state": "running",
@@ -465,7 +462,7 @@ def run_split(
         app.close()
         done = time.perf_counter()
     except BaseException as exc:
-        _mark(
+        mark_incomplete(
             plan.out,
             {
                 "state": "failed",

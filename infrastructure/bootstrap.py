@@ -308,15 +308,22 @@ def redis_url(node: CacheNode) -> str:
 FENCED_RECORDER_TOPIC = "infrastructure.fenced_recorder:FencedPostgresRecorder"
 
 
-def open_app(config: LoadedConfig, *, create_tables: bool = True) -> TradingApp:
+def open_app(
+    config: LoadedConfig, *, create_tables: bool = True, pool_size: int | None = None
+) -> TradingApp:
     """The arena's event store. ``create_tables=False``: a store known to exist (a reader
-    beside an open one), no DDL."""
+    beside an open one), no DDL. ``pool_size``: PostgreSQL connections to keep (default:
+    ``MaxOpen``, at most 20), none beyond them."""
     pg = config.main.Postgres
     if pg.DataSource:
         schema = pg.Schema or config.main.Name
         if create_tables:
             ensure_schema(pg.DataSource, schema)
-        env = postgres_env(pg.DataSource, schema=schema, pool_size=min(pg.MaxOpen, 20))
+        env = postgres_env(
+            pg.DataSource, schema=schema, pool_size=pool_size or min(pg.MaxOpen, 20)
+        )
+        if pool_size is not None:
+            env[f"{APP_PREFIX}_POSTGRES_MAX_OVERFLOW"] = "0"
         if config.main.Leases.Enabled:
             # Events are stored only under this engine's leases (infrastructure/fenced_recorder).
             env[f"{APP_PREFIX}_APPLICATION_RECORDER_TOPIC"] = FENCED_RECORDER_TOPIC
@@ -426,6 +433,9 @@ def rebuild_projections(
 ) -> RebuildReport:
     """Replay every event into a new namespace, then flip readers to it; the views reduced
     in up to ``processes`` processes."""
+    if app is not None and processes > 1 and connects(app):
+        # A child reopens the store from ``config``: it must be the store ``app`` is.
+        raise ValueError("a rebuild of a given store runs in one process")
     app = app or open_app(config)
     opened = app
 
@@ -434,7 +444,8 @@ def rebuild_projections(
         if not connects(opened):
             yield StoredLog(opened)  # in memory: the fork's copy is the log
             return
-        child = open_app(config, create_tables=False)  # the parent made them; no DDL race
+        # The parent made the tables (no DDL race); one connection reads one cursor.
+        child = open_app(config, create_tables=False, pool_size=1)
         try:
             yield StoredLog(child)
         finally:

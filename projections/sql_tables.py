@@ -240,8 +240,9 @@ class SqlTablesProjector:
 
     def handles(self) -> frozenset[type[Any]]:
         """The event classes that write rows (a bulk rebuild decodes only these)."""
-        named = [getattr(Trader, n[4:], None) for n in dir(self) if n.startswith("_on_")]
-        return frozenset({Trader.Registered, *(k for k in named if k is not None)})
+        # A handler named for no event class is a bug, not a class to leave out.
+        named = [getattr(Trader, n[4:]) for n in dir(self) if n.startswith("_on_")]
+        return frozenset({Trader.Registered, *named})
 
     def apply(
         self, state: SqlTablesState, position: int, event: Any, kind: type[Any] | None = None

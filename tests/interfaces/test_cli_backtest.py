@@ -401,3 +401,18 @@ def test_replicas_that_fail_leave_a_marker_naming_the_error_and_the_finished_see
     assert "run_one" in marker["traceback"]
     assert marker["finished"] == ["seed-0"]
     assert not (plan.out / "replicas.json").exists()
+
+
+def test_a_failed_runs_marker_masks_secrets(tmp_path: Path) -> None:
+    from application.redaction import register_secrets
+    from infrastructure.backtest import INCOMPLETE, mark_incomplete
+
+    secret = "sk-test-" + "9" * 24
+    register_secrets([secret])
+    mark_incomplete(
+        tmp_path,
+        {"state": "failed", "error": f"auth with {secret}", "traceback": f"...{secret}...", "n": 1},
+    )
+    written = (tmp_path / INCOMPLETE).read_text()
+    assert secret not in written
+    assert json.loads(written)["n"] == 1

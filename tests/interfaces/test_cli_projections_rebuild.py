@@ -48,3 +48,30 @@ def test_fewer_than_one_process_is_refused(
 ) -> None:
     assert cli("projections", "rebuild", "--data-dir", str(tmp_path), "--processes", "0") == 2
     assert "--processes must be at least 1" in capsys.readouterr().err
+
+
+def test_a_given_store_rebuilds_in_one_process_only(tmp_path: Path) -> None:
+    config = config_for(tmp_path / "data")
+    app = bootstrap.open_app(config)
+    # The children would reopen the store the configuration names, not necessarily this.
+    with pytest.raises(ValueError, match="one process"):
+        bootstrap.rebuild_projections(config, app=app, processes=2)
+    assert bootstrap.rebuild_projections(config, app=app, processes=1).events == 0
+
+
+@pytest.mark.postgres
+def test_a_rebuild_process_reads_postgresql_over_one_connection(postgres_schema: str) -> None:
+    from tests.conftest import POSTGRES_DSN
+
+    config = bootstrap.load_config(
+        DEFAULT_CONFIG,
+        env={"Postgres__DataSource": POSTGRES_DSN, "Postgres__Schema": postgres_schema},
+    )
+    bootstrap.open_app(config).close()  # the tables, made by the engine
+    reader = bootstrap.open_app(config, create_tables=False, pool_size=1)
+    try:
+        pool = reader.recorder.datastore.pool  # type: ignore[attr-defined]
+        assert (pool.min_size, pool.max_size) == (1, 1)
+        assert reader.max_position() == 0
+    finally:
+        reader.close()

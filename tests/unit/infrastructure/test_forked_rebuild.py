@@ -5,8 +5,13 @@ nothing flipped, no process left behind."""
 from __future__ import annotations
 
 import os
+import signal
+import tempfile
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -187,3 +192,80 @@ def test_the_costliest_views_go_to_different_groups() -> None:
     split = groups(all_projectors(), 2)
     names = [{p.view_name for p in g} for g in split]
     assert not any({"conversations_v1", "analytics_v1"} <= n for n in names)
+
+
+class Slow(ConversationsProjector):
+    """Takes seconds over its first batch, in whichever process reduces it, then leaves a
+    mark in ``finished`` (a process stopped before then leaves none)."""
+
+    view_name = "slow_v1"
+    finished: Path | None = None
+
+    def reduce_batch(self, state: Any, batch: Any) -> None:
+        time.sleep(3)
+        if self.finished is not None:
+            self.finished.write_text("reduced")
+        super().reduce_batch(state, batch)
+
+
+class Failing(ConversationsProjector):
+    view_name = "failing_v1"
+
+    def reduce_batch(self, state: Any, batch: Any) -> None:
+        raise OSError("FATAL:  sorry, too many clients already\n\tIs the server running?")
+
+
+def popo_history(seed: int) -> tuple[TradingApp, dict[str, str]]:
+    env = {"NOF0_PERSISTENCE_MODULE": "eventsourcing.popo"}
+    return build_history(2, varied_steps(40, seed=seed), env=env), env
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_the_children_work_stops_them_all(
+    signum: int, forked: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the results would stay
+    app, env = popo_history(4)
+    slow = Slow(per_trader=3)
+    slow.finished = tmp_path.parent / f"{tmp_path.name}-finished"
+    projectors: list[Projector[Any]] = [TradesProjector(), slow]
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signum))
+    timer.start()
+    expected: type[BaseException] = KeyboardInterrupt if signum == signal.SIGINT else SystemExit
+    with pytest.raises(expected) as raised:
+        ForkedReplay(opener(app, env), 2)(StoredLog(app), projectors, app.max_position())
+    timer.join()
+    if signum == signal.SIGTERM:
+        assert raised.value.code == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
+    assert len(forked) == 1
+    assert reaped(forked)
+    assert not slow.finished.exists()  # the child was stopped, not waited for
+    assert list(tmp_path.iterdir()) == []  # the results' directory is gone
+
+
+def test_a_child_error_of_several_lines_is_reported_whole(forked: list[int]) -> None:
+    app, env = popo_history(6)
+    with pytest.raises(RebuildProcessFailed) as raised:
+        ForkedReplay(opener(app, env), 2)(
+            StoredLog(app), [TradesProjector(), Failing(per_trader=3)], app.max_position()
+        )
+    message = str(raised.value)
+    assert "failing_v1" in message
+    assert "OSError: FATAL:  sorry, too many clients already" in message
+    assert "Is the server running?" in message
+    assert reaped(forked)
+
+
+def test_the_first_child_to_fail_is_reported_while_another_still_works(
+    forked: list[int], tmp_path: Path
+) -> None:
+    app, env = popo_history(7)
+    slow = Slow(per_trader=3)
+    slow.finished = tmp_path / "finished"
+    projectors: list[Projector[Any]] = [TradesProjector(), slow, Failing(per_trader=3)]
+    with pytest.raises(RebuildProcessFailed, match="failing_v1"):
+        ForkedReplay(opener(app, env), 3)(StoredLog(app), projectors, app.max_position())
+    assert len(forked) == 2
+    assert reaped(forked)
+    assert not slow.finished.exists()  # reported before the slow one finished, which stopped

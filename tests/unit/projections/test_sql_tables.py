@@ -205,14 +205,72 @@ def test_a_database_that_is_down_never_stops_the_worker(
     assert "SQL tables (sqlite:x) not updated" in caplog.text
 
 
+def with_every_kind_the_tables_read(app: Any) -> None:
+    """Add to a varied history what it does not produce: allocations, model switches,
+    orders canceled and rejected, protections placed, confirmed and dropped, and events
+    stored in an older shape (upcast on the way in)."""
+    import json
+    from datetime import timedelta
+
+    from eventsourcing.persistence import StoredEvent
+
+    from domain.trader import trader_id
+    from domain.values import CloseReason
+    from tests.property.test_projection_rebuild import T0
+
+    now = T0 + timedelta(days=30)
+    for n in range(3):
+        trader = app.get_trader(f"t{n}")
+        trader.allocate(Decimal(12_345), now)
+        trader.switch_model("m2", "a test", now)
+        for i, cloid in enumerate(list(trader.pending)):
+            if i % 2:
+                trader.record_order_canceled(cloid, reason="ioc", detail="x", at=now)
+            else:
+                trader.record_order_rejected(cloid, reason="venue", detail="y", at=now)
+        for coin, position in list(trader.positions.items()):
+            cloid = trader.protect(
+                coin=coin,
+                kind=CloseReason.STOP,
+                size=position.size,
+                trigger_price=Decimal(1),
+                limit_price=Decimal(1),
+                at=now,
+            )
+            trader.confirm_protection(cloid, 42, now)
+            trader.drop_protection(cloid, reason="gone", detail="z", at=now)
+        app.save_trader(trader)
+    first = app.get_trader("t0")
+    at = "2030-01-01T00:00:00Z"
+    older = [
+        ("nof0/Trader.OrderCanceled", {"cloid": "0xabc", "coin": "BTC", "reason": "ioc"}),
+        ("nof0/Trader.OrderRejected", {"cloid": "0xdef", "coin": "BTC", "reason": "venue"}),
+    ]
+    app.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=trader_id("t0"),
+                originator_version=first.version + 1 + i,
+                topic=topic,
+                state=json.dumps({**state, "detail": "d", "timestamp": at}).encode(),
+            )
+            for i, (topic, state) in enumerate(older)
+        ]
+    )
+
+
 def test_a_bulk_rebuild_writes_the_tables_the_events_write_one_by_one(
     store_env: dict[str, str], tmp_path: Path
 ) -> None:
     from infrastructure.event_log import StoredLog
+    from projections.sql_tables import SqlTablesProjector
     from tests.property.test_projection_rebuild import build_history
-    from tests.unit.infrastructure.test_event_log import varied_steps
+    from tests.unit.infrastructure.test_event_log import kinds_in, varied_steps
 
     app = build_history(3, varied_steps(400, seed=11), env=store_env)
+    with_every_kind_the_tables_read(app)
+    handled = {kind.__name__ for kind in SqlTablesProjector().handles()}
+    assert handled <= kinds_in(app)  # the log has every kind the tables are made of
     head = app.max_position()
     one_by_one = SqlTablesWorker(app, sqlite_tables(tmp_path / "events.sqlite3"), batch_size=13)
     assert one_by_one.rebuild(head) == head
@@ -224,3 +282,13 @@ def test_a_bulk_rebuild_writes_the_tables_the_events_write_one_by_one(
         dump = sqlite_tables_dump(tmp_path / f"bulk-{fetch}.sqlite3")
         assert dump == sqlite_tables_dump(tmp_path / "events.sqlite3"), fetch
     assert all(dump.values())  # every table has rows: the history reaches each of them
+
+
+def test_every_handler_of_the_tables_names_an_event_class() -> None:
+    from domain.trader import Trader
+    from projections.sql_tables import SqlTablesProjector
+
+    handlers = {n[4:] for n in dir(SqlTablesProjector) if n.startswith("_on_")}
+    assert handlers
+    assert all(isinstance(getattr(Trader, name, None), type) for name in handlers)
+    assert {k.__name__ for k in SqlTablesProjector().handles()} == handlers | {"Registered"}
