@@ -108,6 +108,11 @@ class CandleBars:
         the points that fall in one bar change it once (its high, low and close), so a
         backtest's quiet minutes, a few price updates each, cost a bar each rather than an
         update each. The bars come out as ``on_price`` leaves them."""
+        minutes = self._minutes.setdefault(coin, OrderedDict())
+        hours = self._hours.setdefault(coin, OrderedDict())
+        kept = self._kept
+        hour_t = -1
+        hour_bar: Bar | None = None
         n = len(points)
         i = 0
         while i < n:
@@ -116,14 +121,36 @@ class CandleBars:
             j = i + 1
             while j < n and points[j][0] - t < MINUTE_MS:
                 j += 1
-            run = [px for _, px in points[i:j]]
-            high, low, close = max(run), min(run), run[-1]
-            for bar in self._bars(coin, now_ms, first):
+            if j == i + 1:
+                high = low = first
+            else:
+                run = [px for _, px in points[i:j]]
+                high, low = max(run), min(run)
+            close = points[j - 1][1]
+            bar = minutes.get(t)
+            if bar is None:
+                bar = minutes[t] = Bar(t, first, high, low, close)
+                if len(minutes) > kept:
+                    minutes.popitem(last=False)
+            else:
                 if high > bar.h:
                     bar.h = high
                 if low < bar.low:
                     bar.low = low
                 bar.c = close
+            h = t - t % HOUR_MS
+            if h != hour_t or hour_bar is None:
+                hour_t = h
+                hour_bar = hours.get(h)
+                if hour_bar is None:
+                    hour_bar = hours[h] = Bar(h, first, first, first, first)
+                    if len(hours) > kept:
+                        hours.popitem(last=False)
+            if high > hour_bar.h:
+                hour_bar.h = high
+            if low < hour_bar.low:
+                hour_bar.low = low
+            hour_bar.c = close
             i = j
 
     def on_trade(self, coin: str, now_ms: int, sz: Decimal, px: Decimal) -> None:
