@@ -50,6 +50,7 @@ from projections.report import RunReport, trades_fingerprint
 
 if TYPE_CHECKING:  # bootstrap wires the backtest; importing it at run time would loop
     from infrastructure.bootstrap import Engine
+    from infrastructure.projection_worker import ProjectionWorker
 
 BuildEngine = Callable[[LoadedConfig, ManualClock, int], "Engine"]
 #: Runs several independent backtests (each into its plan's ``out``), results in order:
@@ -423,14 +424,30 @@ async def _run(
         if done // report_every > reported or done == total:
             reported = done // report_every
             progress(Progress(done, total, clock.now(), time.perf_counter() - began))
-    worker = engine.worker
+    _catch_up(engine.worker)
+    return engine.arena.cycles_run, ticks
+
+
+#: Events per batch of a backtest's final view catch-up (a live worker's batches stay
+#: small: bounded work per call, between the engine's own writes).
+CATCH_UP_BATCH = 20_000
+
+
+def _catch_up(worker: ProjectionWorker) -> None:
+    """Bring the run's views and tables to the head of its log, in large batches: the
+    whole run's events are there at once, and each batch writes every view it changed
+    (a run's few thousand events in the live batch size wrote each view a dozen times).
+    Views do not depend on where batches end (a rebuild equals an incremental catch-up)."""
+    worker.batch_size = CATCH_UP_BATCH
     for view_target in worker.targets:
+        if view_target.catchup is not None:
+            view_target.catchup.batch_size = worker.batch_size
         while worker.pump(view_target):
             pass
     if worker.tables is not None:
+        worker.tables.batch_size = CATCH_UP_BATCH
         while worker.tables.pump():
             pass
-    return engine.arena.cycles_run, ticks
 
 
 #: The simulator caps a funding rate at 4 % an hour.
