@@ -67,19 +67,17 @@ def read_minute_candles(path: Path) -> MinuteCandles:
             raise HistoryError(f"{path}: no column {', '.join(missing)} (header {header or None})")
         t, o, h, lo, c, v = (header.index(name) for name in COLUMNS)
         lines = list(reader)
+
+    def parsed(r: list[str]) -> tuple[int, float, float, float, float, float]:
+        return int(r[t]), float(r[o]), float(r[h]), float(r[lo]), float(r[c]), float(r[v])
+
     try:  # by position, not a dict per row: a month of minutes reads in a third of the time
-        rows = [
-            (int(r[t]), float(r[o]), float(r[h]), float(r[lo]), float(r[c]), float(r[v]))
-            for r in lines
-        ]
+        rows = [parsed(r) for r in lines]
     except (IndexError, TypeError, ValueError):
         rows = []
         for line, row in enumerate(lines, start=2):
             try:
-                rows.append(
-                    (int(row[t]), float(row[o]), float(row[h]), float(row[lo]), float(row[c]))
-                    + (float(row[v]),)
-                )
+                rows.append(parsed(row))
             except IndexError:
                 raise HistoryError(f"{path} line {line}: too few fields") from None
             except (TypeError, ValueError) as exc:
