@@ -410,16 +410,21 @@ async def _run(
                 reported = n * 200 // len(times)
                 progress(Progress(n, len(times), clock.now(), time.perf_counter() - began))
         done = total
+    # The log's head after the last tick: one read a tick tells whether it recorded
+    # anything (a write between ticks, none expected, only makes the next tick not quiet).
+    head = recorder.max_notification_id() if bulk is not None else None
     while done < total:
         target = done + 1
         if bulk is not None and quiet:
             target = await bulk.settle(done, total)
         clock.advance((target - done) * STEP.total_seconds())
-        head = recorder.max_notification_id() if bulk is not None else None
         await engine.arena.tick()
         await engine.arena.drain()
         ticks += 1
-        quiet = bulk is not None and recorder.max_notification_id() == head
+        if bulk is not None:
+            after = recorder.max_notification_id()
+            quiet = after == head
+            head = after
         done = target
         if done // report_every > reported or done == total:
             reported = done // report_every
@@ -531,10 +536,10 @@ class _BulkSteps:
             for (market, coins, _), (ranges, venues) in zip(groups, windows, strict=True):
                 # Each minute's path, as the tick's ``Arena._mark`` would walk it.
                 paths = market.minute_paths(coins, times[0], take) if take else []
-                marks = [
+                marks = tuple(  # one tuple for every venue: walked once (mark_quiet)
                     (times[j], paths[j], {c: as_rate(float(r[3][j])) for c, r in ranges.items()})
                     for j in range(take)
-                ]
+                )
                 for venue in venues:
                     venue.mark_quiet(marks)
             if quiet < count:

@@ -174,24 +174,9 @@ def take_quiet(
             f"an update at {latest} crosses a funding hour (last settled: "
             f"{core.funding_hour}): it must go through advance"
         )
-    by_coin = venue.by_coin
-    now = core.now_ms
-    points: dict[str, list[tuple[int, Decimal]]] = {}
-    last_rate: dict[str, Decimal] = {}
-    for now_ms, mids, rates in updates:
-        if now_ms > now:
-            now = now_ms
-        for coin, mid in mids.items():
-            series = points.get(coin)
-            if series is None:
-                if coin not in by_coin:
-                    continue
-                venue.market(coin)  # the entry an update makes, priced or not
-                series = points[coin] = []
-            if mid > 0:
-                series.append((now, mid))
-            if coin in rates:
-                last_rate[coin] = rates[coin]
+    now, points, last_rate = _columns(updates, core.now_ms, tuple(venue.by_coin))
+    for coin in points:
+        venue.market(coin)  # the entry an update makes, priced or not
     core.now_ms = now
     for coin, series in points.items():
         if not series:
@@ -203,3 +188,43 @@ def take_quiet(
     for coin, rate in last_rate.items():
         venue.market(coin).funding_rate = rate
     core.epoch += len(updates)
+
+
+Columns = tuple[int, dict[str, list[tuple[int, Decimal]]], dict[str, Decimal]]
+
+#: The last ``_columns`` (its arguments and answer): a backtest gives every venue of a
+#: market the same updates, each venue at the same time.
+_last_columns: tuple[object, int, tuple[str, ...], Columns] | None = None
+
+
+def _columns(
+    updates: Sequence[tuple[int, Mapping[str, Decimal], Mapping[str, Decimal]]],
+    now: int,
+    listed: tuple[str, ...],
+) -> Columns:
+    """What ``updates`` leave on a venue at time ``now`` listing the coins ``listed``: its
+    time after them, each listed coin's prices with their venue times (in the order the
+    coins first appear), each coin's last funding rate. Read only by the caller."""
+    global _last_columns
+    last = _last_columns
+    if last is not None and last[0] is updates and last[1] == now and last[2] == listed:
+        return last[3]  # a tuple: the same updates still
+    start = now
+    points: dict[str, list[tuple[int, Decimal]]] = {}
+    last_rate: dict[str, Decimal] = {}
+    for now_ms, mids, rates in updates:
+        if now_ms > now:
+            now = now_ms
+        for coin, mid in mids.items():
+            series = points.get(coin)
+            if series is None:
+                if coin not in listed:
+                    continue
+                series = points[coin] = []
+            if mid > 0:
+                series.append((now, mid))
+            if coin in rates:
+                last_rate[coin] = rates[coin]
+    answer = (now, points, last_rate)
+    _last_columns = (updates, start, listed, answer) if isinstance(updates, tuple) else None
+    return answer

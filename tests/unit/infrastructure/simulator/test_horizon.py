@@ -232,3 +232,26 @@ def test_folded_prices_keep_the_first_of_equal_extremes() -> None:
         (str(NOW + MIN), "100.0", "100.0", "99.0", "99.5"),
         (str(NOW), "100", "100", "99.00", "99.5"),
     ]
+
+
+def test_venues_given_the_same_updates_each_take_them_from_their_own_time() -> None:
+    # One tuple of updates for several venues (a backtest's market): what is read from
+    # the updates is shared, so a venue at another time must still get its own.
+    updates = tuple(_walk(20))
+    later = venue(Account())
+    later.core.now_ms = NOW + 5 * MIN + 30_000  # ahead of the first points: they take its time
+    venues = [venue(Account()), venue(Account()), later, venue(Account())]
+    fulls = [venue(Account()), venue(Account()), venue(Account()), venue(Account())]
+    fulls[2].core.now_ms = later.core.now_ms
+    for quiet, full in zip(venues, fulls, strict=True):
+        take_quiet(quiet, updates)
+        for t, mids, rates in updates:
+            sweep.advance(full, t, mids, {}, {}, rates)
+        end = NOW + 60 * MIN
+        assert quiet.candles.snapshot("BTC", "1m", NOW, end) == full.candles.snapshot(
+            "BTC", "1m", NOW, end
+        )
+        assert quiet.core.now_ms == full.core.now_ms
+        assert quiet.core.epoch == full.core.epoch
+    early = venues[0].candles.snapshot("BTC", "1m", NOW, NOW + 60 * MIN)
+    assert later.candles.snapshot("BTC", "1m", NOW, NOW + 60 * MIN) != early
