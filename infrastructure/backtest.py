@@ -52,6 +52,7 @@ from projections.report import RunReport, trades_fingerprint
 
 if TYPE_CHECKING:  # bootstrap wires the backtest; importing it at run time would loop
     from infrastructure.bootstrap import Engine
+    from infrastructure.projection_worker import ProjectionWorker
 
 BuildEngine = Callable[[LoadedConfig, ManualClock, int], "Engine"]
 #: Runs several independent backtests (each into its plan's ``out``), results in order:
@@ -411,28 +412,49 @@ async def _run(
                 reported = n * 200 // len(times)
                 progress(Progress(n, len(times), clock.now(), time.perf_counter() - began))
         done = total
+    # The log's head after the last tick: one read a tick tells whether it recorded
+    # anything (a write between ticks, none expected, only makes the next tick not quiet).
+    head = recorder.max_notification_id() if bulk is not None else None
     while done < total:
         target = done + 1
         if bulk is not None and quiet:
             target = await bulk.settle(done, total)
         clock.advance((target - done) * STEP.total_seconds())
-        head = recorder.max_notification_id() if bulk is not None else None
         await engine.arena.tick()
         await engine.arena.drain()
         ticks += 1
-        quiet = bulk is not None and recorder.max_notification_id() == head
+        if bulk is not None:
+            after = recorder.max_notification_id()
+            quiet = after == head
+            head = after
         done = target
         if done // report_every > reported or done == total:
             reported = done // report_every
             progress(Progress(done, total, clock.now(), time.perf_counter() - began))
-    worker = engine.worker
+    _catch_up(engine.worker)
+    return engine.arena.cycles_run, ticks
+
+
+#: Events per batch of a backtest's final view catch-up (a live worker's batches stay
+#: small: bounded work per call, between the engine's own writes).
+CATCH_UP_BATCH = 20_000
+
+
+def _catch_up(worker: ProjectionWorker) -> None:
+    """Bring the run's views and tables to the head of its log, in large batches: the
+    whole run's events are there at once, and each batch writes every view it changed
+    (a run's few thousand events in the live batch size wrote each view a dozen times).
+    Views do not depend on where batches end (a rebuild equals an incremental catch-up)."""
+    worker.batch_size = CATCH_UP_BATCH
     for view_target in worker.targets:
+        if view_target.catchup is not None:
+            view_target.catchup.batch_size = worker.batch_size
         while worker.pump(view_target):
             pass
     if worker.tables is not None:
+        worker.tables.batch_size = CATCH_UP_BATCH
         while worker.tables.pump():
             pass
-    return engine.arena.cycles_run, ticks
 
 
 #: The simulator caps a funding rate at 4 % an hour.
@@ -516,10 +538,10 @@ class _BulkSteps:
             for (market, coins, _), (ranges, venues) in zip(groups, windows, strict=True):
                 # Each minute's path, as the tick's ``Arena._mark`` would walk it.
                 paths = market.minute_paths(coins, times[0], take) if take else []
-                marks = [
+                marks = tuple(  # one tuple for every venue: walked once (mark_quiet)
                     (times[j], paths[j], {c: as_rate(float(r[3][j])) for c, r in ranges.items()})
                     for j in range(take)
-                ]
+                )
                 for venue in venues:
                     venue.mark_quiet(marks)
             if quiet < count:

@@ -162,10 +162,29 @@ class SimulatedHyperliquid(HyperliquidExchange):
         funding)`` walked as ``mark_path`` would walk it (the same updates, the same
         stamps: so the venue's update count, which seeds its books, and its time move
         exactly as minute by minute), without the checks."""
-        venue_ms = self.gateway.now_ms
-        updates: list[Update] = []
-        for at, path, funding in marks:
-            walked = path_updates(venue_ms, path, _ms(at), funding)
-            venue_ms = max(venue_ms, walked[-1][0])
-            updates.extend(walked)
-        self.gateway.take_quiet(updates)
+        self.gateway.take_quiet(_walk(self.gateway.now_ms, marks))
+
+
+#: The last walk (marks, the venue time it started from, its updates): a backtest marks
+#: every venue of a market with the same minutes (a tuple), each venue at the same time.
+_walked: tuple[object, int, tuple[Update, ...]] | None = None
+
+
+def _walk(
+    venue_ms: int, marks: Sequence[tuple[datetime, MinutePath, Mapping[str, Decimal]]]
+) -> tuple[Update, ...]:
+    """The updates ``mark_path`` would walk for each of ``marks`` in turn, from a venue
+    last updated at ``venue_ms``; for the same marks (a tuple) from the same time, the
+    next venue's, the same updates again (and so ``take_quiet`` reads them once)."""
+    global _walked
+    if _walked is not None and _walked[0] is marks and _walked[1] == venue_ms:
+        return _walked[2]
+    start = venue_ms
+    updates: list[Update] = []
+    for at, path, funding in marks:
+        walked = path_updates(venue_ms, path, _ms(at), funding)
+        venue_ms = max(venue_ms, walked[-1][0])
+        updates.extend(walked)
+    answer = tuple(updates)
+    _walked = (marks, start, answer) if isinstance(marks, tuple) else None
+    return answer

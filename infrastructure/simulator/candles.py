@@ -10,6 +10,7 @@ the epoch, weeks on Mondays and months on the 1st (UTC).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -101,6 +102,56 @@ class CandleBars:
     def on_price(self, coin: str, now_ms: int, px: Decimal) -> None:
         for bar in self._bars(coin, now_ms, px):
             bar.price(px)
+
+    def on_prices(self, coin: str, points: Sequence[tuple[int, Decimal]]) -> None:
+        """``on_price`` for each ``(now_ms, px)`` in turn (times never going back), folded:
+        the points that fall in one bar change it once (its high, low and close), so a
+        backtest's quiet minutes, a few price updates each, cost a bar each rather than an
+        update each. The bars come out as ``on_price`` leaves them."""
+        minutes = self._minutes.setdefault(coin, OrderedDict())
+        hours = self._hours.setdefault(coin, OrderedDict())
+        kept = self._kept
+        hour_t = -1
+        hour_bar: Bar | None = None
+        n = len(points)
+        i = 0
+        while i < n:
+            now_ms, first = points[i]
+            t = now_ms - now_ms % MINUTE_MS
+            j = i + 1
+            while j < n and points[j][0] - t < MINUTE_MS:
+                j += 1
+            if j == i + 1:
+                high = low = first
+            else:
+                run = [px for _, px in points[i:j]]
+                high, low = max(run), min(run)
+            close = points[j - 1][1]
+            bar = minutes.get(t)
+            if bar is None:
+                bar = minutes[t] = Bar(t, first, high, low, close)
+                if len(minutes) > kept:
+                    minutes.popitem(last=False)
+            else:
+                if high > bar.h:
+                    bar.h = high
+                if low < bar.low:
+                    bar.low = low
+                bar.c = close
+            h = t - t % HOUR_MS
+            if h != hour_t or hour_bar is None:
+                hour_t = h
+                hour_bar = hours.get(h)
+                if hour_bar is None:
+                    hour_bar = hours[h] = Bar(h, first, first, first, first)
+                    if len(hours) > kept:
+                        hours.popitem(last=False)
+            if high > hour_bar.h:
+                hour_bar.h = high
+            if low < hour_bar.low:
+                hour_bar.low = low
+            hour_bar.c = close
+            i = j
 
     def on_trade(self, coin: str, now_ms: int, sz: Decimal, px: Decimal) -> None:
         for bar in self._bars(coin, now_ms, px):

@@ -152,11 +152,14 @@ class SimVenue:
     def account_revision(self, user: str) -> bytes:
         """A digest of the user's account apart from prices (see the gateway's)."""
         core = self._venue.core
-        acct = core.accounts.get(user.lower())
+        user = user.lower()
+        acct = core.accounts.get(user)
         if acct is None:
             return b""
         held = (
-            core.seq,  # every history record (a zero funding payment, a transfer undone)
+            # Every record of the user's history (a zero funding payment, a transfer undone),
+            # not the market's (a coin's hourly funding rate: no read of the account shows it).
+            self._venue.journal.user_seq.get(user, 0),
             acct.cash,
             acct.funded,
             acct.positions,

@@ -159,23 +159,72 @@ def take_quiet(
     set nothing off, as ``sweep.advance`` applies them (mark and oracle are the mid). The
     book's taken sizes are left: the next full update starts a fresh book anyway.
 
-    Raises ``ValueError`` for an update at or past the next funding hour (``advance`` must
-    settle it)."""
+    What the updates leave is what the last of them leaves (each coin's last price and
+    rate, the latest time), but the venue's candles, which see every price: each coin's
+    prices go to them in one fold (``CandleBars.on_prices``), not one call an update.
+
+    Raises ``ValueError``, before taking any, when an update lies at or past the next
+    funding hour (``advance`` must settle it)."""
+    if not updates:
+        return
     core = venue.core
+    latest = max(now_ms for now_ms, _, _ in updates)
+    if core.funding_hour is None or latest >= core.funding_hour + HOUR_MS:
+        raise ValueError(
+            f"an update at {latest} crosses a funding hour (last settled: "
+            f"{core.funding_hour}): it must go through advance"
+        )
+    now, points, last_rate = _columns(updates, core.now_ms, tuple(venue.by_coin))
+    for coin in points:
+        venue.market(coin)  # the entry an update makes, priced or not
+    core.now_ms = now
+    for coin, series in points.items():
+        if not series:
+            continue
+        mid = series[-1][1]
+        prices = venue.market(coin)
+        prices.mid = prices.mark = prices.oracle = mid
+        venue.candles.on_prices(coin, series)
+    for coin, rate in last_rate.items():
+        venue.market(coin).funding_rate = rate
+    core.epoch += len(updates)
+
+
+Columns = tuple[int, dict[str, list[tuple[int, Decimal]]], dict[str, Decimal]]
+
+#: The last ``_columns`` (its arguments and answer): a backtest gives every venue of a
+#: market the same updates, each venue at the same time.
+_last_columns: tuple[object, int, tuple[str, ...], Columns] | None = None
+
+
+def _columns(
+    updates: Sequence[tuple[int, Mapping[str, Decimal], Mapping[str, Decimal]]],
+    now: int,
+    listed: tuple[str, ...],
+) -> Columns:
+    """What ``updates`` leave on a venue at time ``now`` listing the coins ``listed``: its
+    time after them, each listed coin's prices with their venue times (in the order the
+    coins first appear), each coin's last funding rate. Read only by the caller."""
+    global _last_columns
+    last = _last_columns
+    if last is not None and last[0] is updates and last[1] == now and last[2] == listed:
+        return last[3]  # a tuple: the same updates still
+    start = now
+    points: dict[str, list[tuple[int, Decimal]]] = {}
+    last_rate: dict[str, Decimal] = {}
     for now_ms, mids, rates in updates:
-        if core.funding_hour is None or now_ms >= core.funding_hour + HOUR_MS:
-            raise ValueError(
-                f"an update at {now_ms} crosses a funding hour (last settled: "
-                f"{core.funding_hour}): it must go through advance"
-            )
-        core.now_ms = max(core.now_ms, now_ms)
+        if now_ms > now:
+            now = now_ms
         for coin, mid in mids.items():
-            if coin not in venue.by_coin:
-                continue
-            prices = venue.market(coin)
+            series = points.get(coin)
+            if series is None:
+                if coin not in listed:
+                    continue
+                series = points[coin] = []
             if mid > 0:
-                prices.mid = prices.mark = prices.oracle = mid
-                venue.candles.on_price(coin, core.now_ms, mid)
+                series.append((now, mid))
             if coin in rates:
-                prices.funding_rate = rates[coin]
-        core.epoch += 1
+                last_rate[coin] = rates[coin]
+    answer = (now, points, last_rate)
+    _last_columns = (updates, start, listed, answer) if isinstance(updates, tuple) else None
+    return answer

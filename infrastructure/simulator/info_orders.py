@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from infrastructure.simulator.actions import CLOID
 from infrastructure.simulator.errors import InfoRequestError
@@ -13,11 +14,13 @@ from infrastructure.simulator.info_fields import (
     user_field,
 )
 from infrastructure.simulator.rules import wire
-from infrastructure.simulator.state import Fill, Order
+from infrastructure.simulator.state import Fill, Order, UserFunding
 from infrastructure.simulator.trading import Venue
 
 MAX_ROWS = 2000  # userFills, userFillsByTime, historicalOrders
 MAX_TIME_ROWS = 500  # userFunding
+
+_Timed = TypeVar("_Timed", Fill, UserFunding)
 
 
 def order_type(order: Order) -> str:
@@ -163,14 +166,27 @@ def user_fills(venue: Venue, request: Request) -> list[dict[str, Any]]:
     return [fill_row(fill) for fill in newest]
 
 
+def _since(rows: Sequence[_Timed], start: int) -> list[_Timed]:
+    """The rows stamped at or after ``start``, oldest first. The journal appends them in
+    venue time, which never goes back, so they are the newest ones: read from the end
+    (a reconciliation asks for the last few of a long history, pass after pass)."""
+    found = []
+    for row in reversed(rows):
+        if row.time < start:
+            break
+        found.append(row)
+    found.reverse()
+    return found
+
+
 def user_fills_by_time(venue: Venue, request: Request) -> list[dict[str, Any]]:
     user = user_field(request)
     start = int_field(request, "startTime")
     end = optional_int_field(request, "endTime")
     rows = [
         fill_row(fill)
-        for fill in venue.journal.fills.get(user, ())
-        if fill.time >= start and (end is None or fill.time <= end)
+        for fill in _since(venue.journal.fills.get(user, ()), start)
+        if end is None or fill.time <= end
     ]
     return rows[:MAX_ROWS]
 
@@ -192,8 +208,8 @@ def user_funding(venue: Venue, request: Request) -> list[dict[str, Any]]:
                 "nSamples": None,
             },
         }
-        for row in venue.journal.user_funding.get(user, ())
-        if row.time >= start and (end is None or row.time <= end)
+        for row in _since(venue.journal.user_funding.get(user, ()), start)
+        if end is None or row.time <= end
     ]
     return rows[:MAX_TIME_ROWS]
 

@@ -27,6 +27,10 @@ class Journal:
         self._done_seq: dict[int, int] = {}  # oid -> seq of its record (for compaction)
         self._cloids: dict[tuple[str, str], int] = {}  # (user, cloid) -> latest finished oid
         self.pending: list[Record] = []
+        #: user -> sequence of the latest record of that user's history (a fill, a funding
+        #: payment, a ledger update, a finished order); market-wide records (a coin's
+        #: funding rate) are no user's.
+        self.user_seq: dict[str, int] = {}
 
     def add(self, record: Record) -> None:
         self._keep(record)
@@ -38,6 +42,9 @@ class Journal:
 
     def _keep(self, record: Record) -> None:
         config = self._config
+        user = record.order.user if isinstance(record, OrderDone) else getattr(record, "user", None)
+        if user is not None and record.seq > self.user_seq.get(user, 0):
+            self.user_seq[user] = record.seq
         if isinstance(record, Fill):
             self.fills.setdefault(record.user, deque(maxlen=config.fills_kept)).append(record)
         elif isinstance(record, UserFunding):

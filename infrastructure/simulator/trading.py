@@ -367,7 +367,7 @@ class Venue:
         if book is None:
             return []
         prices = self.market(order.coin)
-        levels = book.asks if order.is_buy else book.bids
+        levels = book.side(bids=not order.is_buy)
         taken = prices.taken_asks if order.is_buy else prices.taken_bids
         return plan_take(levels, taken, is_buy=order.is_buy, limit_px=order.limit_px, size=size)
 
@@ -572,8 +572,8 @@ class Venue:
             return None
         prices = self.prices(coin)
         size = IMPACT_USD.get(coin, DEFAULT_IMPACT_USD)
-        bid = impact_price(book.bids, prices.taken_bids, size)
-        ask = impact_price(book.asks, prices.taken_asks, size)
+        bid = impact_price(book.side(bids=True), prices.taken_bids, size)
+        ask = impact_price(book.side(bids=False), prices.taken_asks, size)
         return None if bid is None or ask is None else (bid, ask)
 
     def premium(self, coin: str) -> Decimal | None:

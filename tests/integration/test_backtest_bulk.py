@@ -190,3 +190,28 @@ def test_an_arena_that_needs_every_tick_is_stepped_minute_by_minute(
     )
     result = bootstrap.run_backtest(config(), plan, lambda _: None)
     assert result.ticks == 60
+
+
+def test_the_final_catch_up_gives_the_views_and_tables_of_small_batches(
+    candles: Path, runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run's views are caught up at its end in large batches (``CATCH_UP_BATCH``);
+    # in batches of seven events they must come out the same, file for file.
+    from infrastructure import backtest
+
+    assert backtest.CATCH_UP_BATCH > 1000
+    monkeypatch.setattr(backtest, "CATCH_UP_BATCH", 7)
+    small = run(candles, tmp_path / "small", bulk=True).out
+    large = runs["bulk"]
+    names = sorted(p.name for p in (large / "views").rglob("*.json"))
+    assert len(names) > 5
+    assert names == sorted(p.name for p in (small / "views").rglob("*.json"))
+    for name in names:
+        assert view(small, name) == view(large, name), name
+
+    def tables(run_dir: Path) -> list[str]:
+        with sqlite3.connect(run_dir / "tables.sqlite3") as db:
+            return list(db.iterdump())
+
+    assert tables(small) == tables(large)
+    assert len(tables(large)) > 10

@@ -54,6 +54,8 @@ def test_a_missing_minute_is_filled_flat_at_the_previous_close(tmp_path: Path) -
         (HEADER + "60000,x,1,1,1,1,1\n120000,x,1,1,0,1,1\n", "prices must be positive"),
         (HEADER + "60000,x,1,1,1,1,1\nnope,x,1,1,1,1,1\n", "line 3"),
         (HEADER + "60000,x,1,1,1,1,1\n", "fewer than two candles"),
+        (HEADER + "60000,x,1,1,1,1,1\n120000,x,1,1,1\n", "line 3: too few fields"),
+        ("", "no column timestamp_ms"),
     ],
 )
 def test_a_bad_candle_file_is_named_with_its_fault(tmp_path: Path, body: str, fault: str) -> None:
@@ -62,6 +64,20 @@ def test_a_bad_candle_file_is_named_with_its_fault(tmp_path: Path, body: str, fa
     with pytest.raises(HistoryError, match=fault) as caught:
         read_minute_candles(path)
     assert str(path) in str(caught.value)
+
+
+def test_columns_are_read_by_their_names_in_any_order(tmp_path: Path) -> None:
+    ordered = read_minute_candles(write_csv(tmp_path / "a.csv", walk(30)))
+    rows = (tmp_path / "a.csv").read_text().splitlines()
+    fields = [row.split(",") for row in rows]
+    order = [6, 4, 1, 0, 5, 2, 3]  # volume, low, date, timestamp_ms, close, open, high
+    shuffled = tmp_path / "b.csv"
+    shuffled.write_text("".join(",".join(f[i] for i in order) + "\n" for f in fields))
+    read = read_minute_candles(shuffled)
+    for column in ("open", "high", "low", "close", "volume"):
+        assert list(getattr(read, column)) == list(getattr(ordered, column)), column
+    assert read.start_ms == ordered.start_ms
+    assert list(ordered.close) == walk(30)
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:

@@ -397,6 +397,39 @@ def test_user_fills_by_time_is_oldest_first_with_inclusive_bounds() -> None:
     assert len(set(tids)) == 4
 
 
+def test_time_range_answers_are_every_row_in_the_range_oldest_first() -> None:
+    # The answers are read from the newest end of the history; over a long one, with
+    # several fills at one time, they must hold every row in range, as a full scan does.
+    sim = venue()
+    one(sim, limit(ETH, True, "2010", "1", "Ioc"))
+    stamps = [T0 + 1000 * (n // 2) for n in range(2, 40)]  # two fills a stamp
+    for n, at in enumerate(stamps):
+        sim.advance(at, prices({"ETH": "2000"}))
+        one(sim, limit(ETH, n % 2 == 1, "2010" if n % 2 else "1990", "0.01", "Ioc"))
+    zero = {"ETH": D(0)}
+    for hour in range(1, 6):  # funding payments on the hours
+        sim.advance(HOUR0 + hour * HOUR, prices({"ETH": "2000"}), funding_rates=zero)
+    every_fill = sim.info({"type": "userFills", "user": ALICE})[::-1]
+    every_payment = sim.info({"type": "userFunding", "user": ALICE, "startTime": 0})
+    assert len(every_fill) == 39
+    assert len(every_payment) == 5
+    fill_times = sorted({row["time"] for row in every_fill})
+    pay_times = [row["time"] for row in every_payment]
+    for start in [0, *fill_times, fill_times[-1] + 1, *pay_times]:
+        for end in (None, start + 3000):
+            fills = sim.info(
+                {"type": "userFillsByTime", "user": ALICE, "startTime": start, "endTime": end}
+            )
+            assert fills == [
+                r for r in every_fill if r["time"] >= start and (end is None or r["time"] <= end)
+            ]
+            request = {"type": "userFunding", "user": ALICE, "startTime": start}
+            paid = sim.info(request if end is None else {**request, "endTime": end})
+            assert paid == [
+                r for r in every_payment if r["time"] >= start and (end is None or r["time"] <= end)
+            ]
+
+
 def test_funding_history(busy: SimVenue, shared_dir: Path) -> None:
     ours = busy.info({"type": "fundingHistory", "coin": "ETH", "startTime": 0})
     theirs = sample(shared_dir, "info_fundingHistory_examples.json")["items"][0]["response"]

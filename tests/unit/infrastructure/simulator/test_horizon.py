@@ -153,3 +153,105 @@ def test_an_update_at_the_funding_hour_is_refused() -> None:
     v = venue(Account())
     with pytest.raises(ValueError, match="funding hour"):
         take_quiet(v, [(NOW + HOUR_MS, {"BTC": Decimal(40_000)}, {})])
+
+
+def _walk(minutes: int) -> list[tuple[int, dict[str, Decimal], dict[str, Decimal]]]:
+    """Minute paths as a backtest walks them: three points inside each minute, the close
+    on the next minute's first millisecond; ties written differently (40000 and 40000.0),
+    a zero price (not a price), a coin the venue does not list, rates now and then."""
+    updates: list[tuple[int, dict[str, Decimal], dict[str, Decimal]]] = []
+    for m in range(minutes):
+        start = NOW + m * MIN
+        base = 40_000 + (m * 37) % 101 - 50
+        points = [Decimal(base), Decimal(f"{base - 3}.0"), Decimal(base + 3), Decimal(base)]
+        for k, px in enumerate(points):
+            stamp = start + (k + 1) * MIN // 4 if k < 3 else start + MIN
+            mids = {"BTC": px, "ETH": Decimal(2_000 + k), "NOPE": Decimal(1)}
+            if m == 5 and k == 1:
+                mids["BTC"] = Decimal(0)
+            rates = {"BTC": Decimal(f"0.0000{m % 9 + 1}")} if k == 3 and m % 3 == 0 else {}
+            updates.append((stamp, mids, rates))
+    return updates
+
+
+def test_quiet_minutes_leave_the_candles_and_prices_an_update_at_a_time_leaves() -> None:
+    # take_quiet folds each bar's prices into one change; the bars, at every interval,
+    # and the prices must come out as update-by-update ``advance`` leaves them.
+    quiet, full = venue(Account()), venue(Account())
+    updates = _walk(59)  # within the hour: advance settles no funding
+    take_quiet(quiet, updates)
+    for t, mids, rates in updates:
+        sweep.advance(full, t, mids, {}, {}, rates)
+    assert quiet.core.epoch == full.core.epoch == len(updates)
+    assert quiet.core.now_ms == full.core.now_ms
+    for coin in ("BTC", "ETH"):
+        q, f = quiet.core.markets[coin], full.core.markets[coin]
+        assert (q.mid, q.mark, q.oracle, q.funding_rate) == (
+            f.mid,
+            f.mark,
+            f.oracle,
+            f.funding_rate,
+        )
+        for interval in ("1m", "3m", "15m", "1h", "4h"):
+            end = NOW + 60 * MIN
+            ours = quiet.candles.snapshot(coin, interval, NOW, end)
+            assert ours == full.candles.snapshot(coin, interval, NOW, end)
+            assert ours
+        assert quiet.candles.day(coin, end) == full.candles.day(coin, end)
+
+
+def test_folded_prices_keep_the_first_of_equal_extremes() -> None:
+    from infrastructure.simulator.candles import CandleBars
+
+    one_by_one, folded = CandleBars(), CandleBars()
+    points = [
+        (NOW + 1, Decimal("100")),
+        (NOW + 2, Decimal("100.0")),
+        (NOW + 3, Decimal("99.00")),
+        (NOW + 4, Decimal("99")),
+        (NOW + 5, Decimal("100.00")),
+        (NOW + MIN + 1, Decimal("100.0")),  # the next minute: the hour's bar has both
+        (NOW + MIN + 2, Decimal("99.0")),
+        (NOW + MIN + 3, Decimal("99.5")),
+    ]
+    for t, px in points:
+        one_by_one.on_price("BTC", t, px)
+    folded.on_prices("BTC", points)
+
+    def bars(candles: CandleBars) -> list[tuple[str, ...]]:
+        return [
+            (str(bar.t), str(bar.o), str(bar.h), str(bar.low), str(bar.c))
+            for series in (candles._minutes, candles._hours)
+            for bar in series["BTC"].values()
+        ]
+
+    # Equal prices written differently: the first of them stays (the wire form hides it).
+    assert bars(folded) == bars(one_by_one)
+    assert bars(folded) == [
+        (str(NOW), "100", "100", "99.00", "100.00"),
+        (str(NOW + MIN), "100.0", "100.0", "99.0", "99.5"),
+        (str(NOW), "100", "100", "99.00", "99.5"),
+    ]
+
+
+def test_venues_given_the_same_updates_each_take_them_from_their_own_time() -> None:
+    # One tuple of updates for several venues (a backtest's market): what is read from
+    # the updates is shared, so a venue at another time must still get its own.
+    updates = tuple(_walk(20))
+    later = venue(Account())
+    later.core.now_ms = NOW + 5 * MIN + 30_000  # ahead of the first points: they take its time
+    venues = [venue(Account()), venue(Account()), later, venue(Account())]
+    fulls = [venue(Account()), venue(Account()), venue(Account()), venue(Account())]
+    fulls[2].core.now_ms = later.core.now_ms
+    for quiet, full in zip(venues, fulls, strict=True):
+        take_quiet(quiet, updates)
+        for t, mids, rates in updates:
+            sweep.advance(full, t, mids, {}, {}, rates)
+        end = NOW + 60 * MIN
+        assert quiet.candles.snapshot("BTC", "1m", NOW, end) == full.candles.snapshot(
+            "BTC", "1m", NOW, end
+        )
+        assert quiet.core.now_ms == full.core.now_ms
+        assert quiet.core.epoch == full.core.epoch
+    early = venues[0].candles.snapshot("BTC", "1m", NOW, NOW + 60 * MIN)
+    assert later.candles.snapshot("BTC", "1m", NOW, NOW + 60 * MIN) != early
