@@ -32,6 +32,7 @@ import numpy as np
 from application.manager import Arena
 from application.ports import MarketDataError
 from application.redaction import redact
+from application.trading import TradingApp
 from infrastructure.clock import ManualClock
 from infrastructure.config.loader import LoadedConfig
 from infrastructure.config.models import (
@@ -39,6 +40,7 @@ from infrastructure.config.models import (
     ReplayMarketConfig,
     SimExchangeConfig,
 )
+from infrastructure.event_log import StoredLog
 from infrastructure.files import atomic_write
 from infrastructure.hyperliquid.simulated import SimulatedHyperliquid
 from infrastructure.market.history_tape import HistoryTape
@@ -47,6 +49,7 @@ from infrastructure.market.replay import ReplayMarket, as_rate
 from infrastructure.models.baseline import RandomParams
 from infrastructure.reports.source import read_positions
 from projections.documents import TradeDoc, TradesDocument
+from projections.rebuild import replay_outputs
 from projections.replicas import ReplicaSummary, aggregate_replicas, luck_test
 from projections.report import RunReport, trades_fingerprint
 
@@ -431,27 +434,44 @@ async def _run(
         if done // report_every > reported or done == total:
             reported = done // report_every
             progress(Progress(done, total, clock.now(), time.perf_counter() - began))
-    _catch_up(engine.worker)
+    _catch_up(engine.worker, engine.app)
     return engine.arena.cycles_run, ticks
 
 
 #: Events per batch of a backtest's final view catch-up (a live worker's batches stay
 #: small: bounded work per call, between the engine's own writes).
 CATCH_UP_BATCH = 20_000
+#: A run's views and tables, written for the first time at its end, are replayed the way
+#: ``projections rebuild`` replays them (the same bytes; tests compare).
+BULK_CATCH_UP = True
 
 
-def _catch_up(worker: ProjectionWorker) -> None:
-    """Bring the run's views and tables to the head of its log, in large batches: the
-    whole run's events are there at once, and each batch writes every view it changed
-    (a run's few thousand events in the live batch size wrote each view a dozen times).
+def _catch_up(worker: ProjectionWorker, app: TradingApp) -> None:
+    """Bring the run's views and tables to the head of its log. Views nothing has written
+    yet (a run's, at its end) are replayed in bulk and written once, like a rebuild;
+    otherwise they catch up in large batches (each batch writes every view it changed).
     Views do not depend on where batches end (a rebuild equals an incremental catch-up)."""
+    head = app.max_position()
+    log = StoredLog(app)
     worker.batch_size = CATCH_UP_BATCH
     for view_target in worker.targets:
+        namespace = view_target.current()
+        if BULK_CATCH_UP and namespace is not None and view_target.catchup is None:
+            store = view_target.open_store(namespace)
+            projectors = worker.projectors()
+            if all(store.read(p.primary) is None for p in projectors):
+                outputs, _ = replay_outputs(log, projectors, head)
+                for output in outputs:
+                    store.write(output)
+                continue
         if view_target.catchup is not None:
             view_target.catchup.batch_size = worker.batch_size
         while worker.pump(view_target):
             pass
     if worker.tables is not None:
+        if BULK_CATCH_UP and worker.tables.store.position() is None:
+            worker.tables.rebuild(head, log)
+            return
         worker.tables.batch_size = CATCH_UP_BATCH
         while worker.tables.pump():
             pass

@@ -195,11 +195,13 @@ def test_an_arena_that_needs_every_tick_is_stepped_minute_by_minute(
 def test_the_final_catch_up_gives_the_views_and_tables_of_small_batches(
     candles: Path, runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The run's views are caught up at its end in large batches (``CATCH_UP_BATCH``);
-    # in batches of seven events they must come out the same, file for file.
+    # The run's views and tables are replayed at its end in bulk, like a rebuild
+    # (``BULK_CATCH_UP``); caught up event by event in batches of seven they must come out
+    # the same, file for file.
     from infrastructure import backtest
 
-    assert backtest.CATCH_UP_BATCH > 1000
+    assert backtest.BULK_CATCH_UP
+    monkeypatch.setattr(backtest, "BULK_CATCH_UP", False)
     monkeypatch.setattr(backtest, "CATCH_UP_BATCH", 7)
     small = run(candles, tmp_path / "small", bulk=True).out
     large = runs["bulk"]
