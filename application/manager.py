@@ -372,8 +372,11 @@ class Arena:
             cfg.allocation,
         )
 
-    def _refresh(self, state: _TraderState) -> None:
-        trader = self.app.get_trader(state.runtime.settings.config_id)
+    def _refresh(self, state: _TraderState, *, look: bool = True) -> None:
+        """``look=False``: right after the trader's own cycle, whose writes the working copy
+        holds (another process's, an operator's pause, are seen by the look of the next
+        tick's refresh, which comes before any decision)."""
+        trader = self.app.get_trader(state.runtime.settings.config_id, look=look)
         state.last_cycle_at = trader.last_cycle_at
         state.paused = trader.paused
         state.flatten_requested = trader.flatten_requested
@@ -962,7 +965,7 @@ class Arena:
             # Do not hammer a broken trader every tick: wait for its next interval.
             state.last_cycle_at = now
             return
-        self._refresh(state)
+        self._refresh(state, look=False)
 
     def _failed(self, state: _TraderState, what: str, exc: Exception) -> None:
         config_id = state.runtime.settings.config_id

@@ -135,8 +135,11 @@ class TradingApp(Application[UUID]):
             self._live[aggregate_id] = trader
         return trader
 
-    def get_trader(self, config_id: str) -> Trader:
-        trader = self.find_trader(config_id)
+    def get_trader(self, config_id: str, *, look: bool = True) -> Trader:
+        """``look=False``: no look at the log's head, for reading back what this process has
+        just written (its working copy, current as of its save); a write by another process
+        is seen at the next look."""
+        trader = self.find_trader(config_id) if look else self._find_trader(config_id)
         if trader is None:
             raise LookupError(f"trader {config_id!r} is not registered")
         return trader

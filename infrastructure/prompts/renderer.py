@@ -287,6 +287,8 @@ class JinjaPromptRenderer:
         self._env.filters["bp"] = memo.wrap(_bp)
         self._env.filters["bp_of"] = memo.wrap(_bp_of)
         self._shared = _SharedTexts()
+        self._by_name: dict[str, _Template] = {}  # absolute names as strings → templates
+        self._now: tuple[datetime | None, str] = (None, "")  # the last time, formatted
         self._cache: dict[Path, _Template] = {}
         self._named: dict[Path, _Template] = {}  # absolute names as given → their template
 
@@ -330,6 +332,13 @@ class JinjaPromptRenderer:
             self._named[given] = loaded
         return loaded
 
+    def _load_named(self, name: str) -> _Template:
+        path = Path(name)
+        loaded = self.load(path)
+        if path.is_absolute():  # a relative name is resolved against the current directory
+            self._by_name[name] = loaded
+        return loaded
+
     def render(
         self,
         *,
@@ -341,12 +350,14 @@ class JinjaPromptRenderer:
         as_of: datetime,
     ) -> RenderedPrompt:
         try:
-            system = self.load(Path(system_template))
-            user = self.load(Path(user_template))
+            system = self._by_name.get(system_template) or self._load_named(system_template)
+            user = self._by_name.get(user_template) or self._load_named(user_template)
         except PromptVersionError as exc:
             raise PromptError(str(exc)) from exc
+        if self._now[0] is not as_of:  # the traders of a tick share their as_of
+            self._now = (as_of, as_of.strftime("%Y-%m-%d %H:%M:%S UTC"))
         context = {
-            "now": as_of.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "now": self._now[1],
             "coins": [snapshot.coins[c] for c in snapshot.coins],
             "account": account,
             "positions": [_position_dict(p) for p in account.positions],
