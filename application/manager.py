@@ -45,6 +45,7 @@ from application.ports import (
 )
 from application.remembered_gates import RememberedGates
 from application.settings import EngineSettings, TraderSettings
+from application.shared_market import SharedSnapshots
 from application.store_guard import StoreGuard
 from application.trading import TradingApp
 from application.venue_health import HealthPolicy, VenueHealth, paper_twin_id, real_trader_id
@@ -495,6 +496,9 @@ class Arena:
                 config_id in self._states and self._due(state, now)
             ):
                 wake, state.wake = state.wake, None
+                market = state.runtime.market
+                if isinstance(market, SharedSnapshots):
+                    market.prefetch(state.runtime.settings.coins, now)  # once per tick
                 self._spawn(config_id, self._cycle(state, now, wake))
 
     async def _reconcile(self, venue: _VenueState, now: datetime) -> None:
