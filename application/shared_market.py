@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol, runtime_checkable
 
 from application.ports import (
     FundingFeed,
@@ -22,7 +23,24 @@ from application.ports import (
     MarketSnapshot,
     MinutePath,
     MissingData,
+    PromptLimits,
 )
+
+
+@runtime_checkable
+class PreparesPrompts(Protocol):
+    """A prompt renderer that can render what the traders of a tick share (the market part,
+    the limits) once, before their cycles (``JinjaPromptRenderer.prepare``)."""
+
+    def prepare(
+        self,
+        *,
+        system_template: str,
+        user_template: str,
+        snapshot: MarketSnapshot,
+        limits: PromptLimits,
+        as_of: datetime,
+    ) -> None: ...
 
 
 class SharedSnapshots:

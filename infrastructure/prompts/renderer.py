@@ -354,15 +354,9 @@ class JinjaPromptRenderer:
             user = self._by_name.get(user_template) or self._load_named(user_template)
         except PromptVersionError as exc:
             raise PromptError(str(exc)) from exc
-        if self._now[0] is not as_of:  # the traders of a tick share their as_of
-            self._now = (as_of, as_of.strftime("%Y-%m-%d %H:%M:%S UTC"))
-        context = {
-            "now": self._now[1],
-            "coins": [snapshot.coins[c] for c in snapshot.coins],
-            "account": account,
-            "positions": [_position_dict(p) for p in account.positions],
-            "limits": limits,
-        }
+        context = self._shared_context(snapshot, limits, as_of)
+        context["account"] = account
+        context["positions"] = [_position_dict(p) for p in account.positions]
         try:
             system_text = self._text(system, context, snapshot, limits).strip() + "\n"
             user_text = self._text(user, context, snapshot, limits).strip() + "\n"
@@ -377,6 +371,42 @@ class JinjaPromptRenderer:
             user=user_text,
             digest=digest,
         )
+
+    def prepare(
+        self,
+        *,
+        system_template: str,
+        user_template: str,
+        snapshot: MarketSnapshot,
+        limits: PromptLimits,
+        as_of: datetime,
+    ) -> None:
+        """Render the parts of these templates that the traders of a tick share (the market,
+        the limits) for this snapshot, before their cycles: the tick's work, done once. A
+        failure is left for the cycles, which meet it again and record it."""
+        try:
+            loaded = [
+                self._by_name.get(n) or self._load_named(n)
+                for n in (system_template, user_template)
+            ]
+            context = self._shared_context(snapshot, limits, as_of)
+            for template in loaded:
+                for part in template.parts or ():
+                    if part.shared:
+                        self._shared.render(part, context, snapshot, limits)
+        except (PromptVersionError, jinja2.TemplateError):
+            return
+
+    def _shared_context(
+        self, snapshot: MarketSnapshot, limits: PromptLimits, as_of: datetime
+    ) -> dict[str, Any]:
+        if self._now[0] is not as_of:  # the traders of a tick share their as_of
+            self._now = (as_of, as_of.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        return {
+            "now": self._now[1],
+            "coins": [snapshot.coins[c] for c in snapshot.coins],
+            "limits": limits,
+        }
 
     def _text(
         self, loaded: _Template, context: dict[str, Any], snapshot: MarketSnapshot, limits: Any

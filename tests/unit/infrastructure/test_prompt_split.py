@@ -84,6 +84,8 @@ def snapshots(draw: st.DrawFn) -> MarketSnapshot:
 # Each call: (snapshot index, account, limits); the snapshots are reused across calls as the
 # traders of one tick share theirs.
 calls = st.lists(st.tuples(st.integers(0, 2), accounts(), limits), min_size=1, max_size=6)
+# Before some calls the tick prepares the shared parts (of any snapshot, with any limits).
+preparations = st.lists(st.none() | st.tuples(st.integers(0, 2), limits), min_size=6, max_size=6)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
@@ -91,17 +93,28 @@ calls = st.lists(st.tuples(st.integers(0, 2), accounts(), limits), min_size=1, m
     templates=st.sampled_from(SHIPPED),
     snaps=st.lists(snapshots(), min_size=3, max_size=3),
     sequence=calls,
+    prepared=preparations,
 )
 def test_the_split_rendering_is_the_whole_rendering(
     templates: tuple[Path, Path],
     snaps: list[MarketSnapshot],
     sequence: list[tuple[int, AccountView, PromptLimits]],
+    prepared: list[tuple[int, PromptLimits] | None],
 ) -> None:
     split = JinjaPromptRenderer(root=PROMPTS, schema_version="v1.0.0")
     whole = JinjaPromptRenderer(root=PROMPTS, schema_version="v1.0.0", split=False)
     system, user = templates
     assert split.load(user).parts is not None  # the shipped user prompts are split
-    for index, account, limit in sequence:
+    for (index, account, limit), preparation in zip(sequence, prepared, strict=False):
+        if preparation is not None:
+            snap = snaps[preparation[0]]
+            split.prepare(
+                system_template=str(system),
+                user_template=str(user),
+                snapshot=snap,
+                limits=preparation[1],
+                as_of=snap.as_of,
+            )
         snap = snaps[index]
         prompts = [
             r.render(
@@ -204,3 +217,29 @@ def test_a_shared_part_is_rendered_once_per_snapshot_and_limits() -> None:
             as_of=T0,
         )
     assert len(calls) == 2  # one per snapshot; an equal but other snapshot is its own
+    snap_c = MarketSnapshot(as_of=T0, coins={})
+    renderer.prepare(
+        system_template=str(system),
+        user_template=str(user),
+        snapshot=snap_c,
+        limits=limit,
+        as_of=T0,
+    )
+    assert len(calls) == 3  # prepared by the tick ...
+    renderer.render(
+        system_template=str(system),
+        user_template=str(user),
+        snapshot=snap_c,
+        account=AccountView(
+            equity=Decimal(1),
+            available_cash=Decimal(1),
+            return_pct=Decimal(0),
+            sharpe_ratio=0.0,
+            positions=(),
+            minutes_elapsed=1,
+            invocations=1,
+        ),
+        limits=limit,
+        as_of=T0,
+    )
+    assert len(calls) == 3  # ... and not again by the trader's cycle
