@@ -166,9 +166,24 @@ class _SeriesMemo:
 #: the snapshot's coins (one shared snapshot per tick, ``SharedSnapshots``) and the limits.
 #: ``account`` and ``positions`` are each trader's own.
 _SHARED_NAMES = frozenset({"now", "coins", "limits"})
-#: Top-level nodes whose output is theirs alone: no assignment, macro, import, block or
-#: extends that a later node could read (a template with any of those is rendered whole).
+#: Top-level nodes a template may be cut between (a template with any other is rendered
+#: whole) ...
 _SELF_CONTAINED = (nodes.Output, nodes.If, nodes.For)
+#: ... and nodes it must hold nowhere, since a later part could read what they define (a
+#: ``set`` inside a top-level ``if`` sets the template's variable, for one).
+_DEFINING = (
+    nodes.Assign,
+    nodes.AssignBlock,
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Include,
+    nodes.Extends,
+    nodes.Block,
+    nodes.Scope,
+    nodes.ScopedEvalContextModifier,
+)
 
 
 @dataclass(frozen=True)
@@ -196,8 +211,11 @@ def _split(env: jinja2.Environment, source: str) -> tuple[_Part, ...] | None:
     is then rendered once per snapshot, not once per trader. Jinja renders a template as
     its top-level nodes' outputs in turn, so the parts' texts joined are the whole text.
     None when nothing would be shared or a node could pass state to a later one."""
-    body = env.parse(source).body
+    tree = env.parse(source)
+    body = tree.body
     if not body or not all(isinstance(node, _SELF_CONTAINED) for node in body):
+        return None
+    if next(tree.find_all(_DEFINING), None) is not None:
         return None
     runs: list[tuple[bool, list[nodes.Node], set[str]]] = []
     for node in body:

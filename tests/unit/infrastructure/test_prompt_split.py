@@ -141,6 +141,9 @@ TEMPLATES = {
     # a macro: rendered whole
     "macro": "{% macro m(x) %}[{{ x }}]{% endmacro %}{{ m(account.equity) }}"
     "{% for c in coins %}{{ m(c.coin) }}{% endfor %}",
+    # a set inside a top-level if sets the template's variable: rendered whole
+    "if_set": "{% if coins %}{% set n = coins | length %}{% endif %}{{ account.equity }} {{ n }}\n"
+    "{% for c in coins %}{{ c.coin }}{% endfor %}\n",
     # only a trader's own parts: nothing shared
     "own": "{{ account.equity }} {{ positions | length }}\n",
     # everything shared
@@ -166,6 +169,8 @@ def test_hand_written_templates_render_as_a_whole_would(
         whole = JinjaPromptRenderer(root=root, schema_version="v1.0.0", split=False)
         assert split.load(paths["assigned"]).parts is None
         assert split.load(paths["macro"]).parts is None
+        assert split.load(paths["if_set"]).parts is None
+        assert split.load(paths["seams"]).parts is not None
         assert split.load(paths["own"]).parts is None
         for index, account, limit in sequence:
             snap = snaps[index % 2]
