@@ -88,10 +88,25 @@ class _Inputs:
     prompt: RenderedPrompt
 
 
+#: The canonical texts of the newest snapshots, by identity (the entry holds its snapshot,
+#: so the id cannot be reused while it lives): the traders of a tick share one snapshot
+#: (``SharedSnapshots``), and encoding and hashing it per trader was a tenth of a cycle.
+_CANONICAL: dict[int, tuple[MarketSnapshot, tuple[str, str]]] = {}
+_CANONICAL_KEPT = 16
+
+
 def canonical_snapshot(snapshot: MarketSnapshot) -> tuple[str, str]:
-    """The snapshot as stored in ``DecisionRequested`` and its sha256."""
+    """The snapshot as stored in ``DecisionRequested`` and its sha256 (snapshots are
+    immutable: one encoded before is not encoded again)."""
+    hit = _CANONICAL.get(id(snapshot))
+    if hit is not None and hit[0] is snapshot:
+        return hit[1]
     text = _SNAPSHOT_ENCODER.encode(snapshot).decode()
-    return text, hashlib.sha256(text.encode()).hexdigest()
+    result = text, hashlib.sha256(text.encode()).hexdigest()
+    _CANONICAL[id(snapshot)] = (snapshot, result)
+    if len(_CANONICAL) > _CANONICAL_KEPT:
+        del _CANONICAL[next(iter(_CANONICAL))]
+    return result
 
 
 def account_view(

@@ -22,7 +22,13 @@ from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from application.capital import Rebalancer
 from application.control import Flattener
-from application.cycle import CycleOutcome, DecisionCycle, SchemaCheck
+from application.cycle import (
+    CycleOutcome,
+    DecisionCycle,
+    SchemaCheck,
+    canonical_snapshot,
+    prompt_limits,
+)
 from application.fenced_exchange import acting_for
 from application.gateway import DecisionGateway
 from application.leases import LeaseKeeper, venue_lease
@@ -41,10 +47,12 @@ from application.ports import (
     MarketDataError,
     MinutePath,
     PathMarked,
+    PromptLimits,
     PromptRenderer,
 )
 from application.remembered_gates import RememberedGates
 from application.settings import EngineSettings, TraderSettings
+from application.shared_market import PreparesPrompts, SharedSnapshots
 from application.store_guard import StoreGuard
 from application.trading import TradingApp
 from application.venue_health import HealthPolicy, VenueHealth, paper_twin_id, real_trader_id
@@ -86,6 +94,10 @@ def _path_marked(exchange: object) -> TypeGuard[PathMarked]:
 
 def _intrabar(market: object) -> TypeGuard[IntrabarFeed]:
     return _conforms(market, IntrabarFeed)
+
+
+def _prepares(renderer: object) -> TypeGuard[PreparesPrompts]:
+    return _conforms(renderer, PreparesPrompts)
 
 
 @dataclass
@@ -224,6 +236,9 @@ class Arena:
         for rt in runtimes:
             self._states[rt.settings.config_id] = self._state(rt, self._venues[id(rt.exchange)])
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The tick whose shared prompt parts are being prepared, and for what.
+        self._prepared_at: datetime | None = None
+        self._prepared: set[tuple[object, ...]] = set()
         self.cycles_run = 0
         bound = engine.max_concurrent_decisions
         self._slots = asyncio.Semaphore(bound) if bound > 0 else None
@@ -372,8 +387,11 @@ class Arena:
             cfg.allocation,
         )
 
-    def _refresh(self, state: _TraderState) -> None:
-        trader = self.app.get_trader(state.runtime.settings.config_id)
+    def _refresh(self, state: _TraderState, *, look: bool = True) -> None:
+        """``look=False``: right after the trader's own cycle, whose writes the working copy
+        holds (another process's, an operator's pause, are seen by the look of the next
+        tick's refresh, which comes before any decision)."""
+        trader = self.app.get_trader(state.runtime.settings.config_id, look=look)
         state.last_cycle_at = trader.last_cycle_at
         state.paused = trader.paused
         state.flatten_requested = trader.flatten_requested
@@ -492,7 +510,47 @@ class Arena:
                 config_id in self._states and self._due(state, now)
             ):
                 wake, state.wake = state.wake, None
+                self._prepare_shared(state, now)
                 self._spawn(config_id, self._cycle(state, now, wake))
+
+    def _prepare_shared(self, state: _TraderState, now: datetime) -> None:
+        """What the traders of this tick share is the tick's work, done once before the first
+        of their cycles runs (not inside it): the snapshot of their coins is prefetched and,
+        for the first trader of each coin set, templates and limits, the shared parts of its
+        prompt are rendered by a task spawned just before its cycle."""
+        market = state.runtime.market
+        if not isinstance(market, SharedSnapshots):
+            return
+        cfg = state.runtime.settings
+        market.prefetch(cfg.coins, now)
+        if not _prepares(self.renderer):
+            return
+        limits = prompt_limits(cfg)
+        key = (id(market), cfg.coins, cfg.system_template, cfg.user_template, limits)
+        if self._prepared_at is not now:
+            self._prepared_at, self._prepared = now, set()
+        if key in self._prepared:
+            return
+        self._prepared.add(key)
+        self._spawn(f"prompts:{cfg.config_id}", self._prepare_prompts(market, cfg, limits, now))
+
+    async def _prepare_prompts(
+        self, market: SharedSnapshots, cfg: TraderSettings, limits: PromptLimits, now: datetime
+    ) -> None:
+        renderer = self.renderer
+        try:
+            snapshot = await market.snapshot(cfg.coins, now)
+            canonical_snapshot(snapshot)  # as every DecisionRequested of the tick stores it
+            if _prepares(renderer):
+                renderer.prepare(
+                    system_template=cfg.system_template,
+                    user_template=cfg.user_template,
+                    snapshot=snapshot,
+                    limits=limits,
+                    as_of=now,
+                )
+        except Exception as exc:  # noqa: BLE001 - each cycle meets it again and records it
+            log.debug("shared prompt parts not prepared at %s: %r", now.isoformat(), exc)
 
     async def _reconcile(self, venue: _VenueState, now: datetime) -> None:
         again = False  # traders taken while this pass ran: reconcile them at the next tick
@@ -962,7 +1020,7 @@ class Arena:
             # Do not hammer a broken trader every tick: wait for its next interval.
             state.last_cycle_at = now
             return
-        self._refresh(state)
+        self._refresh(state, look=False)
 
     def _failed(self, state: _TraderState, what: str, exc: Exception) -> None:
         config_id = state.runtime.settings.config_id

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol, runtime_checkable
 
 from application.ports import (
     FundingFeed,
@@ -22,7 +23,24 @@ from application.ports import (
     MarketSnapshot,
     MinutePath,
     MissingData,
+    PromptLimits,
 )
+
+
+@runtime_checkable
+class PreparesPrompts(Protocol):
+    """A prompt renderer that can render what the traders of a tick share (the market part,
+    the limits) once, before their cycles (``JinjaPromptRenderer.prepare``)."""
+
+    def prepare(
+        self,
+        *,
+        system_template: str,
+        user_template: str,
+        snapshot: MarketSnapshot,
+        limits: PromptLimits,
+        as_of: datetime,
+    ) -> None: ...
 
 
 class SharedSnapshots:
@@ -39,7 +57,7 @@ class SharedSnapshots:
     def max_staleness_s(self, value: float) -> None:
         self.inner.max_staleness_s = value
 
-    async def snapshot(self, coins: Sequence[str], as_of: datetime) -> MarketSnapshot:
+    def _shared(self, coins: Sequence[str], as_of: datetime) -> asyncio.Future[MarketSnapshot]:
         if as_of != self._as_of:
             self._as_of = as_of
             self._pending = {}
@@ -47,9 +65,20 @@ class SharedSnapshots:
         shared = self._pending.get(key)
         if shared is None:
             shared = asyncio.ensure_future(self.inner.snapshot(coins, as_of))
+            # A failure is each asker's to record; one nobody asked for is not an error.
+            shared.add_done_callback(_retrieved)
             self._pending[key] = shared
+        return shared
+
+    def prefetch(self, coins: Sequence[str], as_of: datetime) -> None:
+        """Start assembling the snapshot now (the tick, as it spawns the cycles that will ask
+        for it): it is then the tick's work, done once before the first of them runs, not
+        a wait inside that trader's cycle."""
+        self._shared(coins, as_of)
+
+    async def snapshot(self, coins: Sequence[str], as_of: datetime) -> MarketSnapshot:
         # shield: one trader's cancelled cycle must not cancel the others' snapshot.
-        return await asyncio.shield(shared)
+        return await asyncio.shield(self._shared(coins, as_of))
 
     async def mids(self, coins: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
         return await self.inner.mids(coins, as_of)
@@ -63,3 +92,8 @@ class SharedSnapshots:
         if not isinstance(self.inner, IntrabarFeed):
             return None  # no candles (a live feed): the venue marks the mids
         return await self.inner.minute_path(coins, as_of)
+
+
+def _retrieved(future: asyncio.Future[MarketSnapshot]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -15,6 +16,17 @@ from application.mapper import TypedJSONMapper
 from application.transcodings import ALL_TRANSCODINGS
 from domain.trader import Trader, trader_id
 from domain.venue_account import VenueAccount, venue_account_id
+
+
+class Watcher(Protocol):
+    """Kept in step with the store through this application (``TradingApp.watch``)."""
+
+    def saved(self, aggregate: object) -> None:
+        """``aggregate`` was saved by this application: the store holds its state now."""
+
+    def reset(self) -> None:
+        """The store may hold writes this application has not seen (another writer's, or a
+        save whose outcome is unknown): what was learnt from saves must be read again."""
 
 
 class TradingApp(Application[UUID]):
@@ -53,6 +65,22 @@ class TradingApp(Application[UUID]):
         self.sole_writer = False
         self._looking = False  # inside one_look()
         self._looked = False  # ... and the head has been looked at
+        #: Indexes kept from this application's saves (weakly: a dropped index goes at once).
+        self._watchers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def watch(self, watcher: Watcher) -> None:
+        """Tell ``watcher`` of every save, and of every time the working copies are dropped."""
+        self._watchers.add(watcher)
+
+    def _drop_live(self) -> None:
+        self._live.clear()
+        for watcher in list(self._watchers):
+            watcher.reset()
+
+    def look(self) -> None:
+        """Look at the log's head (once inside ``one_look``): another writer's events drop
+        the working copies and reset the watchers."""
+        self._drop_if_others_wrote()
 
     @contextmanager
     def one_look(self) -> Iterator[None]:
@@ -79,7 +107,7 @@ class TradingApp(Application[UUID]):
             self._looked = True
         head = self.recorder.max_notification_id() or 0
         if head != self._seen:
-            self._live.clear()
+            self._drop_live()
             self._seen = head
 
     def find_trader(self, config_id: str) -> Trader | None:
@@ -107,8 +135,11 @@ class TradingApp(Application[UUID]):
             self._live[aggregate_id] = trader
         return trader
 
-    def get_trader(self, config_id: str) -> Trader:
-        trader = self.find_trader(config_id)
+    def get_trader(self, config_id: str, *, look: bool = True) -> Trader:
+        """``look=False``: no look at the log's head, for reading back what this process has
+        just written (its working copy, current as of its save); a write by another process
+        is seen at the next look."""
+        trader = self.find_trader(config_id) if look else self._find_trader(config_id)
         if trader is None:
             raise LookupError(f"trader {config_id!r} is not registered")
         return trader
@@ -140,9 +171,13 @@ class TradingApp(Application[UUID]):
             recordings: list[Recording[UUID]] = self.save(aggregate)
         except BaseException:
             self._live.pop(aggregate.id, None)
+            for watcher in list(self._watchers):
+                watcher.reset()  # the write may have happened (a commit's outcome unknown)
             raise
         if not recordings:
             return None
+        for watcher in list(self._watchers):
+            watcher.saved(aggregate)
         first_version = recordings[0].domain_event.originator_version
         if (first_version - 1) // self.snapshot_every != aggregate.version // self.snapshot_every:
             self._snapshot(aggregate)
@@ -152,7 +187,7 @@ class TradingApp(Application[UUID]):
             self._seen = max(self._seen, last)
             self._live[aggregate.id] = aggregate
         else:
-            self._live.clear()
+            self._drop_live()
             self._seen = last
         return last
 

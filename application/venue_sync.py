@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from application.claims import ClaimedCoins
 from application.fenced_exchange import acting_for
 from application.orders import OrderDesk
 from application.ports import (
@@ -54,7 +55,6 @@ from application.venue_health import real_trader_id
 from application.venue_pending import PendingOrders
 from application.venue_state import (
     OUTSIDE,
-    HeldCoins,
     SyncPolicy,
     SyncReport,
     VenueRead,
@@ -103,7 +103,7 @@ class VenueSync:
         self._fill_cursor: datetime | None = None
         self._funding_cursor: datetime | None = None
         self._last_state: VenueAccountState | None = None
-        self._held = HeldCoins()  # each trader's held coins, by copy and version
+        self._claims = ClaimedCoins(app, list(self.settings))  # coin → holders, indexed
         #: ``_unchanged`` after the last pass, when it did nothing (else None).
         self._quiet: tuple[object, ...] | None = None
         self.last_run: datetime | None = None
@@ -146,8 +146,7 @@ class VenueSync:
         ``mine``: the caller's working copy of the trader (a cycle's, with unsaved events);
         without it the stored one is read, which rebuilds it when a working copy is pending.
         """
-        others = self._traders(excluding=config_id)
-        claimed = {coin: h for coin, h in holders(others, self._held).items() if h != config_id}
+        claimed = self._claims.holders(excluding=config_id)
         # A position on the account that no trader holds (someone else's) is no one's to
         # join: an entry would merge into it.
         if mine is None:

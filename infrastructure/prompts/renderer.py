@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
+from jinja2 import nodes
 
 from application.cycle import PromptError
 from application.ports import (
@@ -160,11 +162,114 @@ class _SeriesMemo:
         return memoized
 
 
+#: What a part of a prompt may read and still be shared by the traders of a tick: the time,
+#: the snapshot's coins (one shared snapshot per tick, ``SharedSnapshots``) and the limits.
+#: ``account`` and ``positions`` are each trader's own.
+_SHARED_NAMES = frozenset({"now", "coins", "limits"})
+#: Top-level nodes a template may be cut between (a template with any other is rendered
+#: whole) ...
+_SELF_CONTAINED = (nodes.Output, nodes.If, nodes.For)
+#: ... and nodes it must hold nowhere, since a later part could read what they define (a
+#: ``set`` inside a top-level ``if`` sets the template's variable, for one).
+_DEFINING = (
+    nodes.Assign,
+    nodes.AssignBlock,
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Include,
+    nodes.Extends,
+    nodes.Block,
+    nodes.Scope,
+    nodes.ScopedEvalContextModifier,
+)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A run of a template's top-level nodes, rendered on its own. ``shared``: it reads
+    only ``_SHARED_NAMES`` (``names``), so its text is kept for the next trader."""
+
+    template: jinja2.Template
+    names: frozenset[str]
+    shared: bool
+
+
 @dataclass(frozen=True)
 class _Template:
     id: str
     version: str
     template: jinja2.Template
+    #: The template cut into parts whose texts, joined, are its text (None: rendered whole).
+    parts: tuple[_Part, ...] | None = None
+
+
+def _split(env: jinja2.Environment, source: str) -> tuple[_Part, ...] | None:
+    """Cut a template at its top level into runs of nodes that read only what the traders
+    of a tick share, and runs that read a trader's own: the market part of the user prompt
+    is then rendered once per snapshot, not once per trader. Jinja renders a template as
+    its top-level nodes' outputs in turn, so the parts' texts joined are the whole text.
+    None when nothing would be shared or a node could pass state to a later one."""
+    tree = env.parse(source)
+    body = tree.body
+    if not body or not all(isinstance(node, _SELF_CONTAINED) for node in body):
+        return None
+    if next(tree.find_all(_DEFINING), None) is not None:
+        return None
+    runs: list[tuple[bool, list[nodes.Node], set[str]]] = []
+    for node in body:
+        names = jinja2.meta.find_undeclared_variables(_tree(env, [node]))
+        shared = names <= _SHARED_NAMES
+        if runs and runs[-1][0] == shared:
+            runs[-1][1].append(node)
+            runs[-1][2].update(names)
+        else:
+            runs.append((shared, [node], set(names)))
+    if not any(shared for shared, _, _ in runs):
+        return None
+    return tuple(
+        _Part(env.from_string(_tree(env, run)), frozenset(names), shared)
+        for shared, run, names in runs
+    )
+
+
+def _tree(env: jinja2.Environment, body: list[nodes.Node]) -> nodes.Template:
+    tree = nodes.Template(body, lineno=1)
+    tree.set_environment(env)
+    return tree
+
+
+class _SharedTexts:
+    """The texts of shared parts, by part and by what they read: the time, the snapshot (by
+    identity, held so its id cannot be reused while the entry lives) and the limits (by
+    value). The oldest entries go first."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self.capacity = capacity
+        self._entries: dict[tuple[Any, ...], tuple[object, str]] = {}
+
+    def render(
+        self, part: _Part, context: dict[str, Any], snapshot: MarketSnapshot, limits: Any
+    ) -> str:
+        names = part.names
+        try:
+            key = (
+                id(part),
+                context["now"] if "now" in names else None,
+                id(snapshot) if "coins" in names else None,
+                limits if "limits" in names else None,
+            )
+            hit = self._entries.get(key)
+        except TypeError:  # limits that cannot be hashed: nothing to key on
+            return part.template.render(**context)
+        if hit is not None and hit[0] is snapshot:
+            return hit[1]
+        text = part.template.render(**context)
+        self._entries[key] = (snapshot, text)
+        if len(self._entries) > self.capacity:
+            del self._entries[next(iter(self._entries))]
+        return text
 
 
 class JinjaPromptRenderer:
@@ -175,8 +280,12 @@ class JinjaPromptRenderer:
         schema_version: str,
         strict: bool = True,
         require_header: bool = True,
+        split: bool = True,
     ) -> None:
+        """``split``: shared parts of a prompt rendered once per snapshot (False: every
+        template rendered whole, the reference the split rendering is tested against)."""
         self.root = root
+        self.split = split
         self.schema_version = schema_version
         self.strict = strict
         self.require_header = require_header
@@ -195,6 +304,9 @@ class JinjaPromptRenderer:
         self._env.filters["row"] = memo.wrap(_row)
         self._env.filters["bp"] = memo.wrap(_bp)
         self._env.filters["bp_of"] = memo.wrap(_bp_of)
+        self._shared = _SharedTexts()
+        self._by_name: dict[str, _Template] = {}  # absolute names as strings → templates
+        self._now: tuple[datetime | None, str] = (None, "")  # the last time, formatted
         self._cache: dict[Path, _Template] = {}
         self._named: dict[Path, _Template] = {}  # absolute names as given → their template
 
@@ -222,18 +334,27 @@ class JinjaPromptRenderer:
                 f"prompt template {path} declares Version {version}, but "
                 f"prompt_schema_version is {self.schema_version}"
             )
+        source = path.read_text(encoding="utf-8")
         try:
-            template = self._env.from_string(path.read_text(encoding="utf-8"))
+            template = self._env.from_string(source)
+            parts = _split(self._env, source) if self.split else None
         except jinja2.TemplateSyntaxError as exc:
             raise PromptVersionError(f"prompt template {path}:{exc.lineno}: {exc.message}") from exc
         try:
             template_id = str(path.relative_to(self.root.resolve()))
         except ValueError:
             template_id = str(path)
-        loaded = _Template(id=template_id, version=version or "", template=template)
+        loaded = _Template(template_id, version or "", template, parts)
         self._cache[path] = loaded
         if given.is_absolute():
             self._named[given] = loaded
+        return loaded
+
+    def _load_named(self, name: str) -> _Template:
+        path = Path(name)
+        loaded = self.load(path)
+        if path.is_absolute():  # a relative name is resolved against the current directory
+            self._by_name[name] = loaded
         return loaded
 
     def render(
@@ -247,20 +368,16 @@ class JinjaPromptRenderer:
         as_of: datetime,
     ) -> RenderedPrompt:
         try:
-            system = self.load(Path(system_template))
-            user = self.load(Path(user_template))
+            system = self._by_name.get(system_template) or self._load_named(system_template)
+            user = self._by_name.get(user_template) or self._load_named(user_template)
         except PromptVersionError as exc:
             raise PromptError(str(exc)) from exc
-        context = {
-            "now": as_of.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "coins": [snapshot.coins[c] for c in snapshot.coins],
-            "account": account,
-            "positions": [_position_dict(p) for p in account.positions],
-            "limits": limits,
-        }
+        context = self._shared_context(snapshot, limits, as_of)
+        context["account"] = account
+        context["positions"] = [_position_dict(p) for p in account.positions]
         try:
-            system_text = system.template.render(**context).strip() + "\n"
-            user_text = user.template.render(**context).strip() + "\n"
+            system_text = self._text(system, context, snapshot, limits).strip() + "\n"
+            user_text = self._text(user, context, snapshot, limits).strip() + "\n"
         except jinja2.TemplateError as exc:
             raise PromptError(f"rendering failed: {exc}") from exc
         digest = prompt_digest(system_text, user_text)
@@ -271,6 +388,59 @@ class JinjaPromptRenderer:
             system=system_text,
             user=user_text,
             digest=digest,
+        )
+
+    def prepare(
+        self,
+        *,
+        system_template: str,
+        user_template: str,
+        snapshot: MarketSnapshot,
+        limits: PromptLimits,
+        as_of: datetime,
+    ) -> None:
+        """Render the parts of these templates that the traders of a tick share (the market,
+        the limits) for this snapshot, before their cycles: the tick's work, done once. A
+        failure is left for the cycles, which meet it again and record it."""
+        try:
+            loaded = [
+                self._by_name.get(n) or self._load_named(n)
+                for n in (system_template, user_template)
+            ]
+            context = self._shared_context(snapshot, limits, as_of)
+            for template in loaded:
+                for part in template.parts or ():
+                    if part.shared:
+                        self._shared.render(part, context, snapshot, limits)
+        except (PromptVersionError, jinja2.TemplateError):
+            return
+
+    def _shared_context(
+        self, snapshot: MarketSnapshot, limits: PromptLimits, as_of: datetime
+    ) -> dict[str, Any]:
+        if self._now[0] is not as_of:  # the traders of a tick share their as_of
+            self._now = (as_of, as_of.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        return {
+            "now": self._now[1],
+            "coins": [snapshot.coins[c] for c in snapshot.coins],
+            "limits": limits,
+        }
+
+    def _text(
+        self, loaded: _Template, context: dict[str, Any], snapshot: MarketSnapshot, limits: Any
+    ) -> str:
+        """The template's text: its shared parts as kept for this snapshot, its own parts
+        rendered for this trader (byte for byte the whole template's rendering)."""
+        if loaded.parts is None:
+            return loaded.template.render(**context)
+        shared = self._shared
+        return "".join(
+            [
+                shared.render(part, context, snapshot, limits)
+                if part.shared
+                else part.template.render(**context)
+                for part in loaded.parts
+            ]
         )
 
 

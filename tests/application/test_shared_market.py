@@ -90,3 +90,44 @@ def test_a_minute_path_is_the_providers_and_none_without_candles() -> None:
     assert isinstance(inner, IntrabarFeed)
     path = asyncio.run(SharedSnapshots(inner).minute_path(["BTC"], T0))
     assert path == MinutePath(T0, ({"BTC": Decimal(1)}, {"BTC": Decimal("100000")}))
+
+
+def test_a_prefetched_snapshot_is_the_one_the_traders_get() -> None:
+    inner = Counting()
+    market = SharedSnapshots(inner)
+
+    async def tick() -> tuple[MarketSnapshot, MarketSnapshot]:
+        market.prefetch(["BTC", "ETH"], T0)  # the tick, as it spawns the cycles
+        market.prefetch(["BTC", "ETH"], T0)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # assembled before any trader asks
+        assert inner.asked == [(("BTC", "ETH"), T0)]
+        return await market.snapshot(["BTC", "ETH"], T0), await market.snapshot(["BTC", "ETH"], T0)
+
+    first, second = asyncio.run(tick())
+    assert first is second
+    assert inner.asked == [(("BTC", "ETH"), T0)]
+
+
+def test_a_prefetched_failure_is_each_askers_and_no_one_elses() -> None:
+    inner = Counting()
+    inner.missing.add("ETH")
+    market = SharedSnapshots(inner)
+    unretrieved: list[object] = []
+
+    async def tick() -> BaseException | MarketSnapshot:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: unretrieved.append(ctx))
+        market.prefetch(["BTC", "ETH"], T0)
+        market.prefetch(["ETH"], T0)  # nobody asks for this one
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        result = await asyncio.gather(market.snapshot(["BTC", "ETH"], T0), return_exceptions=True)
+        market.prefetch(["BTC"], T0 + timedelta(minutes=3))  # the next tick drops the last
+        await asyncio.sleep(0)
+        return result[0]
+
+    assert isinstance(asyncio.run(tick()), MissingData)
+    import gc
+
+    gc.collect()
+    assert unretrieved == []  # no "exception was never retrieved" for the unasked one

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from application.leases import LeaseKeeper, venue_lease
+from application.shared_market import SharedSnapshots
 from infrastructure.leases import TABLE, PostgresLeaseStore
 from tests.support.arena import OfflineArena
 from tests.support.workspace import Workspace
@@ -127,17 +128,51 @@ def _timed_sync(fn: Callable[..., Any], slot: int) -> Callable[..., Any]:
     return timed
 
 
+def _timed_into(fn: Callable[..., Awaitable[Any]], spent: list[float]) -> Callable[..., Any]:
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - started)
+
+    return timed
+
+
 Row = tuple[float, float, float, float]  # cycle, model, exchange, store writes (seconds)
 
 
-def _instrument(arena: OfflineArena, rows: list[Row]) -> None:
+def _instrument(
+    arena: OfflineArena,
+    rows: list[Row],
+    builds: list[float] | None = None,
+    preparations: list[float] | None = None,
+) -> None:
     """Time every cycle, and inside it the model's answers, the exchange's calls (each
     object's coroutine methods) and the event store's writes, per task, so another task's
-    calls never count."""
+    calls never count. ``builds``: the seconds of each shared snapshot's assembly, and
+    ``preparations``: of each preparation of the shared prompt parts (the tick's work,
+    outside every cycle, since the tick prefetches and prepares what its traders share)."""
     app = arena.engine.app
     app.save = _timed_sync(app.save, 2)  # type: ignore[method-assign]
     wrapped: set[int] = set()
+    renderer = arena.engine.arena.renderer
+    if preparations is not None and hasattr(renderer, "prepare"):
+        prepare = renderer.prepare
+
+        def timed_prepare(**kwargs: Any) -> None:
+            started = time.perf_counter()
+            try:
+                prepare(**kwargs)
+            finally:
+                preparations.append(time.perf_counter() - started)
+
+        renderer.prepare = timed_prepare
     for state in arena.engine.arena._states.values():
+        market = state.runtime.market
+        if builds is not None and isinstance(market, SharedSnapshots) and id(market) not in wrapped:
+            wrapped.add(id(market))
+            market.inner.snapshot = _timed_into(market.inner.snapshot, builds)  # type: ignore[method-assign]
         cycle = state.cycle
         for model in cycle.gateway.models.values():
             if id(model) not in wrapped:
@@ -172,10 +207,16 @@ def arena_cycles(traders: int, ticks: int = 20) -> dict[str, Any]:
         _cloned_traders(ws, traders)
         arena = OfflineArena.open(Path(tmp) / "data", config_path=ws.main)
         rows: list[Row] = []
-        _instrument(arena, rows)
+        builds: list[float] = []
+        preparations: list[float] = []
+        _instrument(arena, rows, builds, preparations)
         asyncio.run(_drive(arena, ticks))
         deciding = len(arena.engine.arena.trader_ids)
     rows = rows[deciding:]  # the warm-up tick's first snapshots and prompts
+    per_tick = len(builds) // (ticks + 1) or 1
+    builds_ms = [b * 1000 for b in builds[per_tick:]]  # the warm-up tick's left out
+    preparing = len(preparations) // (ticks + 1) or 1
+    shared_ms = (sum(builds[per_tick:]) + sum(preparations[preparing:])) * 1000 / ticks
     overhead = [(wall - model - exchange) * 1000 for wall, model, exchange, _ in rows]
     cpu = [(wall - model - exchange - store) * 1000 for wall, model, exchange, store in rows]
     model_ms = [row[1] * 1000 for row in rows]
@@ -193,6 +234,10 @@ def arena_cycles(traders: int, ticks: int = 20) -> dict[str, Any]:
         "model_p50_ms": round(statistics.median(model_ms), 3),
         "exchange_p50_ms": round(statistics.median(exchange_ms), 3),
         "exchange_p99_ms": round(percentile(exchange_ms, 99), 3),
+        "snapshot_builds_per_tick": per_tick,
+        "snapshot_build_p50_ms": round(statistics.median(builds_ms), 3) if builds_ms else 0.0,
+        "snapshot_build_p99_ms": round(percentile(builds_ms, 99), 3) if builds_ms else 0.0,
+        "tick_shared_ms": round(shared_ms, 3),  # snapshots + shared prompt parts, per tick
     }
 
 
@@ -247,7 +292,10 @@ def report(results: dict[str, Any]) -> None:
                 f"without them p50 {r['without_store_p50_ms']:.3f} ms, "
                 f"p99 {r['without_store_p99_ms']:.3f} ms); model p50 "
                 f"{r['model_p50_ms']:.3f} ms; exchange p50 {r['exchange_p50_ms']:.3f} ms, "
-                f"p99 {r['exchange_p99_ms']:.3f} ms"
+                f"p99 {r['exchange_p99_ms']:.3f} ms; shared snapshots (the tick's, outside the "
+                f"cycles): {r['snapshot_builds_per_tick']} a tick, p50 "
+                f"{r['snapshot_build_p50_ms']:.3f} ms, p99 {r['snapshot_build_p99_ms']:.3f} ms; "
+                f"with the shared prompt parts {r['tick_shared_ms']:.3f} ms a tick"
             )
     row = results.get("arena_100")
     if row:
