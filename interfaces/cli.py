@@ -149,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="reduce the views in up to N processes side by side (default: one per core "
-        "this process may run on); the views written are the same",
+        help="reduce the views in up to N processes side by side (default 1); the views "
+        "written are the same. Each process reads the whole log: on two cores it paid "
+        "on SQLite (1.2x) and not on PostgreSQL (0.9x)",
     )
     status = projections_commands.add_parser("status", help="position and lag of every view")
     _common(status)
@@ -652,8 +653,8 @@ def cmd_projections(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_CONFIG
     if args.action == "rebuild":
-        processes = args.processes or max(1, len(os.sched_getaffinity(0)))
-        if args.processes is not None and args.processes < 1:
+        processes = 1 if args.processes is None else args.processes
+        if processes < 1:
             print("--processes must be at least 1", file=sys.stderr)
             return 2
         try:
