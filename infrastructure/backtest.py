@@ -19,7 +19,8 @@ import hashlib
 import json
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -810,39 +811,67 @@ def run_replicas(
     if null is not None and plan.traders and null not in plan.traders:
         raise BacktestError(f"the null trader {null} is not among --traders")
     backtest_config(config, plan)  # refuse bad input before the first replica runs
-    plan.out.mkdir(parents=True, exist_ok=True)
-    mark_incomplete(plan.out, {"state": "running", "seeds": seeds, "note": _REPLICAS_NOTE})
-    try:
-        runs, table = _replicas(
-            config, plan, seeds, run_one, read, null, matched_null, run_with, run_all
+    with _replicas_marked(plan.out, seeds):
+        plans = [
+            dataclasses.replace(
+                plan,
+                out=plan.out / f"seed-{seed}",
+                seed=seed,
+                # Replica 0 is the run as configured; the others add fill randomness.
+                spread_jitter=REPLICA_SPREAD_JITTER if seed > 0 else plan.spread_jitter,
+            )
+            for seed in range(seeds)
+        ]
+        runs = (
+            run_all([(config, one) for one in plans])
+            if run_all is not None
+            else [run_one(one) for one in plans]
         )
-    except BaseException as exc:
-        detail = getattr(exc, "detail", None)  # a worker process's own traceback
-        finished = sorted(
-            str(d.relative_to(plan.out))
-            for d in [*plan.out.glob("seed-*"), *plan.out.glob("null/seed-*")]
-            if (d / "backtest.json").is_file()
-        )
-        mark_incomplete(
-            plan.out,
-            {
-                "state": "failed",
-                "seeds": seeds,
-                "error": str(exc) if detail is not None else f"{type(exc).__name__}: {exc}",
-                "traceback": detail or "".join(traceback.format_exception(exc)),
-                # Each of these is a complete run of its own; replicas.json is not written.
-                "finished": finished,
-                "note": "not a finished run: it failed; run it again into a new --out",
-            },
-        )
-        raise
-    (plan.out / INCOMPLETE).unlink()
-    return runs, table
+        table = replica_table(runs, read, null)
+        if matched_null:
+            if run_with is None and run_all is None:
+                raise BacktestError("--matched-null needs a way to run the nulls")
+            first = runs[0].out
+            with_nulls, nulls, params = _matched_nulls(config, plan, read(first), first, null)
+            null_plans = [
+                dataclasses.replace(
+                    plan,
+                    traders=list(nulls.values()),
+                    out=plan.out / "null" / f"seed-{seed}",
+                    seed=seed,
+                    spread_jitter=REPLICA_SPREAD_JITTER if seed > 0 else plan.spread_jitter,
+                )
+                for seed in range(seeds)
+            ]
+            if run_all is not None:
+                null_runs = run_all([(with_nulls, one) for one in null_plans])
+            else:
+                assert run_with is not None
+                null_runs = [run_with(with_nulls, one) for one in null_plans]
+            null_table = replica_table(null_runs, read, None)
+            matched: dict[str, dict[str, Any]] = {}
+            for trader, null_id in nulls.items():
+                mine, theirs = table.traders.get(trader), null_table.traders.get(null_id)
+                if mine is None or theirs is None:
+                    continue
+                matched[trader] = {
+                    "null": null_id,
+                    "model": params[trader].name(),
+                    "luck": {kpi: luck_test(mine, theirs, kpi).label for kpi in LUCK_KPIS},
+                    "match": {
+                        kpi: {"trader": mine[kpi].mean, "null": theirs[kpi].mean}
+                        for kpi in ("num_trades", "avg_hold_hours", "turnover")
+                        if kpi in mine and kpi in theirs
+                    },
+                    "null_kpis": {kpi: dataclasses.asdict(s) for kpi, s in theirs.items()},
+                }
+            table = dataclasses.replace(table, matched=matched)
+        atomic_write(plan.out / "replicas.json", json.dumps(table.document(), indent=2).encode())
+        return runs, table
 
 
 #: Written into OUT while a run is not finished (or after it failed); gone once it is.
 INCOMPLETE = "incomplete.json"
-_REPLICAS_NOTE = "not a finished run: replicas.json is written when it is"
 
 
 def mark_incomplete(out: Path, document: dict[str, Any]) -> None:
@@ -851,73 +880,35 @@ def mark_incomplete(out: Path, document: dict[str, Any]) -> None:
     atomic_write(out / INCOMPLETE, json.dumps(masked, indent=2).encode())
 
 
-def _replicas(
-    config: LoadedConfig,
-    plan: BacktestPlan,
-    seeds: int,
-    run_one: Callable[[BacktestPlan], BacktestResult],
-    read: Callable[[Path], RunReport],
-    null: str | None,
-    matched_null: bool,
-    run_with: Callable[[LoadedConfig, BacktestPlan], BacktestResult] | None,
-    run_all: RunAll | None,
-) -> tuple[list[BacktestResult], ReplicaTable]:
-    plans = [
-        dataclasses.replace(
-            plan,
-            out=plan.out / f"seed-{seed}",
-            seed=seed,
-            # Replica 0 is the run as configured; the others add fill randomness.
-            spread_jitter=REPLICA_SPREAD_JITTER if seed > 0 else plan.spread_jitter,
+@contextmanager
+def _replicas_marked(out: Path, seeds: int) -> Iterator[None]:
+    """The marker while the replicas run; after a failure, the error and the replicas that
+    finished (each a complete run of its own; replicas.json is not written)."""
+    out.mkdir(parents=True, exist_ok=True)
+    note = "not a finished run: replicas.json is written when it is"
+    mark_incomplete(out, {"state": "running", "seeds": seeds, "note": note})
+    try:
+        yield
+    except BaseException as exc:
+        detail = getattr(exc, "detail", None)  # a worker process's own traceback
+        finished = sorted(
+            str(d.relative_to(out))
+            for d in [*out.glob("seed-*"), *out.glob("null/seed-*")]
+            if (d / "backtest.json").is_file()
         )
-        for seed in range(seeds)
-    ]
-    runs = (
-        run_all([(config, one) for one in plans])
-        if run_all is not None
-        else [run_one(one) for one in plans]
-    )
-    table = replica_table(runs, read, null)
-    if matched_null:
-        if run_with is None and run_all is None:
-            raise BacktestError("--matched-null needs a way to run the nulls")
-        first = runs[0].out
-        with_nulls, nulls, params = _matched_nulls(config, plan, read(first), first, null)
-        null_plans = [
-            dataclasses.replace(
-                plan,
-                traders=list(nulls.values()),
-                out=plan.out / "null" / f"seed-{seed}",
-                seed=seed,
-                spread_jitter=REPLICA_SPREAD_JITTER if seed > 0 else plan.spread_jitter,
-            )
-            for seed in range(seeds)
-        ]
-        if run_all is not None:
-            null_runs = run_all([(with_nulls, one) for one in null_plans])
-        else:
-            assert run_with is not None
-            null_runs = [run_with(with_nulls, one) for one in null_plans]
-        null_table = replica_table(null_runs, read, None)
-        matched: dict[str, dict[str, Any]] = {}
-        for trader, null_id in nulls.items():
-            mine, theirs = table.traders.get(trader), null_table.traders.get(null_id)
-            if mine is None or theirs is None:
-                continue
-            matched[trader] = {
-                "null": null_id,
-                "model": params[trader].name(),
-                "luck": {kpi: luck_test(mine, theirs, kpi).label for kpi in LUCK_KPIS},
-                "match": {
-                    kpi: {"trader": mine[kpi].mean, "null": theirs[kpi].mean}
-                    for kpi in ("num_trades", "avg_hold_hours", "turnover")
-                    if kpi in mine and kpi in theirs
-                },
-                "null_kpis": {kpi: dataclasses.asdict(s) for kpi, s in theirs.items()},
-            }
-        table = dataclasses.replace(table, matched=matched)
-    atomic_write(plan.out / "replicas.json", json.dumps(table.document(), indent=2).encode())
-    return runs, table
+        mark_incomplete(
+            out,
+            {
+                "state": "failed",
+                "seeds": seeds,
+                "error": str(exc) if detail is not None else f"{type(exc).__name__}: {exc}",
+                "traceback": detail or "".join(traceback.format_exception(exc)),
+                "finished": finished,
+                "note": "not a finished run: it failed; run it again into a new --out",
+            },
+        )
+        raise
+    (out / INCOMPLETE).unlink()
 
 
 # -- timer against triggers (--compare-triggers) ---------------------------------------------
