@@ -107,6 +107,7 @@ from infrastructure.eventstore import (
 )
 from infrastructure.eventstore_unsynced import TOPIC as UNSYNCED_SQLITE
 from infrastructure.fenced_recorder import FencedPostgresRecorder, lease_fence
+from infrastructure.forked_rebuild import ForkedReplay
 from infrastructure.hyperliquid.assets import HYPERLIQUID_ASSETS
 from infrastructure.hyperliquid.exchange import HyperliquidExchange, RetryPolicy
 from infrastructure.hyperliquid.market import HyperliquidMarket
@@ -149,7 +150,6 @@ from infrastructure.trigger_store import FileGateMemory
 
 if TYPE_CHECKING:  # matplotlib is imported by nof0 report only: every other process starts faster
     from infrastructure.reports.html import WrittenReport
-from infrastructure.forked_rebuild import ForkedReplay
 from infrastructure.simulator.config import BookModel, SimConfig
 from infrastructure.simulator.engine import SimVenue
 from infrastructure.simulator.gateway import SimGateway
@@ -319,9 +319,7 @@ def open_app(
         schema = pg.Schema or config.main.Name
         if create_tables:
             ensure_schema(pg.DataSource, schema)
-        env = postgres_env(
-            pg.DataSource, schema=schema, pool_size=pool_size or min(pg.MaxOpen, 20)
-        )
+        env = postgres_env(pg.DataSource, schema=schema, pool_size=pool_size or min(pg.MaxOpen, 20))
         if pool_size is not None:
             env[f"{APP_PREFIX}_POSTGRES_MAX_OVERFLOW"] = "0"
         if config.main.Leases.Enabled:
