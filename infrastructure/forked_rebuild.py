@@ -13,7 +13,8 @@ the log, while the parent's own store connection is idle (no transaction, no loc
 database taken); the child never uses that connection, opens its own (SQLite's warning
 is about using a connection on both sides of a fork), and leaves with ``os._exit``, so
 none of the parent's cleanup runs twice. Where ``os.fork`` does not exist, or for one
-group, the replay runs in this process.
+group, the replay runs in this process (also where ``os.waitid`` does not: children are
+looked at without being reaped).
 
 A child that fails fails the rebuild with its views' names and its error; the parent
 stops the others; Ctrl-C or SIGTERM stop them all; a parent killed outright takes its
@@ -99,7 +100,7 @@ class ForkedReplay:
         self, source: BatchSource, projectors: Sequence[Projector[Any]], head: int
     ) -> tuple[list[ViewOutput], int]:
         split = groups(projectors, self.processes) if projectors else []
-        if len(split) < 2 or not hasattr(os, "fork"):
+        if len(split) < 2 or not hasattr(os, "fork") or not hasattr(os, "waitid"):
             return replay_outputs(source, projectors, head)
         with _terminate_unwinds(), tempfile.TemporaryDirectory(prefix="nof0-rebuild-") as tmp:
             children: dict[int, tuple[Path, list[Projector[Any]]]] = {}
@@ -210,12 +211,8 @@ _POLL_S = 0.01
 
 
 def _ended(pid: int) -> bool:
-    if hasattr(os, "waitid"):  # looks without reaping
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    done, status = os.waitpid(pid, os.WNOHANG)  # pragma: no cover - no waitid here
-    if done:
-        raise RuntimeError(f"rebuild process {pid} reaped while looked at ({status})")
-    return False
+    """Whether ``pid`` has ended, looked at without reaping it."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
 def _failure(group: Iterable[Projector[Any]], result: Path, code: int) -> str:

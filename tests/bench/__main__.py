@@ -32,8 +32,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -64,6 +62,7 @@ from projections.engine import CatchUp
 from projections.rebuild import rebuild_views
 from tests.conftest import POSTGRES_DSN, REPO
 from tests.support.fakes import T0, sim_exchange, trader_settings
+from tests.support.logs import log_opener
 
 COINS = ("BTC", "ETH", "SOL", "BNB", "DOGE", "XRP")
 
@@ -237,18 +236,6 @@ def timed_fill(
     }
 
 
-def _reopen(env: dict[str, str]) -> Callable[[], AbstractContextManager[StoredLog]]:
-    @contextmanager
-    def reopen() -> Iterator[StoredLog]:
-        child = TradingApp(env={**env, "NOF0_CREATE_TABLE": "n"})
-        try:
-            yield StoredLog(child)
-        finally:
-            child.close()
-
-    return reopen
-
-
 def rebuild_rate(
     app: TradingApp, label: str, env: dict[str, str], *, runs: int = 3
 ) -> dict[str, Any]:
@@ -274,7 +261,7 @@ def rebuild_rate(
             ns,
             lambda name: JsonViewStore(ns.directory(name)),
             bootstrap.projectors(config),
-            replayer=ForkedReplay(_reopen(env), processes),
+            replayer=ForkedReplay(log_opener(app, env), processes),
         )
         forked.append(report.events / report.seconds)
         started = time.perf_counter()

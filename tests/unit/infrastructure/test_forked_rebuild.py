@@ -20,31 +20,17 @@ from hypothesis import strategies as st
 
 from application.trading import TradingApp
 from infrastructure import forked_rebuild
-from infrastructure.event_log import StoredLog, connects
+from infrastructure.event_log import StoredLog
 from infrastructure.forked_rebuild import ForkedReplay, RebuildProcessFailed, groups
 from projections.conversations import ConversationsProjector
 from projections.engine import Projector
 from projections.rebuild import rebuild_views
 from projections.trades import TradesProjector
 from tests.property.test_projection_rebuild import MemoryStore, all_projectors, build_history
+from tests.support.logs import log_opener
 from tests.unit.infrastructure.test_event_log import Generations, rebuilt_views, varied_steps
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
-
-
-def opener(app: TradingApp, env: dict[str, str]) -> Any:
-    @contextmanager
-    def reopen() -> Iterator[StoredLog]:
-        if not connects(app):
-            yield StoredLog(app)
-            return
-        child = TradingApp(env={**env, "NOF0_CREATE_TABLE": "n"})  # no DDL race
-        try:
-            yield StoredLog(child)
-        finally:
-            child.close()
-
-    return reopen
 
 
 def forked_views(
@@ -57,7 +43,7 @@ def forked_views(
         generations,
         lambda name: stores.setdefault(name, MemoryStore()),
         projectors,
-        replayer=ForkedReplay(opener(app, env), processes),
+        replayer=ForkedReplay(log_opener(app, env), processes),
     )
     return stores[report.namespace].files, generations
 
@@ -144,7 +130,7 @@ def test_a_failed_rebuild_leaves_the_readers_where_they_were() -> None:
             generations,
             lambda name: MemoryStore(),
             [ConversationsProjector(per_trader=3), Broken()],
-            replayer=ForkedReplay(opener(app, env), 2),
+            replayer=ForkedReplay(log_opener(app, env), 2),
         )
     assert generations.now == "gen0"
 
@@ -233,7 +219,7 @@ def test_a_signal_while_the_children_work_stops_them_all(
     timer.start()
     expected: type[BaseException] = KeyboardInterrupt if signum == signal.SIGINT else SystemExit
     with pytest.raises(expected) as raised:
-        ForkedReplay(opener(app, env), 2)(StoredLog(app), projectors, app.max_position())
+        ForkedReplay(log_opener(app, env), 2)(StoredLog(app), projectors, app.max_position())
     timer.join()
     if signum == signal.SIGTERM:
         assert raised.value.code == 128 + signal.SIGTERM
@@ -247,7 +233,7 @@ def test_a_signal_while_the_children_work_stops_them_all(
 def test_a_child_error_of_several_lines_is_reported_whole(forked: list[int]) -> None:
     app, env = popo_history(6)
     with pytest.raises(RebuildProcessFailed) as raised:
-        ForkedReplay(opener(app, env), 2)(
+        ForkedReplay(log_opener(app, env), 2)(
             StoredLog(app), [TradesProjector(), Failing(per_trader=3)], app.max_position()
         )
     message = str(raised.value)
@@ -265,7 +251,7 @@ def test_the_first_child_to_fail_is_reported_while_another_still_works(
     slow.finished = tmp_path / "finished"
     projectors: list[Projector[Any]] = [TradesProjector(), slow, Failing(per_trader=3)]
     with pytest.raises(RebuildProcessFailed, match="failing_v1"):
-        ForkedReplay(opener(app, env), 3)(StoredLog(app), projectors, app.max_position())
+        ForkedReplay(log_opener(app, env), 3)(StoredLog(app), projectors, app.max_position())
     assert len(forked) == 2
     assert reaped(forked)
     assert not slow.finished.exists()  # reported before the slow one finished, which stopped
